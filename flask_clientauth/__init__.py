@@ -1,0 +1,31 @@
+"""Flask-ClientAuth: API Connect-style client ID / client secret enforcement from an OpenAPI document."""
+
+from __future__ import annotations
+
+from .context import AuthenticatedClient, current_client, get_current_client
+from .errors import AuthFailure
+from .extension import ClientAuth, ClientAuthState
+from .requirements import Policy, Requirement, Scheme
+from .spec import Spec, SpecError, load_spec
+from .store import ClientNotFound, ClientRecord, ClientStore, StoreError
+
+__all__ = [
+    "AuthFailure",
+    "AuthenticatedClient",
+    "ClientAuth",
+    "ClientAuthState",
+    "ClientNotFound",
+    "ClientRecord",
+    "ClientStore",
+    "Policy",
+    "Requirement",
+    "Scheme",
+    "Spec",
+    "SpecError",
+    "StoreError",
+    "current_client",
+    "get_current_client",
+    "load_spec",
+]
+
+__version__ = "0.1.0"

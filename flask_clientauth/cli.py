@@ -1,0 +1,262 @@
+"""``flask clients ...``: operators' commands to manage clients and inspect the enforcement."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from .extension import ClientAuthState
+from .keys import check_secret_format
+from .models import NAME_MAX
+from .spec import SpecError
+from .store import ClientNotFound, ClientRecord, DuplicateClientId, StoreError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+clients = AppGroup("clients", help="Manage API clients (client IDs and secrets) of Flask-ClientAuth.")
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def _state() -> ClientAuthState:
+    state = current_app.extensions.get("clientauth")
+    if state is None:
+        raise click.ClickException("Flask-ClientAuth is not initialised on this app (ClientAuth(app)).")
+    return state  # type: ignore[no-any-return]
+
+
+def _errors(f: F) -> F:
+    """Turn store faults and unknown IDs into one-line messages and a non-zero exit."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except ClientNotFound as exc:
+            raise click.ClickException(f"no client with ID {exc.args[0]!r}") from None
+        except DuplicateClientId as exc:
+            raise click.ClickException(str(exc)) from None
+        except StoreError as exc:
+            raise click.ClickException(
+                f"{exc}; check CLIENTAUTH_DATABASE_URI and run 'flask clients init-db'"
+            ) from None
+        except SpecError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _echo_client(record: ClientRecord) -> None:
+    click.echo(f"Client ID:   {record.client_id}")
+    click.echo(f"Name:        {record.name}")
+    if record.description:
+        click.echo(f"Description: {record.description}")
+    click.echo(f"Enabled:     {'yes' if record.enabled else 'no'}")
+    click.echo(f"Secret:      {'set' if record.has_secret else 'none'}")
+    click.echo(f"Created:     {record.created_at.isoformat(timespec='seconds')}")
+    click.echo(f"Updated:     {record.updated_at.isoformat(timespec='seconds')}")
+
+
+def _echo_secret(record: ClientRecord, secret: str, as_json: bool) -> None:
+    if as_json:
+        _echo_json({**record.to_dict(), "client_secret": secret})
+        return
+    _echo_client(record)
+    click.echo(f"Client secret: {secret}")
+    click.echo("Store the secret now: it is kept only as a hash and cannot be shown again.", err=True)
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > NAME_MAX or not name.isprintable():
+        raise click.BadParameter(f"must be 1 to {NAME_MAX} printable characters", param_hint="NAME")
+    return name
+
+
+@clients.command("init-db")
+@_errors
+def init_db() -> None:
+    """Create or upgrade the client tables (runs the shipped Alembic migrations)."""
+    from .migrate import upgrade
+
+    upgrade(_state().store.engine)
+    click.echo("Client tables are up to date.")
+
+
+@clients.command("create")
+@click.argument("name")
+@click.option("--description", default="", help="Free text shown by 'show' and 'list'.")
+@click.option("--no-secret", is_flag=True, help="Create an ID-only client (a secret can be set later).")
+@json_option
+@_errors
+def create(name: str, description: str, no_secret: bool, as_json: bool) -> None:
+    """Register a client; prints its ID and secret once."""
+    record, secret = _state().store.create(_check_name(name), description=description, with_secret=not no_secret)
+    if secret is not None:
+        _echo_secret(record, secret, as_json)
+    elif as_json:
+        _echo_json({**record.to_dict(), "client_secret": None})
+    else:
+        _echo_client(record)
+
+
+@clients.command("list")
+@json_option
+@_errors
+def list_(as_json: bool) -> None:
+    """List every client (never secrets or hashes)."""
+    records = _state().store.list()
+    if as_json:
+        _echo_json([r.to_dict() for r in records])
+        return
+    if not records:
+        click.echo("No clients. Create one with 'flask clients create NAME'.")
+        return
+    click.echo(f"{'CLIENT ID':<34} {'ENABLED':<8} {'SECRET':<7} NAME")
+    for r in records:
+        click.echo(f"{r.client_id:<34} {'yes' if r.enabled else 'no':<8} {'set' if r.has_secret else 'none':<7} {r.name}")
+
+
+@clients.command("show")
+@click.argument("client_id")
+@json_option
+@_errors
+def show(client_id: str, as_json: bool) -> None:
+    """Show one client."""
+    record = _state().store.require(client_id)
+    if as_json:
+        _echo_json(record.to_dict())
+    else:
+        _echo_client(record)
+
+
+@clients.command("reset-secret")
+@click.argument("client_id")
+@json_option
+@_errors
+def reset_secret(client_id: str, as_json: bool) -> None:
+    """Give a client a new secret (same ID); the old secret stops working."""
+    record, secret = _state().store.reset_secret(client_id)
+    _echo_secret(record, secret, as_json)
+
+
+@clients.command("set-secret")
+@click.argument("client_id")
+@json_option
+@_errors
+def set_secret(client_id: str, as_json: bool) -> None:
+    """Set a secret read from a prompt, or from standard input when it is not a terminal."""
+    state = _state()
+    state.store.require(client_id)
+    if sys.stdin is not None and sys.stdin.isatty():
+        secret = click.prompt("Secret", hide_input=True, confirmation_prompt=True)
+    else:
+        secret = click.get_text_stream("stdin").readline().rstrip("\r\n")
+    problem = check_secret_format(secret, min_length=state.min_secret_length)
+    if problem is not None:
+        raise click.ClickException(problem)
+    record = state.store.set_secret(client_id, secret)
+    if as_json:
+        _echo_json(record.to_dict())
+    else:
+        click.echo(f"Secret set for client {record.client_id}.")
+
+
+def _set_enabled(client_id: str, enabled: bool, as_json: bool) -> None:
+    record = _state().store.set_enabled(client_id, enabled)
+    if as_json:
+        _echo_json(record.to_dict())
+    else:
+        click.echo(f"Client {record.client_id} {'enabled' if enabled else 'disabled'}.")
+
+
+@clients.command("disable")
+@click.argument("client_id")
+@json_option
+@_errors
+def disable(client_id: str, as_json: bool) -> None:
+    """Refuse a client's requests (403) until it is enabled again."""
+    _set_enabled(client_id, False, as_json)
+
+
+@clients.command("enable")
+@click.argument("client_id")
+@json_option
+@_errors
+def enable(client_id: str, as_json: bool) -> None:
+    """Accept a disabled client's requests again."""
+    _set_enabled(client_id, True, as_json)
+
+
+@clients.command("delete")
+@click.argument("client_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@_errors
+def delete(client_id: str, yes: bool, as_json: bool) -> None:
+    """Delete a client for good."""
+    store = _state().store
+    record = store.require(client_id)
+    if not yes:
+        click.confirm(f"Delete client {record.client_id} ({record.name})?", abort=True)
+    store.delete(client_id)
+    if as_json:
+        _echo_json({"client_id": client_id, "deleted": True})
+    else:
+        click.echo(f"Client {client_id} deleted.")
+
+
+@clients.command("routes")
+@json_option
+@_errors
+def routes(as_json: bool) -> None:
+    """Show every route with the operation it matched and the requirement enforced."""
+    state = _state()
+    table = state.table()
+    rules = list(current_app.url_map.iter_rules())
+    rows = table.build(rules)
+    unserved = sorted({op.label for op in table.unserved(rules)})
+    undocumented = sorted({f"{r.method} {r.rule}" for r in rows if r.operation is None and r.method not in ("HEAD", "OPTIONS")})
+    if as_json:
+        _echo_json(
+            {
+                "spec": table.spec.source,
+                "routes": [
+                    {
+                        "rule": r.rule,
+                        "endpoint": r.endpoint,
+                        "method": r.method,
+                        "operation": r.operation,
+                        "requirement": r.policy.describe(),
+                        "origin": r.policy.origin,
+                    }
+                    for r in rows
+                ],
+                "unserved_operations": unserved,
+                "undocumented_routes": undocumented,
+            }
+        )
+        return
+    click.echo(f"Spec: {table.spec.source}")
+    click.echo(f"{'METHOD':<8} {'RULE':<32} {'OPERATION':<32} REQUIREMENT")
+    for r in rows:
+        click.echo(f"{r.method:<8} {r.rule:<32} {r.operation or '-':<32} {r.policy.describe()}  [{r.policy.origin}]")
+    if unserved:
+        click.echo("\nSpec operations no route serves:")
+        for label in unserved:
+            click.echo(f"  {label}")
+    if undocumented:
+        click.echo("\nRoutes the spec does not describe:")
+        for label in undocumented:
+            click.echo(f"  {label}")

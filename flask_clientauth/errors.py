@@ -1,0 +1,81 @@
+"""Every failure the extension answers with, its status and its default text.
+
+Responses have API Connect's shape::
+
+    {"httpCode": "401", "httpMessage": "Unauthorized", "moreInformation": "Client ID not registered"}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from flask import Response
+
+#: ``CLIENTAUTH_ERROR_DETAIL = "gateway"``: the DataPower API Gateway's one text for every 401.
+GATEWAY_401_TEXT = "Invalid client id or secret."
+
+REASONS = {401: "Unauthorized", 403: "Forbidden", 429: "Too Many Requests", 503: "Service Unavailable"}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A kind of failure: a stable machine ``code``, an HTTP ``status`` and a default ``text``.
+
+    ``rank`` orders failures of different alternatives: the most advanced attempt is reported.
+    """
+
+    code: str
+    status: int
+    text: str
+    rank: int
+
+
+CLIENT_ID_MISSING = Reason("client_id_missing", 401, "Client ID missing", 0)
+WRONG_LOCATION = Reason("wrong_location", 401, "{credential} must be sent in {location}", 1)
+CLIENT_SECRET_MISSING = Reason("client_secret_missing", 401, "Client secret missing", 2)
+DUPLICATE = Reason("duplicate_credential", 401, "{credential} sent more than once", 3)
+CONFLICT = Reason("conflicting_credentials", 401, "Credentials of more than one client sent", 3)
+NOT_REGISTERED = Reason("client_id_not_registered", 401, "Client ID not registered", 4)
+SECRET_INVALID = Reason("client_secret_invalid", 401, "Client secret invalid", 5)
+SCHEME_REJECTED = Reason("credentials_rejected", 401, "Credentials rejected", 5)
+DISABLED = Reason("client_disabled", 403, "Client disabled", 6)
+UNDOCUMENTED = Reason("operation_not_described", 403, "Operation not described by the API definition", 7)
+STORE_UNAVAILABLE = Reason("store_unavailable", 503, "Client registry unavailable", 9)
+CONFIG_ERROR = Reason("configuration_error", 503, "API security is misconfigured", 9)
+
+
+@dataclass
+class AuthFailure(Exception):
+    """Raised inside the check; turned into a response by the error handler."""
+
+    reason: Reason
+    detail: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> int:
+        return self.reason.status
+
+    @property
+    def code(self) -> str:
+        return self.reason.code
+
+    @property
+    def message(self) -> str:
+        return self.reason.text.format(**self.detail) if self.detail else self.reason.text
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.message}"
+
+
+def error_body(status: int, message: str) -> dict[str, str]:
+    return {"httpCode": str(status), "httpMessage": REASONS.get(status, "Error"), "moreInformation": message}
+
+
+def default_response(failure: AuthFailure, *, detail_mode: str = "default") -> Response:
+    """The JSON response for a failure; ``detail_mode="gateway"`` gives every 401 one text."""
+    message = failure.message
+    if detail_mode == "gateway" and failure.status == 401:
+        message = GATEWAY_401_TEXT
+    body = json.dumps(error_body(failure.status, message))
+    return Response(body, status=failure.status, mimetype="application/json")

@@ -1,0 +1,276 @@
+"""The :class:`ClientAuth` extension object."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from flask import Blueprint, Flask, Response, current_app, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import Engine, create_engine
+
+from . import errors
+from .cache import CredentialCache
+from .context import set_auth_state
+from .credentials import hide
+from .errors import AuthFailure, default_response
+from .models import Base
+from .routing import Override, RouteInfo, RouteTable
+from .spec import Spec, SpecError, load_spec
+from .store import ClientStore
+from .verify import Authenticator, escape
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+logger = logging.getLogger("flask_clientauth")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Every configuration key with its default (documented in the README).
+DEFAULTS: dict[str, Any] = {
+    "CLIENTAUTH_SPEC": None,
+    "CLIENTAUTH_DATABASE_URI": None,
+    "CLIENTAUTH_ENGINE_OPTIONS": {},
+    "CLIENTAUTH_BCRYPT_ROUNDS": 12,
+    "CLIENTAUTH_MIN_SECRET_LENGTH": 16,
+    "CLIENTAUTH_ERROR_DETAIL": "default",
+    "CLIENTAUTH_HIDE_CREDENTIALS": False,
+    "CLIENTAUTH_STRICT_NAMES": False,
+    "CLIENTAUTH_CORS_PREFLIGHT": "auto",
+    "CLIENTAUTH_CACHE_SIZE": 10_000,
+    "CLIENTAUTH_CACHE_TTL": 300.0,
+    "CLIENTAUTH_NEGATIVE_CACHE_SIZE": 10_000,
+    "CLIENTAUTH_NEGATIVE_CACHE_TTL": 5.0,
+    "CLIENTAUTH_REVOCATION_INTERVAL": 1.0,
+}
+
+
+class ClientAuthState:
+    """Per-app state, kept in ``app.extensions["clientauth"]``."""
+
+    def __init__(self, ext: ClientAuth, app: Flask, store: ClientStore, engine: Engine | None) -> None:
+        config = app.config
+        self.extension = ext
+        self.store = store
+        self.engine = engine
+        self.error_detail: str = config["CLIENTAUTH_ERROR_DETAIL"]
+        self.hide_credentials: bool = bool(config["CLIENTAUTH_HIDE_CREDENTIALS"])
+        self.min_secret_length: int = int(config["CLIENTAUTH_MIN_SECRET_LENGTH"])
+        self.cache = CredentialCache(
+            size=int(config["CLIENTAUTH_CACHE_SIZE"]),
+            ttl=float(config["CLIENTAUTH_CACHE_TTL"]),
+            negative_size=int(config["CLIENTAUTH_NEGATIVE_CACHE_SIZE"]),
+            negative_ttl=float(config["CLIENTAUTH_NEGATIVE_CACHE_TTL"]),
+        )
+        self.authenticator = Authenticator(
+            store,
+            self.cache,
+            handlers=ext._scheme_handlers,
+            revocation_interval=float(config["CLIENTAUTH_REVOCATION_INTERVAL"]),
+        )
+        self._spec_source = config["CLIENTAUTH_SPEC"]
+        self._strict = bool(config["CLIENTAUTH_STRICT_NAMES"])
+        self._root_path = app.root_path
+        self._preflight = config["CLIENTAUTH_CORS_PREFLIGHT"]
+        self._view_functions = app.view_functions
+        self._spec: Spec | None = None
+        self._table: RouteTable | None = None
+        self._lock = threading.Lock()
+
+    def spec(self) -> Spec:
+        """The loaded document (a callable ``CLIENTAUTH_SPEC`` is called on first use)."""
+        if self._spec is None:
+            with self._lock:
+                if self._spec is None:
+                    self._spec = load_spec(self._spec_source, root_path=self._root_path, strict_names=self._strict)
+        return self._spec
+
+    def table(self) -> RouteTable:
+        if self._table is None:
+            spec = self.spec()
+            with self._lock:
+                if self._table is None:
+                    self._table = RouteTable(
+                        spec,
+                        view_overrides=self.extension._view_overrides,
+                        blueprint_overrides=self.extension._blueprint_overrides,
+                        handlers=self.extension._scheme_handlers,
+                        view_functions=self._view_functions,
+                        preflight=self._preflight,
+                    )
+        return self._table
+
+    def __repr__(self) -> str:
+        return f"<ClientAuthState spec={self._spec.source if self._spec else self._spec_source!r}>"
+
+
+class ClientAuth:
+    """Enforce an OpenAPI document's API key security (client ID / client secret) on a Flask app.
+
+    ``ClientAuth(app)`` or ``auth = ClientAuth(); auth.init_app(app)``. Pass ``db`` (a
+    Flask-SQLAlchemy instance) to keep clients in the app's own database and migrations.
+    """
+
+    def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
+        self.db = db
+        self._view_overrides: dict[Callable[..., Any], Override] = {}
+        self._blueprint_overrides: dict[str, Override] = {}
+        self._scheme_handlers: dict[str, Callable[..., Any]] = {}
+        self._error_handler: Callable[[AuthFailure], ResponseReturnValue] | None = None
+        if db is not None:
+            for table in Base.metadata.sorted_tables:
+                if table.name not in db.metadata.tables:
+                    table.to_metadata(db.metadata)
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Read the config, load the spec (failing now if it is unusable), register the hook and CLI."""
+        if "clientauth" in app.extensions:
+            raise RuntimeError("Flask-ClientAuth is already registered on this app.")
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        if app.config["CLIENTAUTH_SPEC"] is None:
+            raise RuntimeError("CLIENTAUTH_SPEC must be set to an OpenAPI document (path, dict or callable).")
+        if app.config["CLIENTAUTH_ERROR_DETAIL"] not in ("default", "gateway"):
+            raise RuntimeError("CLIENTAUTH_ERROR_DETAIL must be 'default' or 'gateway'.")
+        if app.config["CLIENTAUTH_CORS_PREFLIGHT"] not in ("auto", "enforce", "allow"):
+            raise RuntimeError("CLIENTAUTH_CORS_PREFLIGHT must be 'auto', 'enforce' or 'allow'.")
+        engine = None
+        if self.db is not None:
+            db = self.db
+            store = ClientStore(lambda: db.engine, bcrypt_rounds=int(app.config["CLIENTAUTH_BCRYPT_ROUNDS"]))
+        else:
+            engine = _create_engine(app)
+            store = ClientStore(lambda: engine, bcrypt_rounds=int(app.config["CLIENTAUTH_BCRYPT_ROUNDS"]))
+        state = ClientAuthState(self, app, store, engine)
+        if not callable(app.config["CLIENTAUTH_SPEC"]):
+            state.spec()  # a broken document fails start-up, naming its path and the rule
+        app.extensions["clientauth"] = state
+        app.before_request(self._before_request)
+
+        from .cli import clients
+
+        app.cli.add_command(clients)
+
+    # -- decorators -------------------------------------------------------------------
+    def exempt(self, obj: F) -> F:
+        """Make a view (or every view of a blueprint) public, whatever the spec says."""
+        self._register(obj, Override("exempt", where=_describe(obj)))
+        return obj
+
+    def require(
+        self, *schemes: str, any_of: Sequence[Sequence[str]] | None = None
+    ) -> Callable[[F], F]:
+        """Protect a view or blueprint with named schemes: all of ``schemes``, or one group of ``any_of``.
+
+        With no names, the document's global requirement applies.
+        """
+        if schemes and any_of:
+            raise TypeError("pass scheme names or any_of, not both")
+        alternatives = tuple(tuple(a) for a in any_of) if any_of else ((tuple(schemes),) if schemes else ())
+
+        def decorator(obj: F) -> F:
+            self._register(obj, Override("require", alternatives, where=_describe(obj)))
+            return obj
+
+        return decorator
+
+    def _register(self, obj: Any, override: Override) -> None:
+        if isinstance(obj, Blueprint):
+            self._blueprint_overrides[obj.name] = override
+        else:
+            self._view_overrides[obj] = override
+
+    def scheme_handler(self, name: str) -> Callable[[F], F]:
+        """Register the verifier of a non-apiKey scheme (oauth2, http, ...): ``f(request) -> truthy``."""
+
+        def decorator(f: F) -> F:
+            self._scheme_handlers[name] = f
+            return f
+
+        return decorator
+
+    def error_handler(self, f: Callable[[AuthFailure], ResponseReturnValue]) -> Callable[[AuthFailure], ResponseReturnValue]:
+        """Replace the JSON error response: ``f(failure) -> response``."""
+        self._error_handler = f
+        return f
+
+    # -- API --------------------------------------------------------------------------
+    @staticmethod
+    def state(app: Flask | None = None) -> ClientAuthState:
+        """The per-app state of ``app`` (default: the current app)."""
+        target = app if app is not None else current_app
+        return target.extensions["clientauth"]  # type: ignore[no-any-return]
+
+    def store(self, app: Flask | None = None) -> ClientStore:
+        """The client store of ``app`` (default: the current app)."""
+        return self.state(app).store
+
+    def routes(self, app: Flask | None = None) -> list[RouteInfo]:
+        """Resolve every route now; raises :class:`SpecError` naming what cannot be enforced.
+
+        Call it once routes and scheme handlers are registered to fail at start-up.
+        """
+        target = app if app is not None else current_app
+        return self.state(target).table().build(target.url_map.iter_rules())
+
+    # -- the hook ---------------------------------------------------------------------
+    def _before_request(self) -> ResponseReturnValue | None:
+        rule = request.url_rule
+        if rule is None:
+            return None  # routing failed: Flask answers 404 / 405 and no view runs
+        state: ClientAuthState = current_app.extensions["clientauth"]
+        try:
+            policy = state.table().lookup(rule, request.method)
+        except SpecError as exc:
+            logger.critical("clientauth: refusing %s %s: %s", request.method, rule.rule, exc)
+            return self._respond(AuthFailure(errors.CONFIG_ERROR), state)
+        if policy.public:
+            return None
+        if policy.allow_preflight and request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.environ:
+            return None
+        try:
+            auth = state.authenticator.check(policy, request)
+        except AuthFailure as failure:
+            logger.info(
+                "clientauth: %s %s -> %s %s",
+                request.method,
+                escape(request.path),
+                failure.status,
+                failure.code,
+            )
+            return self._respond(failure, state)
+        except Exception:  # never a traceback to the client, never an open door
+            logger.exception("clientauth: unexpected error while checking %s %s", request.method, escape(request.path))
+            return self._respond(AuthFailure(errors.STORE_UNAVAILABLE), state)
+        set_auth_state(auth)
+        if state.hide_credentials:
+            hide(request, [s for name in auth.schemes for s in [state.spec().schemes[name]] if s.is_api_key])
+        return None
+
+    def _respond(self, failure: AuthFailure, state: ClientAuthState) -> Response:
+        if self._error_handler is not None:
+            return current_app.make_response(self._error_handler(failure))
+        return default_response(failure, detail_mode=state.error_detail)
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, Blueprint):
+        return f"blueprint {obj.name}"
+    return getattr(obj, "__qualname__", repr(obj))
+
+
+def _create_engine(app: Flask) -> Engine:
+    """The extension's own engine: ``CLIENTAUTH_DATABASE_URI`` or SQLite in the instance folder."""
+    uri = app.config["CLIENTAUTH_DATABASE_URI"]
+    if uri is None:
+        os.makedirs(app.instance_path, exist_ok=True)
+        uri = "sqlite:///" + os.path.join(app.instance_path, "clientauth.sqlite3")
+    options: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
+    options.update(app.config["CLIENTAUTH_ENGINE_OPTIONS"])
+    return create_engine(uri, **options)

@@ -1,0 +1,112 @@
+"""The resolved security requirements: plain, immutable data computed once from the spec.
+
+A :class:`Policy` is what one route enforces: a tuple of alternatives (OR), each a
+:class:`Requirement` whose schemes must all be satisfied (AND).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Location = Literal["header", "query", "cookie"]
+KeyType = Literal["client_id", "client_secret"]
+
+#: Parameter names the DataPower Gateway (v5 compatible) requires, by location and key type.
+V5_NAMES: dict[tuple[str, str], str] = {
+    ("header", "client_id"): "X-IBM-Client-Id",
+    ("header", "client_secret"): "X-IBM-Client-Secret",
+    ("query", "client_id"): "client_id",
+    ("query", "client_secret"): "client_secret",
+}
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One security scheme of the document.
+
+    ``param`` / ``location`` / ``key_type`` are set for ``apiKey`` schemes only.
+    """
+
+    name: str
+    type: str
+    param: str | None = None
+    location: Location | None = None
+    key_type: KeyType | None = None
+
+    @property
+    def is_api_key(self) -> bool:
+        return self.type == "apiKey"
+
+    def describe_location(self) -> str:
+        """``the header X-IBM-Client-Id``: where this key must be sent, in words."""
+        where = {"header": "header", "query": "query parameter", "cookie": "cookie"}
+        return f"the {where[self.location or 'header']} {self.param}"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One security requirement object: every scheme in it must be satisfied."""
+
+    schemes: tuple[Scheme, ...]
+    client_id: Scheme | None = field(init=False, compare=False)
+    client_secret: Scheme | None = field(init=False, compare=False)
+    others: tuple[Scheme, ...] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ids = [s for s in self.schemes if s.key_type == "client_id"]
+        secrets = [s for s in self.schemes if s.key_type == "client_secret"]
+        object.__setattr__(self, "client_id", ids[0] if ids else None)
+        object.__setattr__(self, "client_secret", secrets[0] if secrets else None)
+        object.__setattr__(self, "others", tuple(s for s in self.schemes if not s.is_api_key))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.schemes)
+
+    def describe(self) -> str:
+        parts = []
+        if self.client_id is not None:
+            parts.append("id+secret" if self.client_secret is not None else "id")
+        parts.extend(f"{s.name}({s.type}, handled-by-app)" for s in self.others)
+        return "+".join(parts) or "anonymous"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What one route enforces.
+
+    ``alternatives`` empty and ``deny`` false means public. ``optional`` is set when the
+    document lists ``{}`` among the alternatives: no credentials is fine, but credentials
+    that are sent must be valid.
+    """
+
+    alternatives: tuple[Requirement, ...] = ()
+    optional: bool = False
+    deny: bool = False
+    origin: str = ""
+    operation: str | None = None
+    #: CORS preflight (``OPTIONS`` + ``Access-Control-Request-Method``) passes without credentials.
+    allow_preflight: bool = False
+
+    @property
+    def public(self) -> bool:
+        return not self.alternatives and not self.deny
+
+    def describe(self) -> str:
+        if self.deny:
+            text = "denied (not described, no global requirement)"
+        elif not self.alternatives:
+            text = "public"
+        else:
+            text = " | ".join(r.describe() for r in self.alternatives)
+            if len(self.alternatives) > 1:
+                text = f"alternatives: {text}"
+            if self.optional:
+                text = f"optional({text})"
+        if self.allow_preflight and not self.public:
+            text += "; CORS preflight passes"
+        return text
+
+
+PUBLIC = Policy(origin="public")

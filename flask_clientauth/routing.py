@@ -1,0 +1,207 @@
+"""Requirement resolution: which policy each Flask URL rule and method enforces.
+
+Flask rules are matched to spec operations by method and path template
+(``/branches/<int:id>`` ~ ``/branches/{id}``), under the document's ``basePath`` /
+``servers`` prefixes. The result is cached per (rule, method), so a request costs one
+dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from werkzeug.routing import Rule
+
+from .requirements import Policy
+from .spec import Operation, Spec, SpecError
+
+_FLASK_VAR = re.compile(r"<(?:[^<>:]+:)?[^<>:]+>")
+_SPEC_VAR = re.compile(r"\{[^{}/]+\}")
+_SLASHES = re.compile(r"/{2,}")
+
+PreflightMode = Literal["auto", "enforce", "allow"]
+
+
+def flask_template(rule: str) -> str:
+    """``/a/<int:id>/`` -> ``/a/{}``: the shape used to match rules with spec paths."""
+    return _normalise(_FLASK_VAR.sub("{}", rule))
+
+
+def spec_template(prefix: str, path: str) -> str:
+    """``/v1`` + ``/a/{id}`` -> ``/v1/a/{}``."""
+    return _normalise(prefix + _SPEC_VAR.sub("{}", path))
+
+
+def _normalise(path: str) -> str:
+    return _SLASHES.sub("/", path).rstrip("/") or "/"
+
+
+@dataclass(frozen=True)
+class Override:
+    """A decorator's say on a view or blueprint: ``exempt`` or ``require`` named schemes."""
+
+    kind: Literal["exempt", "require"]
+    alternatives: tuple[tuple[str, ...], ...] = ()
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """One row of ``flask clients routes``."""
+
+    rule: str
+    endpoint: str
+    method: str
+    operation: str | None
+    policy: Policy
+
+
+class RouteTable:
+    """Maps (URL rule, method) to the policy to enforce, computed once per pair."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        view_overrides: Mapping[Callable[..., Any], Override],
+        blueprint_overrides: Mapping[str, Override],
+        handlers: Mapping[str, Callable[..., Any]],
+        view_functions: Mapping[str, Callable[..., Any]],
+        preflight: PreflightMode = "auto",
+    ) -> None:
+        self.spec = spec
+        self._view_functions = view_functions
+        self._views = view_overrides
+        self._blueprints = blueprint_overrides
+        self._handlers = handlers
+        self._preflight = preflight
+        self._cache: dict[tuple[int, str], Policy] = {}
+        self._lock = threading.Lock()
+        self.index: dict[str, dict[str, Operation]] = {}
+        for op in spec.operations:
+            for prefix in op.prefixes or ("",):
+                self.index.setdefault(spec_template(prefix, op.path), {})[op.method] = op
+        if spec.global_policy is not None and spec.global_policy.alternatives:
+            self.undocumented = dataclasses.replace(spec.global_policy, origin="undocumented: global")
+        elif spec.global_policy is not None:
+            self.undocumented = Policy(origin="undocumented: global (public)")
+        else:
+            self.undocumented = Policy(deny=True, origin="undocumented")
+
+    def lookup(self, rule: Rule, method: str) -> Policy:
+        """The policy for a matched rule; the hot path is one dict lookup."""
+        key = (id(rule), method)
+        policy = self._cache.get(key)
+        if policy is None:
+            policy = self.resolve(rule, method)
+            with self._lock:
+                self._cache[key] = policy
+        return policy
+
+    def operation_for(self, rule: str, method: str) -> Operation | None:
+        ops = self.index.get(flask_template(rule))
+        if not ops:
+            return None
+        op = ops.get(method)
+        if op is None and method == "HEAD":
+            op = ops.get("GET")
+        return op
+
+    def resolve(self, rule: Rule, method: str) -> Policy:
+        """Compute the policy for one rule and method (decorators first, then the spec)."""
+        endpoint = rule.endpoint or ""
+        override = self._override(endpoint, self._view_functions.get(endpoint))
+        op = self.operation_for(rule.rule, method)
+        if override is not None:
+            policy = self._from_override(override, op)
+        elif op is not None:
+            policy = op.policy
+        else:
+            policy = self.undocumented
+        if method == "OPTIONS" and self._preflight != "enforce":
+            documented = op is not None and op.method == "OPTIONS"
+            if self._preflight == "allow" or not documented:
+                policy = dataclasses.replace(policy, allow_preflight=True)
+        self._check_handlers(policy, f"{method} {rule.rule}")
+        return policy
+
+    def _override(self, endpoint: str, view: Callable[..., Any] | None) -> Override | None:
+        if view is not None:
+            found = self._views.get(view)
+            if found is not None:
+                return found
+        # innermost blueprint first: "parent.child.view" -> "parent.child" / "child", then "parent"
+        parts = endpoint.split(".")[:-1]
+        while parts:
+            found = self._blueprints.get(".".join(parts)) or self._blueprints.get(parts[-1])
+            if found is not None:
+                return found
+            parts.pop()
+        return None
+
+    def _from_override(self, override: Override, op: Operation | None) -> Policy:
+        label = op.label if op is not None else None
+        if override.kind == "exempt":
+            return Policy(origin=f"exempt {override.where}".strip(), operation=label)
+        if not override.alternatives:
+            if self.spec.global_policy is None or not self.spec.global_policy.alternatives:
+                raise SpecError(
+                    self.spec.source,
+                    f"@require() without scheme names on {override.where} needs a global "
+                    "security requirement in the document",
+                )
+            return dataclasses.replace(
+                self.spec.global_policy, origin=f"require {override.where}", operation=label
+            )
+        policy = self.spec.policy_for_names(
+            [list(a) for a in override.alternatives],
+            origin=f"require {override.where}",
+            where=f"@require on {override.where}",
+        )
+        return dataclasses.replace(policy, operation=label)
+
+    def _check_handlers(self, policy: Policy, where: str) -> None:
+        missing = sorted(
+            {s.name for r in policy.alternatives for s in r.others if s.name not in self._handlers}
+        )
+        if missing:
+            raise SpecError(
+                self.spec.source,
+                f"{where}: security scheme(s) {', '.join(missing)} are not API keys and have no "
+                "verifier; register one with @auth.scheme_handler(name), or the route would be "
+                "left open",
+            )
+
+    def build(self, rules: Iterable[Rule]) -> list[RouteInfo]:
+        """Resolve every rule and method now (start-up, diagnostics); raise naming every error."""
+        rows = []
+        errors: list[str] = []
+        for rule in rules:
+            for method in sorted(rule.methods or ()):
+                try:
+                    policy = self.lookup(rule, method)
+                except SpecError as exc:
+                    errors.append(exc.rule)
+                    continue
+                op = self.operation_for(rule.rule, method)
+                rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, op.label if op else None, policy))
+        if errors:
+            raise SpecError(self.spec.source, "; ".join(dict.fromkeys(errors)))
+        return rows
+
+    def unserved(self, rules: Iterable[Rule]) -> list[Operation]:
+        """Spec operations that no Flask rule serves."""
+        served = {(flask_template(r.rule), m) for r in rules for m in (r.methods or ())}
+        return [
+            op
+            for key, ops in self.index.items()
+            for op in ops.values()
+            if (key, op.method) not in served
+        ]
+
+

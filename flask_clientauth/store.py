@@ -1,0 +1,239 @@
+"""The client store: SQLAlchemy Core statements over the tables in :mod:`.models`.
+
+Every write runs in one transaction together with its entry in the change log, so a
+client is never half-written and every process learns of the change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from .keys import generate_client_id, generate_secret, hash_secret
+from .models import Base, clients_table, events_table
+
+logger = logging.getLogger("flask_clientauth")
+
+#: How long change-log entries are kept; pollers only need the last few seconds.
+EVENT_RETENTION = timedelta(days=1)
+
+
+class StoreError(Exception):
+    """The client store could not be reached or used. The message never holds SQL or values."""
+
+
+class DuplicateClientId(StoreError):
+    """The client ID is already registered."""
+
+
+class ClientNotFound(LookupError):
+    """No client has that ID."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    """A stored client as read from the database. ``repr`` and :meth:`to_dict` omit the hash."""
+
+    client_id: str
+    name: str
+    description: str
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    secret_hash: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def has_secret(self) -> bool:
+        return self.secret_hash is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["secret_hash"]
+        data["has_secret"] = self.has_secret
+        data["created_at"] = self.created_at.isoformat()
+        data["updated_at"] = self.updated_at.isoformat()
+        return data
+
+    @classmethod
+    def from_row(cls, row: Any) -> ClientRecord:
+        return cls(
+            client_id=row.client_id,
+            name=row.name,
+            description=row.description or "",
+            enabled=bool(row.enabled),
+            created_at=_aware(row.created_at),
+            updated_at=_aware(row.updated_at),
+            secret_hash=row.secret_hash,
+        )
+
+
+class ClientStore:
+    """Reads and writes clients through an engine supplied on demand.
+
+    ``get_engine`` is called per operation so that a Flask-SQLAlchemy ``db.engine`` (which
+    needs an app context) works as well as an engine of our own.
+    """
+
+    def __init__(self, get_engine: Callable[[], Engine], *, bcrypt_rounds: int = 12) -> None:
+        self._get_engine = get_engine
+        self.bcrypt_rounds = bcrypt_rounds
+
+    @property
+    def engine(self) -> Engine:
+        return self._get_engine()
+
+    @contextmanager
+    def _connect(self, *, write: bool) -> Iterator[Connection]:
+        try:
+            engine = self._get_engine()
+            if write:
+                with engine.begin() as conn:
+                    yield conn
+            else:
+                with engine.connect() as conn:
+                    yield conn
+        except IntegrityError:
+            raise DuplicateClientId("client ID already registered") from None
+        except SQLAlchemyError as exc:
+            # Only the exception class: messages can quote SQL, and drivers' messages values.
+            raise StoreError(f"client store unavailable ({type(exc).__name__})") from None
+
+    # -- reads ------------------------------------------------------------------------
+    def get(self, client_id: str) -> ClientRecord | None:
+        """The client with exactly this ID (compared byte for byte, whatever the collation)."""
+        with self._connect(write=False) as conn:
+            row = conn.execute(
+                select(clients_table).where(clients_table.c.client_id == client_id)
+            ).first()
+        if row is None or row.client_id != client_id:
+            return None
+        return ClientRecord.from_row(row)
+
+    def require(self, client_id: str) -> ClientRecord:
+        record = self.get(client_id)
+        if record is None:
+            raise ClientNotFound(client_id)
+        return record
+
+    def list(self) -> list[ClientRecord]:
+        with self._connect(write=False) as conn:
+            rows = conn.execute(select(clients_table).order_by(clients_table.c.id)).all()
+        return [ClientRecord.from_row(r) for r in rows]
+
+    def latest_change(self) -> int:
+        """The id of the newest change-log entry (0 when there is none)."""
+        with self._connect(write=False) as conn:
+            return int(conn.execute(select(func.max(events_table.c.id))).scalar() or 0)
+
+    def changes_after(self, last_id: int, also: list[int] | None = None) -> tuple[int, set[str], set[int]]:
+        """Changes with an id above ``last_id`` or in ``also``.
+
+        Returns the newest id seen, the client IDs changed, and the event ids read.
+        """
+        condition = events_table.c.id > last_id
+        if also:
+            condition = condition | events_table.c.id.in_(also)
+        with self._connect(write=False) as conn:
+            rows = conn.execute(select(events_table.c.id, events_table.c.client_id).where(condition)).all()
+        newest = max([last_id, *(r.id for r in rows)])
+        return newest, {r.client_id for r in rows}, {r.id for r in rows}
+
+    # -- writes -----------------------------------------------------------------------
+    def _log(self, conn: Connection, client_id: str, action: str) -> None:
+        now = utcnow()
+        conn.execute(insert(events_table).values(client_id=client_id, action=action, created_at=now))
+        conn.execute(delete(events_table).where(events_table.c.created_at < now - EVENT_RETENTION))
+
+    def create(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        with_secret: bool = True,
+        client_id: str | None = None,
+    ) -> tuple[ClientRecord, str | None]:
+        """Register a client; returns it and its secret (the only time the secret exists)."""
+        secret = generate_secret() if with_secret else None
+        hashed = hash_secret(secret, self.bcrypt_rounds) if secret is not None else None
+        for _attempt in range(3):
+            cid = client_id or generate_client_id()
+            now = utcnow()
+            try:
+                with self._connect(write=True) as conn:
+                    conn.execute(
+                        insert(clients_table).values(
+                            client_id=cid,
+                            name=name,
+                            description=description,
+                            secret_hash=hashed,
+                            enabled=True,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                    self._log(conn, cid, "create")
+            except DuplicateClientId:
+                if client_id is None:
+                    continue  # a random ID collided: draw another
+                raise
+            return ClientRecord(cid, name, description, True, now, now, hashed), secret
+        raise StoreError("could not generate a unique client ID")
+
+    def _update(self, client_id: str, action: str, **values: Any) -> ClientRecord:
+        with self._connect(write=True) as conn:
+            result = conn.execute(
+                update(clients_table)
+                .where(clients_table.c.client_id == client_id)
+                .values(updated_at=utcnow(), **values)
+            )
+            if result.rowcount == 0:
+                raise ClientNotFound(client_id)
+            self._log(conn, client_id, action)
+        return self.require(client_id)
+
+    def reset_secret(self, client_id: str) -> tuple[ClientRecord, str]:
+        """Give the client a new random secret (same ID); the old one stops working."""
+        self.require(client_id)
+        secret = generate_secret()
+        record = self._update(client_id, "secret", secret_hash=hash_secret(secret, self.bcrypt_rounds))
+        return record, secret
+
+    def set_secret(self, client_id: str, secret: str) -> ClientRecord:
+        """Set an operator-chosen secret (validated by the caller)."""
+        self.require(client_id)
+        return self._update(client_id, "secret", secret_hash=hash_secret(secret, self.bcrypt_rounds))
+
+    def set_enabled(self, client_id: str, enabled: bool) -> ClientRecord:
+        return self._update(client_id, "enable" if enabled else "disable", enabled=enabled)
+
+    def delete(self, client_id: str) -> None:
+        with self._connect(write=True) as conn:
+            result = conn.execute(delete(clients_table).where(clients_table.c.client_id == client_id))
+            if result.rowcount == 0:
+                raise ClientNotFound(client_id)
+            self._log(conn, client_id, "delete")
+
+    # -- schema -----------------------------------------------------------------------
+    def create_all(self) -> None:
+        """Create the tables directly (tests, throwaway databases); prefer migrations."""
+        with self._connect(write=True) as conn:
+            Base.metadata.create_all(conn)
+
+    def drop_all(self) -> None:
+        with self._connect(write=True) as conn:
+            Base.metadata.drop_all(conn)

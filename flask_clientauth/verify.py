@@ -1,0 +1,239 @@
+"""The per-request check: a route's policy against the request's credentials.
+
+Cost on the hot path (known client, secret verified before): credential extraction, one
+cache probe and one keyed digest. A request never makes more than one store lookup per
+client ID presented and one bcrypt check per secret presented.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Request
+from werkzeug.exceptions import HTTPException
+
+from . import errors
+from .cache import CredentialCache, Entry
+from .context import AuthenticatedClient, AuthState
+from .credentials import extract, presented, sent_elsewhere
+from .errors import AuthFailure
+from .keys import BCRYPT_MAX_BYTES, secret_matches
+from .models import CLIENT_ID_MAX
+from .requirements import Policy, Requirement, Scheme
+from .store import ClientStore, StoreError
+
+logger = logging.getLogger("flask_clientauth")
+
+#: Change-log ids not yet seen below the newest one are re-read for this long
+#: (a transaction may commit after a later one); after that they are taken as rolled back.
+HOLE_WINDOW = 30.0
+
+
+def _printable(value: str) -> bool:
+    return value.isascii() and value.isprintable() and " " not in value
+
+
+def escape(value: str, limit: int = 80) -> str:
+    """A value safe to put in a log line: quoted, escaped, cut to ``limit`` characters."""
+    return repr(value[:limit] + ("..." if len(value) > limit else ""))
+
+
+class Authenticator:
+    """Decides requests for one app: credentials, cache, store, change-log polling."""
+
+    def __init__(
+        self,
+        store: ClientStore,
+        cache: CredentialCache,
+        *,
+        handlers: Mapping[str, Callable[[Request], Any]],
+        revocation_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.handlers = handlers
+        self.revocation_interval = revocation_interval
+        self._next_poll = 0.0
+        self._last_event: int | None = None
+        self._holes: dict[int, float] = {}
+        self._poll_lock = threading.Lock()
+
+    # -- revocation -------------------------------------------------------------------
+    def refresh(self, *, force: bool = False) -> None:
+        """Poll the change log (at most once per interval) and evict changed clients."""
+        now = time.monotonic()
+        if not force and now < self._next_poll:
+            return
+        if not self._poll_lock.acquire(blocking=force):
+            return  # another thread is polling right now
+        try:
+            if not force and now < self._next_poll:
+                return
+            try:
+                self._poll(now)
+            except StoreError:
+                self.cache.clear()  # cannot learn of revocations: trust nothing cached
+                raise
+            self._next_poll = now + self.revocation_interval
+        finally:
+            self._poll_lock.release()
+
+    def _poll(self, now: float) -> None:
+        previous = self._last_event
+        if previous is None:
+            self._last_event = self.store.latest_change()
+            return
+        newest, changed, seen = self.store.changes_after(previous, list(self._holes))
+        for event_id in seen:
+            self._holes.pop(event_id, None)
+        for event_id in range(previous + 1, newest):
+            if event_id not in seen:
+                self._holes.setdefault(event_id, now + HOLE_WINDOW)
+        self._holes = {k: v for k, v in self._holes.items() if v > now}
+        self._last_event = newest
+        if changed:
+            self.cache.evict(changed)
+
+    # -- the check --------------------------------------------------------------------
+    def check(self, policy: Policy, request: Request) -> AuthState:
+        """The request's auth state under ``policy``; raises :class:`AuthFailure` when refused."""
+        if policy.deny:
+            raise AuthFailure(errors.UNDOCUMENTED)
+        try:
+            self.refresh()
+            return self._check(policy, request)
+        except StoreError as exc:
+            logger.error("clientauth: %s; answering 503", exc)
+            raise AuthFailure(errors.STORE_UNAVAILABLE) from None
+
+    def _check(self, policy: Policy, request: Request) -> AuthState:
+        alternatives = policy.alternatives
+        if len(alternatives) > 1:
+            ids = {
+                v
+                for r in alternatives
+                if r.client_id is not None
+                for v in [extract(request, r.client_id)[0]]
+                if v is not None
+            }
+            if len(ids) > 1:
+                raise AuthFailure(errors.CONFLICT)
+        memo: dict[Any, Any] = {}
+        best: AuthFailure | None = None
+        for req in alternatives:
+            outcome = self._attempt(req, request, memo)
+            if isinstance(outcome, AuthState):
+                return outcome
+            if best is None or outcome.reason.rank > best.reason.rank:
+                best = outcome
+        if policy.optional and not any(
+            presented(request, s) for r in alternatives for s in r.schemes if s.is_api_key
+        ):
+            return AuthState(None)
+        assert best is not None
+        raise best
+
+    def _attempt(self, req: Requirement, request: Request, memo: dict[Any, Any]) -> AuthState | AuthFailure:
+        id_scheme, secret_scheme = req.client_id, req.client_secret
+        client: AuthenticatedClient | None = None
+        if id_scheme is not None:
+            client_id, failure = self._read(request, id_scheme, "Client ID", errors.CLIENT_ID_MISSING)
+            if failure is not None:
+                return failure
+            assert client_id is not None
+            secret: str | None = None
+            if secret_scheme is not None:
+                secret, failure = self._read(
+                    request, secret_scheme, "Client secret", errors.CLIENT_SECRET_MISSING
+                )
+                if failure is not None:
+                    return failure
+            entry = self._lookup(client_id, memo)
+            if entry is None:
+                return AuthFailure(errors.NOT_REGISTERED)
+            if secret is not None and not self._verify(client_id, entry, secret, memo):
+                return AuthFailure(errors.SECRET_INVALID)
+            if not entry.record.enabled:
+                return AuthFailure(errors.DISABLED)
+            headers = {_header_name(id_scheme, "X-IBM-Client-Id"): client_id}
+            if secret_scheme is not None and secret is not None:
+                headers[_header_name(secret_scheme, "X-IBM-Client-Secret")] = secret
+            client = AuthenticatedClient(
+                client_id=client_id,
+                name=entry.record.name,
+                schemes=tuple(s.name for s in req.schemes if s.is_api_key),
+                secret_verified=secret is not None,
+                _headers=headers,
+            )
+        results: dict[str, Any] = {}
+        for scheme in req.others:
+            handler = self.handlers.get(scheme.name)
+            if handler is None:  # resolution refuses such routes; never let one through
+                return AuthFailure(errors.CONFIG_ERROR)
+            try:
+                result = handler(request)
+            except HTTPException:
+                raise
+            except Exception:
+                logger.exception("clientauth: the handler of scheme %r raised", scheme.name)
+                return AuthFailure(errors.CONFIG_ERROR)
+            if not result:
+                return AuthFailure(errors.SCHEME_REJECTED)
+            results[scheme.name] = result
+        return AuthState(client, req.names, results)
+
+    @staticmethod
+    def _read(
+        request: Request, scheme: Scheme, label: str, missing: errors.Reason
+    ) -> tuple[str | None, AuthFailure | None]:
+        value, duplicate = extract(request, scheme)
+        if duplicate:
+            return None, AuthFailure(errors.DUPLICATE, {"credential": label})
+        if value is None:
+            if sent_elsewhere(request, scheme):
+                detail = {"credential": label, "location": scheme.describe_location()}
+                return None, AuthFailure(errors.WRONG_LOCATION, detail)
+            return None, AuthFailure(missing)
+        return value, None
+
+    def _lookup(self, client_id: str, memo: dict[Any, Any]) -> Entry | None:
+        """The client's cache entry; at most one store lookup per ID per request."""
+        key = ("id", client_id)
+        if key in memo:
+            return memo[key]  # type: ignore[no-any-return]
+        entry: Entry | None = None
+        if len(client_id) <= CLIENT_ID_MAX and _printable(client_id):
+            entry = self.cache.get(client_id)
+            if entry is None and not self.cache.is_unknown(client_id):
+                epoch = self.cache.epoch
+                record = self.store.get(client_id)
+                entry = self.cache.put(client_id, record, epoch)
+        memo[key] = entry
+        return entry
+
+    def _verify(self, client_id: str, entry: Entry, secret: str, memo: dict[Any, Any]) -> bool:
+        """Whether ``secret`` is the client's; at most one bcrypt check per secret per request."""
+        digest = self.cache.digest(secret)
+        if digest in entry.verified:
+            return True
+        key = ("secret", client_id, digest)
+        if key in memo:
+            return memo[key]  # type: ignore[no-any-return]
+        stored = entry.record.secret_hash
+        ok = False
+        if stored is not None and len(secret.encode("utf-8", "surrogateescape")) <= BCRYPT_MAX_BYTES:
+            ok = secret_matches(secret, stored)
+            if not ok and not stored.startswith("$2"):
+                logger.error("clientauth: the stored secret hash of client %s is corrupt", escape(client_id))
+        if ok:
+            self.cache.mark_verified(entry, digest)
+        memo[key] = ok
+        return ok
+
+
+def _header_name(scheme: Scheme, canonical: str) -> str:
+    return scheme.param if scheme.location == "header" and scheme.param else canonical

@@ -1,0 +1,145 @@
+"""Shared fixtures: an app factory, and a database URL parametrized over every backend.
+
+Storage tests take ``database_url`` and run on SQLite always, and on PostgreSQL and MariaDB
+when ``CLIENTAUTH_TEST_POSTGRES_URL`` / ``CLIENTAUTH_TEST_MARIADB_URL`` are set (``.ci/run``
+sets both); otherwise those variants skip, saying why.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask, jsonify
+from sqlalchemy import create_engine, text
+
+from flask_clientauth import ClientAuth, current_client
+from flask_clientauth.migrate import VERSION_TABLE
+from flask_clientauth.models import Base
+
+BACKENDS = {
+    "sqlite": None,
+    "postgresql": "CLIENTAUTH_TEST_POSTGRES_URL",
+    "mariadb": "CLIENTAUTH_TEST_MARIADB_URL",
+}
+
+#: The tutorial's document: header keys, id+secret globally, one id-only and one public operation.
+TUTORIAL_SPEC: dict[str, Any] = {
+    "swagger": "2.0",
+    "info": {"title": "Branches", "version": "1.0.0"},
+    "basePath": "/api",
+    "securityDefinitions": {
+        "clientIdHeader": {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Id"},
+        "clientSecretHeader": {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Secret"},
+    },
+    "security": [{"clientIdHeader": [], "clientSecretHeader": []}],
+    "paths": {
+        "/branches": {"get": {"responses": {"200": {"description": "branches"}}}},
+        "/branches/{branchId}": {
+            "get": {"security": [{"clientIdHeader": []}], "responses": {"200": {"description": "one"}}}
+        },
+        "/status": {"get": {"security": [], "responses": {"200": {"description": "public"}}}},
+    },
+}
+
+
+def reset_database(url: str) -> None:
+    """Drop our tables (and our Alembic version table) so every test starts empty."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=list(BACKENDS))
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """An empty database on each backend (no tables of ours)."""
+    backend = request.param
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/clients.sqlite3"
+        return
+    var = BACKENDS[backend]
+    assert var is not None
+    url = os.environ.get(var)
+    if not url:
+        pytest.skip(f"{backend}: set {var} to run this test on {backend}")
+    reset_database(url)
+    yield url
+    reset_database(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Any) -> str:
+    return f"sqlite:///{tmp_path}/clients.sqlite3"
+
+
+AppFactory = Callable[..., Flask]
+
+
+@pytest.fixture
+def make_app(tmp_path: Any, sqlite_url: str) -> Iterator[AppFactory]:
+    """Build a protected app: ``make_app(spec=..., database_url=..., create_tables=True, **config)``.
+
+    Unless ``routes=False``, it serves ``/api/branches``, ``/api/branches/<int:branchId>`` and
+    ``/api/status`` (the tutorial's operations), each answering with the current client.
+    """
+    engines = []
+
+    def factory(
+        spec: Any = None,
+        *,
+        database_url: str | None = None,
+        create_tables: bool = True,
+        routes: bool = True,
+        **config: Any,
+    ) -> Flask:
+        app = Flask("testapp", instance_path=str(tmp_path / "instance"))
+        app.config.update(
+            TESTING=True,
+            CLIENTAUTH_SPEC=copy.deepcopy(spec if spec is not None else TUTORIAL_SPEC),
+            CLIENTAUTH_DATABASE_URI=database_url or sqlite_url,
+            CLIENTAUTH_BCRYPT_ROUNDS=4,
+        )
+        app.config.update(config)
+        auth = ClientAuth(app)
+        app.extensions["test_auth"] = auth
+        if routes:
+
+            def whoami(**kwargs: Any) -> Any:
+                client = current_client
+                return jsonify(
+                    client_id=client.client_id if client else None,
+                    name=client.name if client else None,
+                    args=kwargs,
+                )
+
+            app.add_url_rule("/api/branches", "branches", whoami)
+            app.add_url_rule("/api/branches/<int:branchId>", "branch", whoami)
+            app.add_url_rule("/api/status", "status", whoami)
+        state = app.extensions["clientauth"]
+        if state.engine is not None:
+            engines.append(state.engine)
+        if create_tables:
+            with app.app_context():
+                state.store.create_all()
+        return app
+
+    yield factory
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: AppFactory) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def store(app: Flask) -> Any:
+    return app.extensions["clientauth"].store
