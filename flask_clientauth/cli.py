@@ -14,7 +14,6 @@ from flask.cli import AppGroup
 
 from .extension import ClientAuthState
 from .keys import check_secret_format
-from .models import NAME_MAX
 from .spec import SpecError
 from .store import ClientNotFound, ClientRecord, DuplicateClientId, StoreError
 
@@ -44,9 +43,8 @@ def _errors(f: F) -> F:
         except DuplicateClientId as exc:
             raise click.ClickException(str(exc)) from None
         except StoreError as exc:
-            raise click.ClickException(
-                f"{exc}; check CLIENTAUTH_DATABASE_URI and run 'flask clients init-db'"
-            ) from None
+            where = "the app's database" if _state().extension.db is not None else "CLIENTAUTH_DATABASE_URI"
+            raise click.ClickException(f"{exc}; check {where} and run 'flask clients init-db'") from None
         except SpecError as exc:
             raise click.ClickException(str(exc)) from None
 
@@ -77,20 +75,21 @@ def _echo_secret(record: ClientRecord, secret: str, as_json: bool) -> None:
     click.echo("Store the secret now: it is kept only as a hash and cannot be shown again.", err=True)
 
 
-def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > NAME_MAX or not name.isprintable():
-        raise click.BadParameter(f"must be 1 to {NAME_MAX} printable characters", param_hint="NAME")
-    return name
-
-
 @clients.command("init-db")
 @_errors
 def init_db() -> None:
     """Create or upgrade the client tables (runs the shipped Alembic migrations)."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .migrate import upgrade
 
-    upgrade(_state().store.engine)
+    try:
+        upgrade(_state().store.engine)
+    except SQLAlchemyError as exc:  # as the store does: no SQL, no values in the message
+        raise StoreError(f"client store unavailable ({type(exc).__name__})") from None
+    except CommandError as exc:  # e.g. the database is at a revision this version does not know
+        raise click.ClickException(f"cannot migrate the client tables: {exc}") from None
     click.echo("Client tables are up to date.")
 
 
@@ -102,7 +101,10 @@ def init_db() -> None:
 @_errors
 def create(name: str, description: str, no_secret: bool, as_json: bool) -> None:
     """Register a client; prints its ID and secret once."""
-    record, secret = _state().store.create(_check_name(name), description=description, with_secret=not no_secret)
+    try:
+        record, secret = _state().store.create(name, description=description, with_secret=not no_secret)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from None
     if secret is not None:
         _echo_secret(record, secret, as_json)
     elif as_json:
@@ -162,7 +164,7 @@ def set_secret(client_id: str, as_json: bool) -> None:
     if sys.stdin is not None and sys.stdin.isatty():
         secret = click.prompt("Secret", hide_input=True, confirmation_prompt=True)
     else:
-        secret = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        secret = (sys.stdin.readline() if sys.stdin is not None else "").rstrip("\r\n")
     problem = check_secret_format(secret, min_length=state.min_secret_length)
     if problem is not None:
         raise click.ClickException(problem)

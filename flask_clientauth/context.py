@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from flask import g, has_request_context
@@ -12,20 +11,29 @@ from werkzeug.local import LocalProxy
 _G_KEY = "_clientauth"
 
 
-@dataclass(frozen=True)
 class AuthenticatedClient:
     """The client a request authenticated as.
 
     ``headers`` holds the credentials as message headers to forward to a backend, as API
     Connect's set-variable policy does; ``context`` API Connect's ``client.app.*`` names.
-    The secret is never part of ``repr`` or ``str``.
+    The secret is never part of ``repr`` or ``str``. Built on every request, so kept lean.
     """
 
-    client_id: str
-    name: str
-    schemes: tuple[str, ...]
-    secret_verified: bool
-    _headers: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    __slots__ = ("client_id", "name", "schemes", "secret_verified", "_headers")
+
+    def __init__(
+        self,
+        client_id: str,
+        name: str,
+        schemes: tuple[str, ...],
+        secret_verified: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.client_id = client_id
+        self.name = name
+        self.schemes = schemes
+        self.secret_verified = secret_verified
+        self._headers = headers or {}
 
     @property
     def headers(self) -> dict[str, str]:
@@ -34,19 +42,44 @@ class AuthenticatedClient:
 
     @property
     def context(self) -> dict[str, str]:
+        """API Connect's context variables: ``client.app.id`` and ``client.app.name``."""
         return {"client.app.id": self.client_id, "client.app.name": self.name}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AuthenticatedClient):
+            return NotImplemented
+        return (self.client_id, self.name, self.schemes) == (other.client_id, other.name, other.schemes)
+
+    def __hash__(self) -> int:
+        return hash((self.client_id, self.name, self.schemes))
+
+    def __repr__(self) -> str:
+        return (
+            f"AuthenticatedClient(client_id={self.client_id!r}, name={self.name!r}, "
+            f"schemes={self.schemes!r}, secret_verified={self.secret_verified!r})"
+        )
 
     def __str__(self) -> str:
         return self.client_id
 
 
-@dataclass(frozen=True)
 class AuthState:
     """Everything the check left in the request context."""
 
-    client: AuthenticatedClient | None
-    schemes: tuple[str, ...] = ()
-    handler_results: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    __slots__ = ("client", "schemes", "handler_results")
+
+    def __init__(
+        self,
+        client: AuthenticatedClient | None,
+        schemes: tuple[str, ...] = (),
+        handler_results: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.client = client
+        self.schemes = schemes
+        self.handler_results = handler_results or {}
+
+    def __repr__(self) -> str:
+        return f"AuthState(client={self.client!r}, schemes={self.schemes!r})"
 
 
 def get_auth_state() -> AuthState | None:

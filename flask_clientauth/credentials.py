@@ -54,8 +54,10 @@ def sent_elsewhere(request: Request, scheme: Scheme) -> bool:
     """Whether the key is in some other location than the spec's (under its name or API Connect's)."""
     names = {(scheme.param or "").lower()}
     names.update(v.lower() for (_, kt), v in V5_NAMES.items() if kt == scheme.key_type)
+    # a header named client_id reaches WSGI as HTTP_CLIENT_ID and reads back as Client-Id
+    header_names = {n.replace("_", "-") for n in names}
     return any(
-        n.lower() in names
+        (n.lower().replace("_", "-") in header_names) if location == "header" else (n.lower() in names)
         for location in _LOCATIONS
         if location != scheme.location
         for n in _names_in(request, location)

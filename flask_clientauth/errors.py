@@ -41,6 +41,7 @@ SECRET_INVALID = Reason("client_secret_invalid", 401, "Client secret invalid", 5
 SCHEME_REJECTED = Reason("credentials_rejected", 401, "Credentials rejected", 5)
 DISABLED = Reason("client_disabled", 403, "Client disabled", 6)
 UNDOCUMENTED = Reason("operation_not_described", 403, "Operation not described by the API definition", 7)
+THROTTLED = Reason("too_many_failures", 429, "Too many failed attempts; retry later", 8)
 STORE_UNAVAILABLE = Reason("store_unavailable", 503, "Client registry unavailable", 9)
 CONFIG_ERROR = Reason("configuration_error", 503, "API security is misconfigured", 9)
 
@@ -51,6 +52,7 @@ class AuthFailure(Exception):
 
     reason: Reason
     detail: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def status(self) -> int:
@@ -78,4 +80,4 @@ def default_response(failure: AuthFailure, *, detail_mode: str = "default") -> R
     if detail_mode == "gateway" and failure.status == 401:
         message = GATEWAY_401_TEXT
     body = json.dumps(error_body(failure.status, message))
-    return Response(body, status=failure.status, mimetype="application/json")
+    return Response(body, status=failure.status, mimetype="application/json", headers=failure.headers)

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Request, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, create_engine
 
@@ -21,6 +21,7 @@ from .models import Base
 from .routing import Override, RouteInfo, RouteTable
 from .spec import Spec, SpecError, load_spec
 from .store import ClientStore
+from .throttle import FailureThrottle
 from .verify import Authenticator, escape
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("flask_clientauth")
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: What ``exempt`` / ``require`` decorate: a view function, a class-based view or a blueprint.
+V = TypeVar("V", bound=Callable[..., Any] | Blueprint)
 
 #: Every configuration key with its default (documented in the README).
 DEFAULTS: dict[str, Any] = {
@@ -46,6 +49,11 @@ DEFAULTS: dict[str, Any] = {
     "CLIENTAUTH_NEGATIVE_CACHE_SIZE": 10_000,
     "CLIENTAUTH_NEGATIVE_CACHE_TTL": 5.0,
     "CLIENTAUTH_REVOCATION_INTERVAL": 1.0,
+    "CLIENTAUTH_RATELIMIT_ENABLED": True,
+    "CLIENTAUTH_RATELIMIT_STORAGE_URI": "memory://",
+    "CLIENTAUTH_RATELIMIT_STRATEGY": "fixed-window",
+    "CLIENTAUTH_RATELIMIT_PER_CLIENT": "20/minute",
+    "CLIENTAUTH_RATELIMIT_PER_ADDRESS": "60/minute",
 }
 
 
@@ -66,17 +74,30 @@ class ClientAuthState:
             negative_size=int(config["CLIENTAUTH_NEGATIVE_CACHE_SIZE"]),
             negative_ttl=float(config["CLIENTAUTH_NEGATIVE_CACHE_TTL"]),
         )
+        self.throttle = (
+            FailureThrottle(
+                config["CLIENTAUTH_RATELIMIT_STORAGE_URI"],
+                per_client=config["CLIENTAUTH_RATELIMIT_PER_CLIENT"],
+                per_address=config["CLIENTAUTH_RATELIMIT_PER_ADDRESS"],
+                strategy=config["CLIENTAUTH_RATELIMIT_STRATEGY"],
+            )
+            if config["CLIENTAUTH_RATELIMIT_ENABLED"]
+            else None
+        )
+        store.listeners.append(lambda client_id: self.cache.evict((client_id,)))
         self.authenticator = Authenticator(
             store,
             self.cache,
             handlers=ext._scheme_handlers,
             revocation_interval=float(config["CLIENTAUTH_REVOCATION_INTERVAL"]),
+            throttle=self.throttle,
         )
         self._spec_source = config["CLIENTAUTH_SPEC"]
         self._strict = bool(config["CLIENTAUTH_STRICT_NAMES"])
         self._root_path = app.root_path
         self._preflight = config["CLIENTAUTH_CORS_PREFLIGHT"]
         self._view_functions = app.view_functions
+        self._blueprints = app.blueprints
         self._spec: Spec | None = None
         self._table: RouteTable | None = None
         self._lock = threading.Lock()
@@ -100,6 +121,7 @@ class ClientAuthState:
                         blueprint_overrides=self.extension._blueprint_overrides,
                         handlers=self.extension._scheme_handlers,
                         view_functions=self._view_functions,
+                        blueprints=self._blueprints,
                         preflight=self._preflight,
                     )
         return self._table
@@ -118,7 +140,7 @@ class ClientAuth:
     def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
         self.db = db
         self._view_overrides: dict[Callable[..., Any], Override] = {}
-        self._blueprint_overrides: dict[str, Override] = {}
+        self._blueprint_overrides: dict[Blueprint, Override] = {}
         self._scheme_handlers: dict[str, Callable[..., Any]] = {}
         self._error_handler: Callable[[AuthFailure], ResponseReturnValue] | None = None
         if db is not None:
@@ -151,21 +173,25 @@ class ClientAuth:
         if not callable(app.config["CLIENTAUTH_SPEC"]):
             state.spec()  # a broken document fails start-up, naming its path and the rule
         app.extensions["clientauth"] = state
-        app.before_request(self._before_request)
+
+        def check_request() -> ResponseReturnValue | None:
+            return self._before_request(state)
+
+        app.before_request(check_request)
 
         from .cli import clients
 
         app.cli.add_command(clients)
 
     # -- decorators -------------------------------------------------------------------
-    def exempt(self, obj: F) -> F:
+    def exempt(self, obj: V) -> V:
         """Make a view (or every view of a blueprint) public, whatever the spec says."""
         self._register(obj, Override("exempt", where=_describe(obj)))
         return obj
 
     def require(
         self, *schemes: str, any_of: Sequence[Sequence[str]] | None = None
-    ) -> Callable[[F], F]:
+    ) -> Callable[[V], V]:
         """Protect a view or blueprint with named schemes: all of ``schemes``, or one group of ``any_of``.
 
         With no names, the document's global requirement applies.
@@ -174,7 +200,7 @@ class ClientAuth:
             raise TypeError("pass scheme names or any_of, not both")
         alternatives = tuple(tuple(a) for a in any_of) if any_of else ((tuple(schemes),) if schemes else ())
 
-        def decorator(obj: F) -> F:
+        def decorator(obj: V) -> V:
             self._register(obj, Override("require", alternatives, where=_describe(obj)))
             return obj
 
@@ -182,7 +208,7 @@ class ClientAuth:
 
     def _register(self, obj: Any, override: Override) -> None:
         if isinstance(obj, Blueprint):
-            self._blueprint_overrides[obj.name] = override
+            self._blueprint_overrides[obj] = override
         else:
             self._view_overrides[obj] = override
 
@@ -220,22 +246,22 @@ class ClientAuth:
         return self.state(target).table().build(target.url_map.iter_rules())
 
     # -- the hook ---------------------------------------------------------------------
-    def _before_request(self) -> ResponseReturnValue | None:
-        rule = request.url_rule
+    def _before_request(self, state: ClientAuthState) -> ResponseReturnValue | None:
+        req: Request = request._get_current_object()  # type: ignore[attr-defined]
+        rule = req.url_rule
         if rule is None:
             return None  # routing failed: Flask answers 404 / 405 and no view runs
-        state: ClientAuthState = current_app.extensions["clientauth"]
         try:
-            policy = state.table().lookup(rule, request.method)
+            policy = state.table().lookup(rule, req.method)
         except SpecError as exc:
             logger.critical("clientauth: refusing %s %s: %s", request.method, rule.rule, exc)
             return self._respond(AuthFailure(errors.CONFIG_ERROR), state)
         if policy.public:
             return None
-        if policy.allow_preflight and request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.environ:
+        if policy.allow_preflight and req.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in req.environ:
             return None
         try:
-            auth = state.authenticator.check(policy, request)
+            auth = state.authenticator.check(policy, req)
         except AuthFailure as failure:
             logger.info(
                 "clientauth: %s %s -> %s %s",
@@ -250,7 +276,7 @@ class ClientAuth:
             return self._respond(AuthFailure(errors.STORE_UNAVAILABLE), state)
         set_auth_state(auth)
         if state.hide_credentials:
-            hide(request, [s for name in auth.schemes for s in [state.spec().schemes[name]] if s.is_api_key])
+            hide(req, policy.api_keys)
         return None
 
     def _respond(self, failure: AuthFailure, state: ClientAuthState) -> Response:

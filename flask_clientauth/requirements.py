@@ -52,6 +52,11 @@ class Requirement:
     client_id: Scheme | None = field(init=False, compare=False)
     client_secret: Scheme | None = field(init=False, compare=False)
     others: tuple[Scheme, ...] = field(init=False, compare=False)
+    #: Names of all the schemes, and of the API key schemes (``current_client.schemes``).
+    names: tuple[str, ...] = field(init=False, compare=False)
+    key_names: tuple[str, ...] = field(init=False, compare=False)
+    #: Header names under which ``current_client.headers`` offers the ID and the secret.
+    forward_names: tuple[str, str] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         ids = [s for s in self.schemes if s.key_type == "client_id"]
@@ -59,10 +64,16 @@ class Requirement:
         object.__setattr__(self, "client_id", ids[0] if ids else None)
         object.__setattr__(self, "client_secret", secrets[0] if secrets else None)
         object.__setattr__(self, "others", tuple(s for s in self.schemes if not s.is_api_key))
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.schemes)
+        object.__setattr__(self, "names", tuple(s.name for s in self.schemes))
+        object.__setattr__(self, "key_names", tuple(s.name for s in self.schemes if s.is_api_key))
+        object.__setattr__(
+            self,
+            "forward_names",
+            (
+                _forward_name(ids[0] if ids else None, "X-IBM-Client-Id"),
+                _forward_name(secrets[0] if secrets else None, "X-IBM-Client-Secret"),
+            ),
+        )
 
     def describe(self) -> str:
         parts = []
@@ -70,6 +81,13 @@ class Requirement:
             parts.append("id+secret" if self.client_secret is not None else "id")
         parts.extend(f"{s.name}({s.type}, handled-by-app)" for s in self.others)
         return "+".join(parts) or "anonymous"
+
+
+def _forward_name(scheme: Scheme | None, canonical: str) -> str:
+    """A header key keeps its name; a query or cookie key is offered under API Connect's header name."""
+    if scheme is not None and scheme.location == "header" and scheme.param:
+        return scheme.param
+    return canonical
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,11 @@ class Policy:
     operation: str | None = None
     #: CORS preflight (``OPTIONS`` + ``Access-Control-Request-Method``) passes without credentials.
     allow_preflight: bool = False
+
+    @property
+    def api_keys(self) -> list[Scheme]:
+        """Every API key scheme any alternative names (what ``CLIENTAUTH_HIDE_CREDENTIALS`` strips)."""
+        return list(dict.fromkeys(s for r in self.alternatives for s in r.schemes if s.is_api_key))
 
     @property
     def public(self) -> bool:

@@ -69,15 +69,17 @@ class RouteTable:
         spec: Spec,
         *,
         view_overrides: Mapping[Callable[..., Any], Override],
-        blueprint_overrides: Mapping[str, Override],
+        blueprint_overrides: Mapping[Any, Override],
         handlers: Mapping[str, Callable[..., Any]],
         view_functions: Mapping[str, Callable[..., Any]],
+        blueprints: Mapping[str, Any] | None = None,
         preflight: PreflightMode = "auto",
     ) -> None:
         self.spec = spec
         self._view_functions = view_functions
         self._views = view_overrides
         self._blueprints = blueprint_overrides
+        self._app_blueprints = blueprints if blueprints is not None else {}
         self._handlers = handlers
         self._preflight = preflight
         self._cache: dict[tuple[int, str], Policy] = {}
@@ -104,13 +106,38 @@ class RouteTable:
         return policy
 
     def operation_for(self, rule: str, method: str) -> Operation | None:
-        ops = self.index.get(flask_template(rule))
+        template = flask_template(rule)
+        ops = self.index.get(template) or self._covering(template)
         if not ops:
             return None
         op = ops.get(method)
         if op is None and method == "HEAD":
             op = ops.get("GET")
         return op
+
+    def _covering(self, template: str) -> dict[str, Operation] | None:
+        """Operations of the spec path whose variables match literal parts of ``template``.
+
+        A gateway matches the URL ``/items/latest`` to ``/items/{id}``; a Flask rule
+        ``/items/latest`` must get that operation's requirement too. The most literal
+        candidate wins.
+        """
+        parts = template.split("/")
+        best: tuple[int, dict[str, Operation]] | None = None
+        for key, ops in self.index.items():
+            spec_parts = key.split("/")
+            if len(spec_parts) != len(parts):
+                continue
+            literal = 0
+            for spec_part, part in zip(spec_parts, parts):
+                if spec_part == part:
+                    literal += "{}" not in part
+                elif spec_part != "{}":
+                    break
+            else:
+                if best is None or literal > best[0]:
+                    best = (literal, ops)
+        return best[1] if best is not None else None
 
     def resolve(self, rule: Rule, method: str) -> Policy:
         """Compute the policy for one rule and method (decorators first, then the spec)."""
@@ -132,13 +159,16 @@ class RouteTable:
 
     def _override(self, endpoint: str, view: Callable[..., Any] | None) -> Override | None:
         if view is not None:
-            found = self._views.get(view)
+            # a class-based view is decorated as a class; Flask keeps the function as_view() made
+            found = self._views.get(view) or self._views.get(getattr(view, "view_class", view))
             if found is not None:
                 return found
-        # innermost blueprint first: "parent.child.view" -> "parent.child" / "child", then "parent"
+        # innermost blueprint first: "parent.child.view" -> "parent.child", then "parent"; the
+        # app's registry gives the Blueprint object whatever name it was registered under
         parts = endpoint.split(".")[:-1]
         while parts:
-            found = self._blueprints.get(".".join(parts)) or self._blueprints.get(parts[-1])
+            blueprint = self._app_blueprints.get(".".join(parts))
+            found = self._blueprints.get(blueprint) if blueprint is not None else None
             if found is not None:
                 return found
             parts.pop()

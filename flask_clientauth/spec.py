@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -230,6 +231,8 @@ class _Parser:
             if str(swagger) != "2.0":
                 raise self.fail(f"unsupported swagger version {swagger!r} (expected '2.0')")
             return 2
+        if isinstance(openapi, (int, float)) and not isinstance(openapi, bool):
+            openapi = str(openapi)  # unquoted YAML ``openapi: 3.1``, read as ``swagger: 2.0`` is
         if isinstance(openapi, str) and re.match(r"^3\.\d+(\.\d+)?", openapi):
             return 3
         if openapi is not None:
@@ -319,7 +322,8 @@ class _Parser:
                 raise self.fail("every server needs a 'url' string")
             for url in _expand_server_url(server["url"], server.get("variables") or {}):
                 path = urlsplit(url).path if "://" in url or url.startswith("//") else url.split("?")[0]
-                path = "/" + path.strip("/") if path.strip("/") else ""
+                path = posixpath.normpath("/" + path.lstrip("/"))  # "./v1", "v1" -> "/v1"
+                path = "" if path == "/" else path
                 if path not in out:
                     out.append(path)
         return tuple(out)
@@ -362,7 +366,7 @@ def _parse_security(spec: Spec, raw: Any, *, origin: str, where: str) -> Policy:
             schemes.append(scheme)
         req = Requirement(tuple(schemes))
         _check_requirement(spec.source, req, at)
-        if req not in alternatives:
+        if all(set(req.schemes) != set(a.schemes) for a in alternatives):  # {a, b} is {b, a}
             alternatives.append(req)
     if optional and not alternatives:
         return Policy(origin=origin)

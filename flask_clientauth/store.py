@@ -13,11 +13,22 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    LargeBinary,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .keys import generate_client_id, generate_secret, hash_secret
-from .models import Base, clients_table, events_table
+from .models import NAME_MAX, Base, clients_table, events_table
 
 logger = logging.getLogger("flask_clientauth")
 
@@ -42,7 +53,16 @@ def utcnow() -> datetime:
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    """A stored timestamp in UTC (naive ones are stored as UTC; PostgreSQL answers in the session's zone)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _id_is(conn: Connection, client_id: str) -> ColumnElement[bool]:
+    """``client_id = :id``, byte for byte: MySQL/MariaDB collations ignore case and trailing spaces."""
+    condition = clients_table.c.client_id == client_id
+    if conn.dialect.name in ("mysql", "mariadb"):
+        condition = condition & (cast(clients_table.c.client_id, LargeBinary) == client_id.encode("utf-8"))
+    return condition
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,14 @@ class ClientRecord:
         )
 
 
+def check_name(name: str) -> str:
+    """The client name, stripped; :class:`ValueError` when it is unusable."""
+    name = name.strip()
+    if not name or len(name) > NAME_MAX or not name.isprintable():
+        raise ValueError(f"a client name must be 1 to {NAME_MAX} printable characters")
+    return name
+
+
 class ClientStore:
     """Reads and writes clients through an engine supplied on demand.
 
@@ -92,6 +120,9 @@ class ClientStore:
     def __init__(self, get_engine: Callable[[], Engine], *, bcrypt_rounds: int = 12) -> None:
         self._get_engine = get_engine
         self.bcrypt_rounds = bcrypt_rounds
+        #: Called with a client ID after each committed change made through this store, so
+        #: this process's cache drops it at once (other processes learn it from the change log).
+        self.listeners: list[Callable[[str], None]] = []
 
     @property
     def engine(self) -> Engine:
@@ -117,9 +148,7 @@ class ClientStore:
     def get(self, client_id: str) -> ClientRecord | None:
         """The client with exactly this ID (compared byte for byte, whatever the collation)."""
         with self._connect(write=False) as conn:
-            row = conn.execute(
-                select(clients_table).where(clients_table.c.client_id == client_id)
-            ).first()
+            row = conn.execute(select(clients_table).where(_id_is(conn, client_id))).first()
         if row is None or row.client_id != client_id:
             return None
         return ClientRecord.from_row(row)
@@ -154,6 +183,10 @@ class ClientStore:
         return newest, {r.client_id for r in rows}, {r.id for r in rows}
 
     # -- writes -----------------------------------------------------------------------
+    def _changed(self, client_id: str) -> None:
+        for listener in self.listeners:
+            listener(client_id)
+
     def _log(self, conn: Connection, client_id: str, action: str) -> None:
         now = utcnow()
         conn.execute(insert(events_table).values(client_id=client_id, action=action, created_at=now))
@@ -167,7 +200,11 @@ class ClientStore:
         with_secret: bool = True,
         client_id: str | None = None,
     ) -> tuple[ClientRecord, str | None]:
-        """Register a client; returns it and its secret (the only time the secret exists)."""
+        """Register a client; returns it and its secret (the only time the secret exists).
+
+        Raises :class:`ValueError` for a name that is empty, too long or not printable.
+        """
+        name = check_name(name)
         secret = generate_secret() if with_secret else None
         hashed = hash_secret(secret, self.bcrypt_rounds) if secret is not None else None
         for _attempt in range(3):
@@ -187,23 +224,27 @@ class ClientStore:
                         )
                     )
                     self._log(conn, cid, "create")
+                    # read back: the database may keep less precision than we sent (MariaDB: seconds)
+                    row = conn.execute(select(clients_table).where(_id_is(conn, cid))).one()
             except DuplicateClientId:
                 if client_id is None:
                     continue  # a random ID collided: draw another
                 raise
-            return ClientRecord(cid, name, description, True, now, now, hashed), secret
+            self._changed(cid)
+            return ClientRecord.from_row(row), secret
         raise StoreError("could not generate a unique client ID")
 
     def _update(self, client_id: str, action: str, **values: Any) -> ClientRecord:
         with self._connect(write=True) as conn:
             result = conn.execute(
                 update(clients_table)
-                .where(clients_table.c.client_id == client_id)
+                .where(_id_is(conn, client_id))
                 .values(updated_at=utcnow(), **values)
             )
             if result.rowcount == 0:
                 raise ClientNotFound(client_id)
             self._log(conn, client_id, action)
+        self._changed(client_id)
         return self.require(client_id)
 
     def reset_secret(self, client_id: str) -> tuple[ClientRecord, str]:
@@ -223,10 +264,11 @@ class ClientStore:
 
     def delete(self, client_id: str) -> None:
         with self._connect(write=True) as conn:
-            result = conn.execute(delete(clients_table).where(clients_table.c.client_id == client_id))
+            result = conn.execute(delete(clients_table).where(_id_is(conn, client_id)))
             if result.rowcount == 0:
                 raise ClientNotFound(client_id)
             self._log(conn, client_id, "delete")
+        self._changed(client_id)
 
     # -- schema -----------------------------------------------------------------------
     def create_all(self) -> None:

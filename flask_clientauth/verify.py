@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ from .keys import BCRYPT_MAX_BYTES, secret_matches
 from .models import CLIENT_ID_MAX
 from .requirements import Policy, Requirement, Scheme
 from .store import ClientStore, StoreError
+from .throttle import FailureThrottle, ThrottleUnavailable
 
 logger = logging.getLogger("flask_clientauth")
 
@@ -52,8 +54,10 @@ class Authenticator:
         *,
         handlers: Mapping[str, Callable[[Request], Any]],
         revocation_interval: float = 1.0,
+        throttle: FailureThrottle | None = None,
     ) -> None:
         self.store = store
+        self.throttle = throttle
         self.cache = cache
         self.handlers = handlers
         self.revocation_interval = revocation_interval
@@ -61,6 +65,10 @@ class Authenticator:
         self._last_event: int | None = None
         self._holes: dict[int, float] = {}
         self._poll_lock = threading.Lock()
+        #: (client ID, address) pairs that authenticated before: exempt from the per-client
+        #: limit, so a flood of wrong secrets for a client ID does not lock its owner out.
+        self._known_addresses: OrderedDict[tuple[str, str | None], None] = OrderedDict()
+        self._known_lock = threading.Lock()
 
     # -- revocation -------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
@@ -106,7 +114,7 @@ class Authenticator:
         try:
             self.refresh()
             return self._check(policy, request)
-        except StoreError as exc:
+        except (StoreError, ThrottleUnavailable) as exc:
             logger.error("clientauth: %s; answering 503", exc)
             raise AuthFailure(errors.STORE_UNAVAILABLE) from None
 
@@ -122,7 +130,7 @@ class Authenticator:
             }
             if len(ids) > 1:
                 raise AuthFailure(errors.CONFLICT)
-        memo: dict[Any, Any] = {}
+        memo: dict[Any, Any] = {"address": request.remote_addr}
         best: AuthFailure | None = None
         for req in alternatives:
             outcome = self._attempt(req, request, memo)
@@ -138,37 +146,15 @@ class Authenticator:
         raise best
 
     def _attempt(self, req: Requirement, request: Request, memo: dict[Any, Any]) -> AuthState | AuthFailure:
-        id_scheme, secret_scheme = req.client_id, req.client_secret
         client: AuthenticatedClient | None = None
+        id_scheme = req.client_id
         if id_scheme is not None:
-            client_id, failure = self._read(request, id_scheme, "Client ID", errors.CLIENT_ID_MISSING)
-            if failure is not None:
-                return failure
-            assert client_id is not None
-            secret: str | None = None
-            if secret_scheme is not None:
-                secret, failure = self._read(
-                    request, secret_scheme, "Client secret", errors.CLIENT_SECRET_MISSING
-                )
-                if failure is not None:
-                    return failure
-            entry = self._lookup(client_id, memo)
-            if entry is None:
-                return AuthFailure(errors.NOT_REGISTERED)
-            if secret is not None and not self._verify(client_id, entry, secret, memo):
-                return AuthFailure(errors.SECRET_INVALID)
-            if not entry.record.enabled:
-                return AuthFailure(errors.DISABLED)
-            headers = {_header_name(id_scheme, "X-IBM-Client-Id"): client_id}
-            if secret_scheme is not None and secret is not None:
-                headers[_header_name(secret_scheme, "X-IBM-Client-Secret")] = secret
-            client = AuthenticatedClient(
-                client_id=client_id,
-                name=entry.record.name,
-                schemes=tuple(s.name for s in req.schemes if s.is_api_key),
-                secret_verified=secret is not None,
-                _headers=headers,
-            )
+            found = self._client(req, id_scheme, request, memo)
+            if not isinstance(found, AuthenticatedClient):
+                return found
+            client = found
+        if not req.others:
+            return AuthState(client, req.names)
         results: dict[str, Any] = {}
         for scheme in req.others:
             handler = self.handlers.get(scheme.name)
@@ -185,6 +171,34 @@ class Authenticator:
                 return AuthFailure(errors.SCHEME_REJECTED)
             results[scheme.name] = result
         return AuthState(client, req.names, results)
+
+    def _client(
+        self, req: Requirement, id_scheme: Scheme, request: Request, memo: dict[Any, Any]
+    ) -> AuthenticatedClient | AuthFailure:
+        """The API key part of a requirement: the client ID, and the secret where required."""
+        client_id, failure = self._read(request, id_scheme, "Client ID", errors.CLIENT_ID_MISSING)
+        if failure is not None:
+            return failure
+        assert client_id is not None
+        secret_scheme = req.client_secret
+        secret: str | None = None
+        if secret_scheme is not None:
+            secret, failure = self._read(request, secret_scheme, "Client secret", errors.CLIENT_SECRET_MISSING)
+            if failure is not None:
+                return failure
+        entry = self._lookup(client_id, memo)
+        if entry is None:
+            return AuthFailure(errors.NOT_REGISTERED)
+        id_header, secret_header = req.forward_names
+        if secret is None:
+            headers = {id_header: client_id}
+        else:
+            if not self._verify(client_id, entry, secret, memo):
+                return AuthFailure(errors.SECRET_INVALID)
+            headers = {id_header: client_id, secret_header: secret}
+        if not entry.record.enabled:
+            return AuthFailure(errors.DISABLED)
+        return AuthenticatedClient(client_id, entry.record.name, req.key_names, secret is not None, headers)
 
     @staticmethod
     def _read(
@@ -209,9 +223,12 @@ class Authenticator:
         if len(client_id) <= CLIENT_ID_MAX and _printable(client_id):
             entry = self.cache.get(client_id)
             if entry is None and not self.cache.is_unknown(client_id):
+                self._throttle(None, memo)
                 epoch = self.cache.epoch
                 record = self.store.get(client_id)
                 entry = self.cache.put(client_id, record, epoch)
+                if record is None and self.throttle is not None:
+                    self.throttle.failed(None, memo["address"])
         memo[key] = entry
         return entry
 
@@ -226,14 +243,36 @@ class Authenticator:
         stored = entry.record.secret_hash
         ok = False
         if stored is not None and len(secret.encode("utf-8", "surrogateescape")) <= BCRYPT_MAX_BYTES:
+            self._throttle(client_id, memo)
             ok = secret_matches(secret, stored)
             if not ok and not stored.startswith("$2"):
                 logger.error("clientauth: the stored secret hash of client %s is corrupt", escape(client_id))
         if ok:
             self.cache.mark_verified(entry, digest)
+            if self.throttle is not None:
+                self._remember_address(client_id, memo["address"])
+        elif self.throttle is not None:
+            self.throttle.failed(client_id, memo["address"])
         memo[key] = ok
         return ok
 
+    def _throttle(self, client_id: str | None, memo: dict[Any, Any]) -> None:
+        """Refuse with 429, before any costly work, once the failure limits are reached."""
+        if self.throttle is None:
+            return
+        address = memo["address"]
+        if client_id is not None and (client_id, address) in self._known_addresses:
+            client_id = None  # this address has proven it holds the secret before
+        wait = self.throttle.retry_after(client_id, address)
+        if wait is not None:
+            raise AuthFailure(errors.THROTTLED, headers={"Retry-After": str(wait)})
 
-def _header_name(scheme: Scheme, canonical: str) -> str:
-    return scheme.param if scheme.location == "header" and scheme.param else canonical
+
+    def _remember_address(self, client_id: str, address: str | None) -> None:
+        key = (client_id, address)
+        with self._known_lock:
+            self._known_addresses[key] = None
+            self._known_addresses.move_to_end(key)
+            while len(self._known_addresses) > max(self.cache.size, 1):
+                self._known_addresses.popitem(last=False)
+

@@ -1,0 +1,218 @@
+"""1. In-process: microseconds per request with no server, bare Flask versus protected.
+
+The environ is built once per variant and ``app.wsgi_app(environ, start_response)`` is called in
+a tight loop; the same is then done through ``app.test_client()``. Variants run interleaved in
+short batches (a shuffled order every round) and each figure is the median over rounds; the
+overhead of a variant is the median of its per-round difference to bare Flask in the same round.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import bench_app
+from bench_common import creds, fmt, make_store, median, table
+from werkzeug.test import EnvironBuilder
+
+
+@dataclass
+class Variant:
+    name: str
+    label: str
+    app: Any
+    path: str
+    headers: dict[str, str]
+
+
+def build_variants(database_url: str, rounds: int) -> tuple[list[Variant], list[str]]:
+    """The apps to compare, each checked once (a 200) so the cache is warm."""
+    notes: list[str] = []
+    store = make_store(database_url, rounds)
+    record, secret = store.create("bench in-process")
+    assert secret is not None
+    cid = record.client_id
+    tokens = {cid: secret}
+    variants = [
+        Variant("bare", "bare Flask (no auth)", bench_app.create_app("bare"), "/hello", {}),
+        Variant(
+            "handwritten",
+            "reference: hand-written before_request (dict + SHA-256 + compare_digest)",
+            bench_app.create_app("handwritten", tokens=tokens),
+            "/hello",
+            creds(cid, secret),
+        ),
+    ]
+    try:
+        import flask_httpauth  # noqa: F401
+
+        variants.append(
+            Variant(
+                "httpauth",
+                "reference: flask-httpauth HTTPTokenAuth",
+                bench_app.create_app("httpauth", tokens=tokens),
+                "/hello",
+                {bench_app.TOKEN_HEADER: secret},
+            )
+        )
+    except ImportError:
+        notes.append("flask-httpauth row skipped: not installed (`pip install flask-httpauth` to add it).")
+    config = {"CLIENTAUTH_BCRYPT_ROUNDS": rounds}
+    protected = bench_app.create_app("id-secret", database_url, config=config)
+    variants += [
+        Variant("public", "ClientAuth, public route (security: [])", protected, "/public", {}),
+        Variant(
+            "id-only",
+            "ClientAuth, id-only (warm)",
+            bench_app.create_app("id-only", database_url, config=config),
+            "/hello",
+            creds(cid, None),
+        ),
+        Variant("id-secret", "ClientAuth, id+secret (warm)", protected, "/hello", creds(cid, secret)),
+    ]
+    store.engine.dispose()
+    return variants, notes
+
+
+def _environ(v: Variant) -> dict[str, Any]:
+    builder = EnvironBuilder(path=v.path, method="GET", headers=list(v.headers.items()))
+    try:
+        return builder.get_environ()
+    finally:
+        builder.close()
+
+
+def wsgi_runner(v: Variant) -> Callable[[int], int]:
+    """``run(n)`` makes n requests through ``app.wsgi_app`` and returns the last status."""
+    environ = _environ(v)
+    wsgi = v.app.wsgi_app
+    status = [""]
+
+    def start_response(s: str, headers: Any, exc_info: Any = None) -> Any:
+        status[0] = s
+        return None
+
+    def run(n: int) -> int:
+        for _ in range(n):
+            body = wsgi(environ, start_response)
+            for _chunk in body:
+                pass
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        return int(status[0][:3])
+
+    return run
+
+
+def client_runner(v: Variant) -> Callable[[int], int]:
+    client = v.app.test_client()
+    path, headers = v.path, v.headers
+
+    def run(n: int) -> int:
+        code = 0
+        for _ in range(n):
+            code = client.get(path, headers=headers).status_code
+        return code
+
+    return run
+
+
+def measure(
+    runners: dict[str, Callable[[int], int]], *, rounds: int, batch: int, seed: int = 6
+) -> dict[str, list[float]]:
+    """Per-round µs/request of each runner, interleaved in a shuffled order every round."""
+    for name, run in runners.items():
+        status = run(max(10, batch // 10))  # warm: first request, bytecode caches, the policy table
+        if status != 200:
+            raise RuntimeError(
+                f"in-process variant {name!r} answered {status}, not 200: the benchmark is invalid"
+            )
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    order = list(runners)
+    rnd = random.Random(seed)
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        rnd.shuffle(order)
+        for name in order:
+            run = runners[name]
+            gc.collect()
+            t0 = clock()
+            status = run(batch)
+            elapsed = clock() - t0
+            if status != 200:
+                raise RuntimeError(f"in-process variant {name!r} answered {status} during the run")
+            samples[name].append(elapsed / batch / 1000.0)
+    return samples
+
+
+def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    bare = samples["bare"]
+    out = {}
+    for name, vals in samples.items():
+        diffs = [v - b for v, b in zip(vals, bare)]
+        out[name] = {
+            "us_per_request": median(vals),
+            "min_us": min(vals),
+            "overhead_us": median(diffs),
+            "ratio_to_bare": median(v / b for v, b in zip(vals, bare)),
+        }
+    return out
+
+
+def run(ctx: Any) -> dict[str, Any]:
+    p = ctx.params
+    variants, notes = build_variants(ctx.database_url, p["client_rounds"])
+    wsgi = measure(
+        {v.name: wsgi_runner(v) for v in variants}, rounds=p["inproc_rounds"], batch=p["inproc_batch"]
+    )
+    client = measure(
+        {v.name: client_runner(v) for v in variants},
+        rounds=p["inproc_rounds"],
+        batch=max(10, p["inproc_batch"] // 4),
+    )
+    return {
+        "labels": {v.name: v.label for v in variants},
+        "rounds": p["inproc_rounds"],
+        "batch_wsgi": p["inproc_batch"],
+        "batch_test_client": max(10, p["inproc_batch"] // 4),
+        "wsgi": summarize(wsgi),
+        "test_client": summarize(client),
+        "database": ctx.database_label,
+        "notes": notes,
+    }
+
+
+def render(res: dict[str, Any]) -> str:
+    rows = []
+    for name, label in res["labels"].items():
+        w, c = res["wsgi"][name], res["test_client"][name]
+        rows.append(
+            [
+                label,
+                fmt(w["us_per_request"]),
+                "-" if name == "bare" else f"{w['overhead_us']:+.1f}",
+                fmt(c["us_per_request"]),
+                "-" if name == "bare" else f"{c['overhead_us']:+.1f}",
+            ]
+        )
+    text = table(
+        [
+            "variant (GET /hello → 'ok')",
+            "wsgi_app µs/req",
+            "overhead µs",
+            "test_client µs/req",
+            "overhead µs",
+        ],
+        rows,
+    )
+    info = (
+        f"\nMedians of {res['rounds']} interleaved rounds (batches of {res['batch_wsgi']} direct WSGI calls, "
+        f"{res['batch_test_client']} test-client requests); overhead = median of the per-round difference to "
+        f"bare Flask. Store: {res['database']}. Target: id+secret warm adds ≤ 5 µs (wsgi_app column)."
+    )
+    return text + info + "".join(f"\n\n{n}" for n in res["notes"])

@@ -1,0 +1,247 @@
+"""4. Scale: N clients in PostgreSQL, an active set of distinct clients hit in random order.
+
+The N rows are written with COPY and share ONE bcrypt hash computed once (hashing a million
+secrets would take days); it is made at a low cost (``--scale-bcrypt-rounds``, default 4) because
+every worker checks it once per client it caches, and 10,000 clients × 2 workers at cost 12
+would be ~80 minutes of CPU — the cost of that check is what the cold-path benchmark measures.
+Rows are kept between runs (recognised by their name and count), so a rerun skips the load.
+
+For each cache configuration (the default ``CLIENTAUTH_CACHE_SIZE`` and one smaller than the
+active set), a fresh gunicorn runs; the active set is hit in random order until the workers'
+caches are full (or a time limit), then measured. Each worker counts its requests, store reads
+(``store.get``), change-log polls and bcrypt checks, and reports its RSS from /proc.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import random
+import tempfile
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import bcrypt
+import bench_app
+from bench_common import Server, ensure_tables, fmt, table
+from loadgen import run_load
+
+SCALE_NAME = "bench-scale"
+SCALE_SECRET = "bench-scale-secret-" + "s" * 24  # 43 characters, like a generated one
+
+
+def client_id(i: int) -> str:
+    return hashlib.md5(f"bench-scale-{i}".encode(), usedforsecurity=False).hexdigest()
+
+
+def _psycopg_dsn(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def load_clients(url: str, n: int, rounds: int) -> dict[str, Any]:
+    """Make sure exactly the ``n`` scale clients exist; returns how long it took and whether it loaded."""
+    import psycopg
+
+    ensure_tables(url)
+    t0 = time.perf_counter()
+    with psycopg.connect(_psycopg_dsn(url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*), min(secret_hash) FROM clientauth_clients WHERE name = %s", (SCALE_NAME,)
+        ).fetchone()
+        assert row is not None
+        count, stored_hash = row
+        if count == n and stored_hash and bcrypt.checkpw(SCALE_SECRET.encode(), stored_hash.encode()):
+            total = conn.execute("SELECT count(*) FROM clientauth_clients").fetchone()
+            return {"loaded": False, "seconds": time.perf_counter() - t0, "rows": total[0] if total else n}
+        hashed = bcrypt.hashpw(SCALE_SECRET.encode(), bcrypt.gensalt(rounds)).decode()
+        now = datetime.now(UTC)
+        with conn.transaction():
+            conn.execute("TRUNCATE clientauth_clients")
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY clientauth_clients (client_id, name, description, secret_hash, enabled, created_at, updated_at)"
+                    " FROM STDIN"
+                ) as copy,
+            ):
+                for i in range(n):
+                    copy.write_row((client_id(i), SCALE_NAME, "", hashed, True, now, now))
+        conn.execute("ANALYZE clientauth_clients")
+    return {"loaded": True, "seconds": time.perf_counter() - t0, "rows": n}
+
+
+def _read_stats(stats_dir: str, pids: set[int]) -> dict[int, dict[str, Any]]:
+    out = {}
+    for path in glob.glob(os.path.join(stats_dir, "*.json")):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if data["pid"] in pids:
+            out[data["pid"]] = data
+    return out
+
+
+def _fresh_stats(stats_dir: str, pids: set[int], wait: float = 0.5) -> dict[int, dict[str, Any]]:
+    time.sleep(wait)  # the workers write every 0.2 s
+    return _read_stats(stats_dir, pids)
+
+
+def _one_config(ctx: Any, label: str, cache_size: int, ids_file: str, active: int) -> dict[str, Any]:
+    p = ctx.params
+    stats_dir = tempfile.mkdtemp(prefix="bench-scale-")
+    server = Server(
+        "id-secret",
+        ctx.postgres_url,
+        workers=p["workers"],
+        threads=p["threads"],
+        bcrypt_rounds=p["scale_rounds"],
+        config={"CLIENTAUTH_CACHE_SIZE": cache_size},
+        stats_dir=stats_dir,
+    )
+    load: dict[str, Any] = {
+        "ids_file": ids_file,
+        "id_header": bench_app.ID_HEADER,
+        "secret_header": bench_app.SECRET_HEADER,
+        "secret": SCALE_SECRET,
+        "connections": p["connections"],
+        "tool": ctx.loadgen,
+    }
+    with server:
+        pids = server.worker_pids()
+        before = _fresh_stats(stats_dir, pids)
+        target = min(cache_size, active)
+        t0 = time.perf_counter()
+        warm_rounds = 0
+        while True:
+            res = run_load(server.url, duration=p["scale_warm_step"], **load)
+            warm_rounds += 1
+            if res.non2xx or res.errors:
+                raise RuntimeError(f"scale warm-up: {res.statuses}, {res.errors} socket errors")
+            stats = _fresh_stats(stats_dir, pids, wait=0.3)
+            full = all((s.get("cached") or 0) >= 0.98 * target for s in stats.values()) and len(stats) == len(
+                pids
+            )
+            if full or cache_size < active or time.perf_counter() - t0 > p["scale_warm_max"]:
+                break
+        warm_seconds = time.perf_counter() - t0
+        start = _fresh_stats(stats_dir, pids, wait=0.3)
+        res = run_load(server.url, duration=p["scale_duration"], **load)
+        end = _fresh_stats(stats_dir, pids, wait=0.3)
+        one = run_load(
+            server.url,
+            headers={bench_app.ID_HEADER: client_id(0), bench_app.SECRET_HEADER: SCALE_SECRET},
+            duration=p["scale_duration"],
+            connections=p["connections"],
+            tool=ctx.loadgen,
+        )
+    if res.non2xx or res.errors:
+        raise RuntimeError(f"scale: {res.statuses}, {res.errors} socket errors")
+
+    def delta(key: str) -> int:
+        return sum(end[pid][key] - start[pid][key] for pid in end if pid in start)
+
+    requests = delta("requests") or 1
+    return {
+        "label": label,
+        "cache_size": cache_size,
+        "warm_seconds": warm_seconds,
+        "warm_rounds": warm_rounds,
+        "rps": res.rps,
+        "p50_ms": res.p50_ms,
+        "p99_ms": res.p99_ms,
+        "one_client_rps": one.rps,
+        "requests_counted": requests,
+        "store_get_per_request": delta("store_get") / requests,
+        "store_poll_per_request": delta("store_poll") / requests,
+        "db_per_request": (delta("store_get") + delta("store_poll")) / requests,
+        "bcrypt_per_request": delta("bcrypt") / requests,
+        "cached": {pid: end[pid].get("cached") for pid in end},
+        "rss_start_mib": {pid: before[pid]["rss_kib"] / 1024 for pid in before if before[pid].get("rss_kib")},
+        "rss_end_mib": {pid: end[pid]["rss_kib"] / 1024 for pid in end if end[pid].get("rss_kib")},
+        "bound_holds": all((end[pid].get("cached") or 0) <= cache_size for pid in end),
+    }
+
+
+def run(ctx: Any) -> dict[str, Any]:
+    p = ctx.params
+    if ctx.postgres_url is None:
+        return {"skipped": ctx.postgres_skip_reason}
+    n, active = p["scale_clients"], p["scale_active"]
+    loaded = load_clients(ctx.postgres_url, n, p["scale_rounds"])
+    rnd = random.Random(4)
+    ids = [client_id(i) for i in rnd.sample(range(n), active)]
+    fd, ids_file = tempfile.mkstemp(prefix="bench-ids-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write("\n".join(ids) + "\n")
+    try:
+        default_size = int(p["default_cache_size"])
+        configs = [(f"CLIENTAUTH_CACHE_SIZE={default_size} (default)", default_size)]
+        if p["scale_small_cache"]:
+            small = max(10, active // 5)
+            configs.append((f"CLIENTAUTH_CACHE_SIZE={small} (< active set)", small))
+        results = [_one_config(ctx, label, size, ids_file, active) for label, size in configs]
+    finally:
+        os.unlink(ids_file)
+    return {
+        "clients": n,
+        "active": active,
+        "load": loaded,
+        "configs": results,
+        "bcrypt_rounds": p["scale_rounds"],
+    }
+
+
+def render(res: dict[str, Any]) -> str:
+    if "skipped" in res:
+        return f"Skipped: {res['skipped']}."
+    rows = []
+    for r in res["configs"]:
+        cached = "/".join(str(v) for v in r["cached"].values())
+        rss0 = "/".join(f"{v:.0f}" for v in r["rss_start_mib"].values())
+        rss1 = "/".join(f"{v:.0f}" for v in r["rss_end_mib"].values())
+        rows.append(
+            [
+                r["label"],
+                fmt(r["rps"], 0),
+                f"{r['rps'] / r['one_client_rps']:.2f}" if r["one_client_rps"] else "-",
+                fmt(r["p99_ms"], 2),
+                f"{cached} ({'holds' if r['bound_holds'] else 'EXCEEDED'})",
+                f"{rss0} → {rss1}",
+                f"{r['store_get_per_request']:.4f}",
+                f"{r['db_per_request']:.4f}",
+                f"{r['bcrypt_per_request']:.4f}",
+            ]
+        )
+    load = res["load"]
+    how = (
+        f"loaded with COPY in {load['seconds']:.1f} s"
+        if load["loaded"]
+        else "already present (kept from a previous run)"
+    )
+    return (
+        table(
+            [
+                "cache",
+                "requests/s",
+                "vs 1 client",
+                "p99 ms",
+                "cached per worker (bound)",
+                "RSS MiB per worker start → end",
+                "store.get / req",
+                "DB round trips / req",
+                "bcrypt / req",
+            ],
+            rows,
+        )
+        + f"\n\n{res['clients']:,} clients in PostgreSQL ({how}; {load['rows']:,} rows in the table), "
+        f"{res['active']:,} distinct active clients in random order, one shared bcrypt hash at cost "
+        f"{res['bcrypt_rounds']}. 'vs 1 client' = throughput against the same server hitting one client. "
+        "DB round trips = store reads + change-log polls, counted inside each worker during the measured window."
+    )

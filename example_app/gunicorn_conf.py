@@ -1,0 +1,17 @@
+"""Gunicorn settings for the example: two workers and an access log without client secrets.
+
+    gunicorn -c example_app/gunicorn_conf.py 'example_app:create_app()'
+
+Command-line options (``-b``, ``-w``, ...) override these; configure the app itself with
+the environment variables ``create_app`` reads (``EXAMPLE_SPEC``, ``CLIENTAUTH_*``).
+"""
+
+bind = "127.0.0.1:5000"
+workers = 2
+accesslog = "-"
+# Gunicorn's default format plus the worker's pid. The request line (%(r)s) keeps its
+# query string, with secret values replaced by [REDACTED] by the logger class below.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(p)s'
+logger_class = "example_app.logs.GunicornLogger"
+# Gunicorn 24+ opens a control socket in $HOME by default; several servers (tests) would share it.
+control_socket_disable = True

@@ -1,0 +1,85 @@
+"""Throttling of failed credential checks, per client ID and per remote address.
+
+A wrong secret costs a bcrypt check (about a quarter of a second at cost 12) and an unknown
+client ID a database lookup. Past the limits, requests that would cost either get 429
+without running them. Counting uses the `limits` library: in-process by default, shared
+across processes and hosts with a Redis (or Memcached, MongoDB) storage URI.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import (
+    FixedWindowRateLimiter,
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
+
+logger = logging.getLogger("flask_clientauth")
+
+STRATEGIES: dict[str, type[RateLimiter]] = {
+    "fixed-window": FixedWindowRateLimiter,
+    "moving-window": MovingWindowRateLimiter,
+    "sliding-window-counter": SlidingWindowCounterRateLimiter,
+}
+
+
+class ThrottleUnavailable(Exception):
+    """The counter storage cannot be reached; the message never holds its address."""
+
+
+class FailureThrottle:
+    """Counts failures and says when a client ID or an address has had too many."""
+
+    def __init__(
+        self,
+        storage_uri: str,
+        *,
+        per_client: str | None,
+        per_address: str | None,
+        strategy: str = "fixed-window",
+        key_prefix: str = "clientauth",
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"CLIENTAUTH_RATELIMIT_STRATEGY must be one of {', '.join(STRATEGIES)}")
+        self._limiter = STRATEGIES[strategy](storage_from_string(storage_uri))
+        self._per_client: RateLimitItem | None = parse(per_client) if per_client else None
+        self._per_address: RateLimitItem | None = parse(per_address) if per_address else None
+        self._prefix = key_prefix
+
+    def _keys(self, client_id: str | None, address: str | None) -> list[tuple[RateLimitItem, str, str]]:
+        keys = []
+        if self._per_client is not None and client_id is not None:
+            keys.append((self._per_client, "client", client_id))
+        if self._per_address is not None and address:
+            keys.append((self._per_address, "address", address))
+        return keys
+
+    def retry_after(self, client_id: str | None, address: str | None) -> int | None:
+        """Seconds to wait when a limit is exhausted, else ``None``."""
+        try:
+            for item, kind, key in self._keys(client_id, address):
+                if not self._limiter.test(item, self._prefix, kind, key):
+                    reset, _ = self._limiter.get_window_stats(item, self._prefix, kind, key)
+                    return max(1, math.ceil(reset - time.time()))
+        except Exception as exc:
+            raise ThrottleUnavailable(f"rate-limit storage unavailable ({type(exc).__name__})") from None
+        return None
+
+    def failed(self, client_id: str | None, address: str | None) -> None:
+        """Count one failed check against the client ID and the address."""
+        try:
+            for item, kind, key in self._keys(client_id, address):
+                self._limiter.hit(item, self._prefix, kind, key)
+        except Exception as exc:
+            raise ThrottleUnavailable(f"rate-limit storage unavailable ({type(exc).__name__})") from None
+
+    def reset(self) -> None:
+        """Forget every counter (tests, or after an incident)."""
+        self._limiter.storage.reset()

@@ -1,0 +1,542 @@
+"""End to end: the example app in real server processes, driven over HTTP as in the tutorial.
+
+Gunicorn serves the example with two workers (both spec variants: OpenAPI 2.0 with header
+keys, 3.x with query keys) on a SQLite file in a temporary instance folder; the real
+``flask clients`` CLI changes clients in the same database while the servers run. The
+README's curl lines and ``python -m example_app`` (what ``make run`` starts) are replayed too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+
+#: The issue's promise: a CLI change reaches every server process within 5 seconds.
+PROPAGATION_LIMIT = 5.0
+STARTUP_TIMEOUT = 60.0
+HTTP_TIMEOUT = 10.0
+#: Concurrent requests per probing round, so that both gunicorn workers get some.
+BATCH = 4
+
+BRANCH_NAMES = ["Downtown", "Riverside", "Airport Terminal B"]
+CLIENT_NAME = "Branch mobile app"
+
+
+def unauthorized(text: str) -> dict[str, str]:
+    return {"httpCode": "401", "httpMessage": "Unauthorized", "moreInformation": text}
+
+
+# -- processes ----------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def example_env(instance: Path, variant: str, **extra: str) -> dict[str, str]:
+    """The environment ``create_app`` reads: spec variant, instance folder, fast bcrypt.
+
+    ``CLIENTAUTH_DATABASE_URI`` is left unset: the store is the default SQLite file in the
+    instance folder. Failure throttling has its own tests; it is off here so that the
+    probing below counts only the tutorial's answers.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CLIENTAUTH_", "EXAMPLE_", "FLASK_", "GUNICORN_")) and k != "WEB_CONCURRENCY"
+    }
+    env.update(
+        EXAMPLE_SPEC=variant,
+        EXAMPLE_INSTANCE_PATH=str(instance),
+        CLIENTAUTH_BCRYPT_ROUNDS="4",
+        CLIENTAUTH_RATELIMIT_ENABLED="false",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``flask --app example_app clients ARGS`` as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "example_app", "clients", *args],
+        cwd=REPO,
+        env=env,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def cli_json(env: dict[str, str], *args: str) -> Any:
+    result = cli(env, *args, "--json")
+    assert result.returncode == 0, f"flask clients {' '.join(args)} failed:\n{result.stderr}"
+    return json.loads(result.stdout)
+
+
+class Server:
+    """A server process in its own process group; output goes to files in ``root``."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], root: Path, port: int, variant: str) -> None:
+        self.env = env
+        self.variant = variant
+        self.url = f"http://127.0.0.1:{port}"
+        self.stdout_path = root / "server.out"
+        self.stderr_path = root / "server.err"
+        with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+
+    def output(self) -> str:
+        return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(errors="replace")
+
+    def wait_ready(self) -> None:
+        """Wait (bounded) until the public status operation answers."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if requests.get(self.url + "/api/status", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"server not answering after {STARTUP_TIMEOUT:.0f}s:\n{self.output()}")
+
+    def wait_for_output(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            match = re.search(pattern, self.output(), re.MULTILINE)
+            if match is not None:
+                return match
+            if time.monotonic() > deadline:
+                pytest.fail(f"{pattern!r} not in the server output after {timeout:.0f}s:\n{self.output()}")
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signal the whole process group and wait (bounded); kill it if it lingers."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=15)
+        return int(self.proc.returncode)
+
+    # -- gunicorn: which worker answered ------------------------------------------------
+    def worker_pids(self) -> set[int]:
+        """The live gunicorn workers (two), from the error log."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            log = self.output()
+            booted = {int(p) for p in re.findall(r"Booting worker with pid: (\d+)", log)}
+            gone = {int(p) for p in re.findall(r"Worker exiting \(pid: (\d+)\)", log)}
+            live = booted - gone
+            if len(live) == 2:
+                return live
+            if time.monotonic() > deadline:
+                pytest.fail(f"expected 2 live gunicorn workers, found {sorted(live)}:\n{log}")
+            time.sleep(0.05)
+
+    def served_by(self, tags: list[str]) -> dict[str, tuple[int, int]]:
+        """For each tagged request: the pid of the worker that answered it and its access-log line.
+
+        A worker writes its lines in the order it handled the requests, so the line numbers
+        order one worker's answers even when the client received them out of order.
+        """
+        pattern = re.compile(r"[?&]probe=([0-9a-f]{32})\S* HTTP/1\.[01]\" \d{3} .* <(\d+)>$")
+        deadline = time.monotonic() + 10
+        while True:
+            lines = self.stdout_path.read_text().splitlines()
+            found = {
+                m.group(1): (int(m.group(2)), number)
+                for number, line in enumerate(lines)
+                for m in [pattern.search(line)]
+                if m is not None
+            }
+            if all(t in found for t in tags):
+                return {t: found[t] for t in tags}
+            if time.monotonic() > deadline:
+                missing = [t for t in tags if t not in found]
+                pytest.fail(f"access log lines missing for {missing}:\n{self.output()}")
+            time.sleep(0.02)
+
+
+def credentials(server: Server, client_id: str | None, secret: str | None) -> dict[str, Any]:
+    """Request arguments sending the credentials where the server's spec wants them."""
+    if server.variant == "openapi2":
+        headers = {"X-IBM-Client-Id": client_id, "X-IBM-Client-Secret": secret}
+        return {"headers": {k: v for k, v in headers.items() if v is not None}, "params": {}}
+    params = {"client_id": client_id, "client_secret": secret}
+    return {"headers": {}, "params": {k: v for k, v in params.items() if v is not None}}
+
+
+def call(
+    server: Server, path: str, creds: dict[str, Any], method: str = "GET", **kwargs: Any
+) -> requests.Response:
+    return requests.request(
+        method,
+        server.url + path,
+        headers={**creds["headers"], **kwargs.pop("headers", {})},
+        params={**creds["params"], **kwargs.pop("params", {})},
+        timeout=HTTP_TIMEOUT,
+        **kwargs,
+    )
+
+
+def every_worker_answers(
+    server: Server, creds: dict[str, Any], *, status: int, before: int, since: float, limit: float
+) -> dict[int, float]:
+    """Probe ``GET /api/branches`` until every worker answers ``status``; return when each did.
+
+    Until a worker switches it may answer ``before``; once it has answered ``status`` it must
+    never answer anything else. Fails if some worker has not switched ``limit`` seconds
+    after ``since``.
+    """
+    workers = server.worker_pids()
+    switched: dict[int, float] = {}
+    with ThreadPoolExecutor(BATCH) as pool:
+        while True:
+            tags = [secrets.token_hex(16) for _ in range(BATCH)]
+
+            def probe(tag: str) -> tuple[int, float]:
+                response = call(server, "/api/branches", creds, params={"probe": tag})
+                return response.status_code, time.monotonic()
+
+            answers = dict(zip(tags, pool.map(probe, tags), strict=True))
+            served = server.served_by(tags)
+            for tag in sorted(tags, key=lambda t: served[t][1]):  # each worker's own order
+                pid = served[tag][0]
+                code, at = answers[tag]
+                if pid in switched:
+                    assert code == status, f"worker {pid} answered {code} again after {status}"
+                elif code == status:
+                    switched[pid] = at - since
+                else:
+                    assert code == before, f"worker {pid} answered {code}, expected {before} or {status}"
+            if set(switched) >= workers:
+                return switched
+            if time.monotonic() - since > limit:
+                pytest.fail(
+                    f"after {limit}s only workers {sorted(switched)} of {sorted(workers)} answer {status}"
+                )
+            time.sleep(0.05)
+
+
+# -- fixtures -----------------------------------------------------------------------------
+@pytest.fixture(scope="module", params=["openapi2", "openapi3"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The example under gunicorn, two workers, with its tables created by ``flask clients init-db``."""
+    variant: str = request.param
+    root = tmp_path_factory.mktemp(f"e2e-{variant}")
+    env = example_env(root / "instance", variant)
+    result = cli(env, "init-db")
+    assert result.returncode == 0, result.stderr
+    port = free_port()
+    srv = Server(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "example_app/gunicorn_conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "example_app:create_app()",
+        ],
+        env,
+        root,
+        port,
+        variant,
+    )
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def client(server: Server) -> tuple[str, str]:
+    """A new client registered with the CLI: (client ID, client secret)."""
+    created = cli_json(server.env, "create", CLIENT_NAME)
+    assert created["name"] == CLIENT_NAME
+    return created["client_id"], created["client_secret"]
+
+
+# -- the tutorial -------------------------------------------------------------------------
+def test_status_is_public(server: Server) -> None:
+    response = requests.get(server.url + "/api/status", timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_tutorial(server: Server, client: tuple[str, str]) -> None:
+    client_id, secret = client
+
+    # Valid ID and secret: 200 and the branches.
+    response = call(server, "/api/branches", credentials(server, client_id, secret))
+    assert response.status_code == 200
+    assert [b["name"] for b in response.json()] == BRANCH_NAMES
+
+    # "replace the value with a random one": 401 Client ID not registered.
+    response = call(server, "/api/branches", credentials(server, secrets.token_hex(16), secret))
+    assert response.status_code == 401
+    assert response.json() == unauthorized("Client ID not registered")
+
+    # The right ID with a wrong secret.
+    response = call(server, "/api/branches", credentials(server, client_id, secrets.token_urlsafe(32)))
+    assert response.status_code == 401
+    assert response.json() == unauthorized("Client secret invalid")
+
+    # Nothing, or the ID alone where the secret is required.
+    response = call(server, "/api/branches", credentials(server, None, None))
+    assert response.status_code == 401
+    assert response.json() == unauthorized("Client ID missing")
+    response = call(server, "/api/branches", credentials(server, client_id, None))
+    assert response.status_code == 401
+    assert response.json() == unauthorized("Client secret missing")
+
+    # GET /branches/{branchId} asks for the client ID only.
+    response = call(server, "/api/branches/1", credentials(server, client_id, None))
+    assert response.status_code == 200
+    assert response.json()["name"] == "Downtown"
+    response = call(server, "/api/branches/99", credentials(server, client_id, None))
+    assert response.status_code == 404
+    response = call(server, "/api/branches/1", credentials(server, secrets.token_hex(16), None))
+    assert response.json() == unauthorized("Client ID not registered")
+
+    # POST /branches records the calling application (current_client).
+    response = call(
+        server,
+        "/api/branches",
+        credentials(server, client_id, secret),
+        "POST",
+        json={"name": "Harbour", "phone": "+1-217-555-0199"},
+    )
+    assert response.status_code == 201
+    assert response.json()["created_by"] == CLIENT_NAME
+    assert response.headers["Location"] == f"/api/branches/{response.json()['id']}"
+
+
+def test_credentials_only_where_the_spec_says(server: Server, client: tuple[str, str]) -> None:
+    client_id, secret = client
+    if server.variant == "openapi2":  # the 2.0 document wants headers: the query is refused
+        wrong = {"headers": {}, "params": {"X-IBM-Client-Id": client_id, "X-IBM-Client-Secret": secret}}
+        text = "Client ID must be sent in the header X-IBM-Client-Id"
+    else:  # the 3.x document wants the query: API Connect's headers are refused
+        wrong = {"headers": {"X-IBM-Client-Id": client_id, "X-IBM-Client-Secret": secret}, "params": {}}
+        text = "Client ID must be sent in the query parameter client_id"
+    response = call(server, "/api/branches", wrong)
+    assert response.status_code == 401
+    assert response.json() == unauthorized(text)
+
+
+def test_reset_secret_reaches_every_worker(server: Server, client: tuple[str, str]) -> None:
+    client_id, old = client
+    old_creds = credentials(server, client_id, old)
+    # Both workers verify the secret first, so both hold it in their caches.
+    every_worker_answers(server, old_creds, status=200, before=200, since=time.monotonic(), limit=30)
+
+    new = cli_json(server.env, "reset-secret", client_id)["client_secret"]
+    changed = time.monotonic()
+    assert new != old
+
+    refused = every_worker_answers(
+        server, old_creds, status=401, before=200, since=changed, limit=PROPAGATION_LIMIT
+    )
+    assert max(refused.values()) <= PROPAGATION_LIMIT
+    response = call(server, "/api/branches", old_creds)
+    assert response.json() == unauthorized("Client secret invalid")
+
+    # The new secret works on every worker (one still caching the old hash refuses it until then).
+    accepted = every_worker_answers(
+        server,
+        credentials(server, client_id, new),
+        status=200,
+        before=401,
+        since=changed,
+        limit=PROPAGATION_LIMIT,
+    )
+    assert max(accepted.values()) <= PROPAGATION_LIMIT
+
+    # Neither secret ever reaches the server's logs, even when it travels in the query.
+    log = server.output()
+    assert old not in log and new not in log
+    if server.variant == "openapi3":
+        assert "client_secret=[REDACTED]" in log
+
+
+def test_deleted_client_is_refused_by_every_worker(server: Server, client: tuple[str, str]) -> None:
+    client_id, secret = client
+    creds = credentials(server, client_id, secret)
+    every_worker_answers(server, creds, status=200, before=200, since=time.monotonic(), limit=30)
+
+    result = cli(server.env, "delete", client_id, "--yes")
+    assert result.returncode == 0, result.stderr
+    deleted = time.monotonic()
+
+    refused = every_worker_answers(
+        server, creds, status=401, before=200, since=deleted, limit=PROPAGATION_LIMIT
+    )
+    assert max(refused.values()) <= PROPAGATION_LIMIT
+    response = call(server, "/api/branches", creds)
+    assert response.json() == unauthorized("Client ID not registered")
+    assert cli(server.env, "show", client_id).returncode != 0
+
+
+# -- the README ---------------------------------------------------------------------------
+README_BASE = "http://127.0.0.1:5000"
+_EXPECT = re.compile(r"^#\s*->\s*(\d{3})\s*(.*)$")
+
+
+def readme_curl_lines() -> list[tuple[str, int, str]]:
+    """Every curl line of the README calling the example, with the status (and body) it shows."""
+    lines = [line.strip() for line in README.read_text(encoding="utf-8").splitlines()]
+    found = []
+    for index, line in enumerate(lines):
+        if not line.startswith("curl ") or README_BASE not in line:
+            continue
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        expect = _EXPECT.match(following)
+        assert expect is not None, f"README: no '# -> STATUS' line after {line!r}"
+        found.append((line, int(expect.group(1)), expect.group(2)))
+    return found
+
+
+def run_curl(line: str, base_url: str, replacements: dict[str, str]) -> requests.Response:
+    """Send the request a curl line describes (only the options the README uses)."""
+    args = shlex.split(line)
+    assert args[0] == "curl"
+    method, url, headers, data = None, None, {}, None
+    items = iter(args[1:])
+    for arg in items:
+        if arg in ("-i", "-s", "--include", "--silent"):
+            continue
+        if arg in ("-H", "--header"):
+            name, _, value = next(items).partition(":")
+            headers[name.strip()] = value.strip()
+        elif arg in ("-X", "--request"):
+            method = next(items)
+        elif arg in ("-d", "--data"):
+            data = next(items)
+        elif arg.startswith("-"):
+            raise AssertionError(f"README curl line uses an option this test does not know: {arg}")
+        else:
+            url = arg
+
+    def fill(text: str) -> str:
+        for placeholder, value in replacements.items():
+            text = text.replace(placeholder, value)
+        return text
+
+    assert url is not None and url.startswith(README_BASE)
+    if data is not None:
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    return requests.request(
+        method or ("POST" if data is not None else "GET"),
+        fill(url.replace(README_BASE, base_url, 1)),
+        headers={k: fill(v) for k, v in headers.items()},
+        data=fill(data).encode() if data is not None else None,
+        timeout=HTTP_TIMEOUT,
+    )
+
+
+def test_readme_curl_lines(server: Server, client: tuple[str, str]) -> None:
+    client_id, secret = client
+    lines = readme_curl_lines()
+    assert len(lines) >= 6, "the README shows how to call the API with curl"
+    ran = 0
+    for line, status, shown in lines:
+        if server.variant == "openapi2" and "client_id=" in line:
+            continue
+        if server.variant == "openapi3" and "X-IBM-" in line:
+            continue
+        response = run_curl(line, server.url, {"$CLIENT_ID": client_id, "$CLIENT_SECRET": secret})
+        assert response.status_code == status, f"README: {line}"
+        if shown.startswith("{"):
+            assert response.json() == json.loads(shown), f"README: {line}"
+        ran += 1
+    assert ran >= 3
+
+
+def test_readme_documents_every_config_key_and_error() -> None:
+    from flask_clientauth import errors
+    from flask_clientauth.extension import DEFAULTS
+
+    readme = README.read_text(encoding="utf-8")
+    assert readme.startswith("# Flask-ClientAuth\n"), "the README opens with the title"
+    opening = readme.split("\n## ", 1)[0]
+    assert "make run" in opening and "make test" in opening, "the README opens with its two commands"
+    missing = [key for key in DEFAULTS if f"`{key}`" not in readme]
+    assert not missing, f"config keys missing from the README: {missing}"
+    reasons = [v for v in vars(errors).values() if isinstance(v, errors.Reason)]
+    undocumented = [r.code for r in reasons if f"`{r.code}`" not in readme or r.text not in readme]
+    assert not undocumented, f"errors missing from the README's table: {undocumented}"
+    assert errors.GATEWAY_401_TEXT in readme
+
+
+# -- python -m example_app (make run) -----------------------------------------------------
+@pytest.mark.parametrize("variant", ["openapi2", "openapi3"])
+def test_make_run_prints_a_working_curl_line(tmp_path: Path, variant: str) -> None:
+    port = free_port()
+    instance = tmp_path / "instance"
+    env = example_env(instance, variant, PORT=str(port))
+    srv = Server([sys.executable, "-m", "example_app"], env, tmp_path, port, variant)
+    try:
+        srv.wait_ready()
+        line = srv.wait_for_output(r"^\s*(curl -i .*/api/branches.*)$").group(1)
+        client_id = srv.wait_for_output(r"^Client ID:\s+(\S+)$").group(1)
+        secret = srv.wait_for_output(r"^Client secret:\s+(\S+)").group(1)
+        response = run_curl(line.replace(srv.url, README_BASE), srv.url, {})
+        assert response.status_code == 200
+        assert [b["name"] for b in response.json()] == BRANCH_NAMES
+
+        # The default store: SQLite in the instance folder, shared with the CLI.
+        assert (instance / "clientauth.sqlite3").is_file()
+        listed = cli_json(env, "list")
+        assert [(c["client_id"], c["name"]) for c in listed] == [(client_id, CLIENT_NAME)]
+
+        # The development server's access log shows the request, never the secret.
+        srv.wait_for_output(r'"GET /api/branches\S* HTTP/1\.1" 200')
+        access_log = srv.stderr_path.read_text()
+        assert secret not in access_log
+        if variant == "openapi3":
+            assert f"client_id={client_id}&client_secret=[REDACTED]" in access_log
+    finally:
+        code = srv.stop(signal.SIGINT)  # Ctrl-C
+    assert code == 0, srv.output()

@@ -1,0 +1,315 @@
+"""The shipped Alembic migrations produce exactly the models' schema, on every backend.
+
+Both ways of running them are covered: ``flask_clientauth.migrate.upgrade`` / ``flask clients
+init-db`` (our own version table), and Flask-Migrate in a user's app (``flask db migrate``
+autogenerating our tables from ``db.metadata``, or ``flask db upgrade heads`` with our
+``VERSIONS_DIR`` in ``version_locations``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import Engine, Integer, MetaData, String, create_engine, inspect, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from flask_clientauth import ClientAuth
+from flask_clientauth.migrate import MIGRATIONS_DIR, VERSION_TABLE, VERSIONS_DIR, alembic_config, upgrade
+from flask_clientauth.models import Base
+
+from conftest import TUTORIAL_SPEC, AppFactory
+
+OUR_TABLES = {"clientauth_clients", "clientauth_events"}
+
+#: Flask-Migrate's env.py template calls Flask-SQLAlchemy's deprecated ``get_engine()`` first.
+FLASK_MIGRATE_TEMPLATE_WARNING = "ignore:'get_engine' is deprecated:DeprecationWarning"
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = create_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+def schema_diff(engine: Engine, metadata: MetaData = Base.metadata) -> list[Any]:
+    """What autogenerate would change to make the database match ``metadata`` (our tables only)."""
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+    return [d for d in diffs if not _is_version_table(d)]
+
+
+def _is_version_table(diff: Any) -> bool:
+    return bool(diff[0] == "remove_table" and diff[1].name in (VERSION_TABLE, "alembic_version"))
+
+
+def tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def current_revisions(engine: Engine, version_table: str = VERSION_TABLE) -> set[str]:
+    with engine.connect() as conn:
+        return set(MigrationContext.configure(conn, opts={"version_table": version_table}).get_current_heads())
+
+
+def heads() -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def test_upgrade_creates_exactly_the_models_schema(engine: Engine) -> None:
+    assert not tables(engine) & OUR_TABLES
+    upgrade(engine)
+    assert OUR_TABLES <= tables(engine)
+    assert schema_diff(engine) == []
+    assert current_revisions(engine) == heads() == {"ca0001"}
+    assert "alembic_version" not in tables(engine)  # the app's own Alembic history is untouched
+
+
+def test_upgrade_twice_is_a_no_op(engine: Engine, make_app: AppFactory, database_url: str) -> None:
+    upgrade(engine)
+    app = make_app(database_url=database_url, create_tables=False)
+    store = app.extensions["clientauth"].store
+    record, _ = store.create("Survivor")
+    upgrade(engine)
+    assert current_revisions(engine) == heads()
+    assert schema_diff(engine) == []
+    assert [r.client_id for r in store.list()] == [record.client_id]
+
+
+def test_downgrade_to_base_removes_the_tables(engine: Engine) -> None:
+    upgrade(engine)
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, "clientauth@base")
+    assert not tables(engine) & OUR_TABLES
+    assert current_revisions(engine) == set()
+    upgrade(engine)  # and back up again
+    assert schema_diff(engine) == []
+
+
+def test_init_db_command(make_app: AppFactory, database_url: str, engine: Engine) -> None:
+    app = make_app(database_url=database_url, create_tables=False)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["clients", "init-db"])
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output
+    assert schema_diff(engine) == []
+    assert current_revisions(engine) == heads()
+    created = runner.invoke(args=["clients", "create", "After init-db"])
+    assert created.exit_code == 0, created.output
+    again = runner.invoke(args=["clients", "init-db"])
+    assert again.exit_code == 0, again.output
+    listed = runner.invoke(args=["clients", "list"])
+    assert "After init-db" in listed.output
+
+
+def test_init_db_on_an_unknown_revision_fails_cleanly(make_app: AppFactory, database_url: str, engine: Engine) -> None:
+    """A database migrated by a newer release: one line, non-zero exit, nothing touched."""
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = 'ca9999'"))
+    app = make_app(database_url=database_url, create_tables=False)
+    result = app.test_cli_runner().invoke(args=["clients", "init-db"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "ca9999" in lines[0], result.output
+    assert current_revisions(engine) == {"ca9999"}
+    assert OUR_TABLES <= tables(engine)
+
+
+def test_every_revision_carries_the_clientauth_branch_label() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    assert script.dir == MIGRATIONS_DIR
+    revisions = list(script.walk_revisions())
+    assert revisions
+    bases = [r for r in revisions if r.down_revision is None]
+    assert [r.revision for r in bases] == ["ca0001"]
+    assert bases[0].branch_labels == {"clientauth"}
+    on_branch = {r.revision for r in script.iterate_revisions("clientauth@head", "base")}
+    assert on_branch == {r.revision for r in revisions}
+    assert os.path.dirname(bases[0].path) == VERSIONS_DIR
+    assert script.get_revision("clientauth@head").revision in heads()
+
+
+# -- Flask-Migrate in a user's app ------------------------------------------------------
+
+
+@pytest.fixture
+def keep_logging() -> Iterator[None]:
+    """Flask-Migrate's env.py runs ``logging.config.fileConfig``, which disables every other
+    logger; put the logging set-up back so later tests still see ``flask_clientauth`` logs."""
+    root = logging.getLogger()
+    saved_root = (root.level, list(root.handlers))
+    saved = {
+        name: (lg.disabled, lg.level, list(lg.handlers), lg.propagate)
+        for name, lg in logging.root.manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+    }
+    yield
+    root.setLevel(saved_root[0])
+    root.handlers[:] = saved_root[1]
+    for name, lg in list(logging.root.manager.loggerDict.items()):
+        if not isinstance(lg, logging.Logger):
+            continue
+        if name in saved:
+            lg.disabled, lg.level, handlers, lg.propagate = saved[name]
+            lg.handlers[:] = handlers
+        else:
+            lg.disabled = False
+            lg.handlers.clear()
+
+
+@pytest.fixture
+def drop_alembic_version(database_url: str) -> Iterator[None]:
+    """Flask-Migrate's ``alembic_version`` is not ours: conftest leaves it, so drop it here."""
+
+    def drop() -> None:
+        eng = create_engine(database_url)
+        try:
+            with eng.begin() as conn:
+                conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        finally:
+            eng.dispose()
+
+    drop()
+    yield
+    drop()
+
+
+def user_app(database_url: str, tmp_path: Path, *, version_locations: bool) -> tuple[Flask, Any, str]:
+    """A user's app: Flask-SQLAlchemy ``db`` with a model of its own, Flask-Migrate, ClientAuth."""
+    db = SQLAlchemy()
+
+    class Branch(db.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "branch"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True)
+        city: Mapped[str] = mapped_column(String(80))
+
+    app = Flask("userapp", instance_path=str(tmp_path / "instance"))
+    app.config.update(
+        TESTING=True,
+        SQLALCHEMY_DATABASE_URI=database_url,
+        CLIENTAUTH_SPEC=TUTORIAL_SPEC,
+        CLIENTAUTH_BCRYPT_ROUNDS=4,
+        CLIENTAUTH_REVOCATION_INTERVAL=0,
+    )
+    db.init_app(app)
+    directory = str(tmp_path / "migrations")
+    migrate = Migrate(app, db, directory=directory)
+    if version_locations:
+
+        @migrate.configure
+        def add_clientauth_versions(config: Any) -> Any:
+            config.set_main_option("path_separator", "os")
+            config.set_main_option(
+                "version_locations", os.pathsep.join([os.path.join(directory, "versions"), VERSIONS_DIR])
+            )
+            return config
+
+    ClientAuth(app, db=db)
+
+    @app.get("/api/branches")
+    def branches() -> Any:
+        return {"branches": []}
+
+    return app, db, directory
+
+
+def drop_user_tables(app: Flask, db: Any) -> None:
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS branch"))
+        db.engine.dispose()
+
+
+def authenticates(app: Flask) -> bool:
+    with app.app_context():
+        record, secret = app.extensions["clientauth"].store.create("Via Flask-Migrate")
+    response = app.test_client().get(
+        "/api/branches", headers={"X-IBM-Client-Id": record.client_id, "X-IBM-Client-Secret": secret}
+    )
+    return response.status_code == 200
+
+
+@pytest.mark.filterwarnings(FLASK_MIGRATE_TEMPLATE_WARNING)
+@pytest.mark.usefixtures("keep_logging", "drop_alembic_version")
+def test_flask_migrate_autogenerate_includes_our_tables(database_url: str, tmp_path: Path) -> None:
+    app, db, directory = user_app(database_url, tmp_path, version_locations=False)
+    try:
+        assert OUR_TABLES <= set(db.metadata.tables)
+        runner = app.test_cli_runner()
+        for args in (["db", "init", "-d", directory], ["db", "migrate", "-d", directory, "-m", "initial"]):
+            result = runner.invoke(args=args)
+            assert result.exit_code == 0, result.output
+        generated = list(Path(directory, "versions").glob("*.py"))
+        assert len(generated) == 1
+        source = generated[0].read_text()
+        for table in (*OUR_TABLES, "branch"):
+            assert f"op.create_table('{table}'" in source or f'op.create_table("{table}"' in source, table
+        result = runner.invoke(args=["db", "upgrade", "-d", directory])
+        assert result.exit_code == 0, result.output
+        with app.app_context():
+            assert OUR_TABLES | {"branch"} <= tables(db.engine)
+            assert schema_diff(db.engine, db.metadata) == []
+        assert authenticates(app)
+    finally:
+        drop_user_tables(app, db)
+
+
+@pytest.mark.filterwarnings(FLASK_MIGRATE_TEMPLATE_WARNING)
+@pytest.mark.usefixtures("keep_logging", "drop_alembic_version")
+def test_flask_migrate_upgrade_heads_with_our_version_location(database_url: str, tmp_path: Path) -> None:
+    app, db, directory = user_app(database_url, tmp_path, version_locations=True)
+    shipped = set(Path(VERSIONS_DIR).glob("*.py"))
+    try:
+        runner = app.test_cli_runner()
+        result = runner.invoke(args=["db", "init", "-d", directory])
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(args=["db", "upgrade", "-d", directory, "heads"])
+        assert result.exit_code == 0, result.output
+        with app.app_context():
+            assert OUR_TABLES <= tables(db.engine)
+            # our revision is recorded in the app's own history, under its branch label
+            assert current_revisions(db.engine, "alembic_version") == {"ca0001"}
+            assert VERSION_TABLE not in tables(db.engine)
+            assert schema_diff(db.engine) == []
+        assert authenticates(app)
+        # The app's first revision starts its own branch (``--head base``): without it Alembic
+        # would put it on top of ca0001, in the directory of its parent, i.e. inside our package.
+        result = runner.invoke(
+            args=[
+                "db", "migrate", "-d", directory, "-m", "app tables",
+                "--head", "base", "--branch-label", "app", "--version-path", str(Path(directory, "versions")),
+            ]
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        generated = list(Path(directory, "versions").glob("*.py"))
+        assert len(generated) == 1
+        source = generated[0].read_text()
+        assert "'branch'" in source or '"branch"' in source
+        assert "clientauth" not in source  # autogenerate sees our tables as up to date
+        result = runner.invoke(args=["db", "upgrade", "-d", directory, "heads"])
+        assert result.exit_code == 0, result.output
+        with app.app_context():
+            assert schema_diff(db.engine, db.metadata) == []
+            assert len(current_revisions(db.engine, "alembic_version")) == 2
+    finally:
+        stray = set(Path(VERSIONS_DIR).glob("*.py")) - shipped
+        for path in stray:
+            path.unlink()
+        assert not stray, "a revision was written into the package's versions directory"
+        drop_user_tables(app, db)
