@@ -1,16 +1,21 @@
-# make run    start the example app (SQLite in instance/) and print a ready-to-paste curl line
-# make test   run the whole test suite
-# make clean  remove the virtualenv, build leftovers and caches
+# make run       start the example app (SQLite in instance/) and print a ready-to-paste curl line
+# make test      run the whole test suite
+# make check     quality gates: ruff check, ruff format --check, mypy --strict, docs, packaging smoke test
+# make docs      build the Sphinx documentation (warnings are errors) into docs/_build/html
+# make dist      build sdist + wheel, twine check, install the wheel in a fresh venv and smoke-test it
+# make test-min  run the suite on SQLite against the lowest dependency versions (constraints-min.txt)
+# make clean     remove the virtualenvs, build leftovers and caches
 #
-# Both create .venv with python3 when it is missing, and (re)install the project with its
-# test extras whenever setup.cfg or pyproject.toml changed since the last install.
+# Each creates .venv with python3 when it is missing, and (re)installs the project with the
+# extras it needs whenever setup.cfg or pyproject.toml changed since the last install
+# (test-min uses .venv-min instead).
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test clean venv
+.PHONY: run test clean venv check lint typecheck docs dist test-min
 
 venv: $(STAMP)
 
@@ -30,5 +35,45 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MIN_VENV) build dist docs/_build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# -- quality gates ----------------------------------------------------------------------
+# The test, docs and dev extras (sphinx, ruff, mypy, build, twine, ...) in .venv.
+DEV_STAMP := $(VENV)/.installed-dev
+
+$(DEV_STAMP): setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[test,docs,dev]'
+	@touch $(DEV_STAMP)
+
+check: lint typecheck docs dist
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy
+
+docs: $(DEV_STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+dist: $(DEV_STAMP)
+	PYTHON=$(BIN)/python scripts/check_dist.sh
+
+# -- minimum versions -------------------------------------------------------------------
+# A virtualenv of its own with the lowest versions setup.cfg allows; the suite runs on SQLite.
+MIN_VENV  ?= .venv-min
+MIN_STAMP := $(MIN_VENV)/.installed
+
+$(MIN_STAMP): setup.cfg pyproject.toml constraints-min.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+		|| { echo "Flask-ClientAuth needs Python 3.10 or newer ($(PYTHON) is older)" >&2; exit 1; }
+	rm -rf $(MIN_VENV)
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install -c constraints-min.txt -e '.[test]'
+	@touch $(MIN_STAMP)
+
+test-min: $(MIN_STAMP)
+	env -u CLIENTAUTH_TEST_POSTGRES_URL -u CLIENTAUTH_TEST_MARIADB_URL -u CLIENTAUTH_TEST_REDIS_URL \
+		$(MIN_VENV)/bin/python -m pytest -x -q $(PYTEST_ARGS)

@@ -3,8 +3,9 @@ legitimate client (same ID, right secret) runs beside it.
 
 The attacker is one Python process with several keep-alive connections, sending from another
 loopback address (127.0.0.2, when the system lets us bind it) so that a per-address throttle can
-tell it from the legitimate client on 127.0.0.1. Each round measures the legitimate client alone,
-then under attack; the figure is its successful (2xx) requests/second under attack as a fraction
+tell it from the legitimate client on 127.0.0.1. Each round starts a fresh server (the throttle's
+counters empty, as when an attack begins), measures the legitimate client alone, then under attack
+(the attacker starts a moment before and stops after); the figure is its successful (2xx) requests/second under attack as a fraction
 of alone (median over rounds). Responses are counted per status on both sides, so the throttle's
 429s show (and a throttle that also refuses the legitimate client shows too).
 
@@ -19,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from bench_common import Server, creds, fmt, make_store, median, table
+from bench_common import Server, creds, fmt, make_store, median, table, warm_workers
 from loadgen import LoadResult, run_load
 
 ATTACK_SOURCE = "127.0.0.2"
@@ -47,32 +48,32 @@ def _ok(res: LoadResult) -> float:
     return res.rps * ok / total
 
 
-def _variant(
-    ctx: Any, label: str, config: dict[str, Any], cid: str, secret: str, source: str
-) -> dict[str, Any]:
+def _variant(ctx: Any, label: str, config: dict[str, Any], cid: str, secret: str, source: str) -> dict[str, Any]:
     p = ctx.params
     good = creds(cid, secret)
     bad = creds(cid, "wrong-" + secret[6:])
     rounds: list[dict[str, Any]] = []
-    server = Server(
-        "id-secret", ctx.database_url, workers=p["workers"], threads=p["threads"],
-        bcrypt_rounds=p["client_rounds"], config=config,
-    )  # fmt: skip
+    server_args: dict[str, Any] = {
+        "kind": "id-secret", "database_url": ctx.database_url, "workers": p["workers"],
+        "threads": p["threads"], "bcrypt_rounds": p["client_rounds"], "config": config,
+    }  # fmt: skip
     legit: dict[str, Any] = {
         "headers": good, "duration": p["attack_duration"], "connections": p["attack_legit_conns"],
         "count_statuses": True, "tool": ctx.loadgen,
     }  # fmt: skip
-    with server:
-        if p["http_warmup"] > 0:  # every worker checks the secret once
-            run_load(server.url, **{**legit, "duration": p["http_warmup"]})
-        for _ in range(p["attack_rounds"]):
+    for _ in range(p["attack_rounds"]):
+        # a fresh server each round: the throttle's counters start empty, as at the start of an attack
+        with Server(**server_args) as server:
+            warm_workers(server, good)  # every worker checks the secret once
+            if p["http_warmup"] > 0:
+                run_load(server.url, **{**legit, "duration": p["http_warmup"]})
             alone = run_load(server.url, **legit)
             holder: dict[str, Any] = {}
 
-            def attack(holder: dict[str, Any] = holder) -> None:
+            def attack(holder: dict[str, Any] = holder, url: str = server.url) -> None:
                 try:
                     holder["res"] = run_load(
-                        server.url,
+                        url,
                         headers=bad,
                         duration=p["attack_duration"] + 2 * p["attack_ramp"],
                         connections=p["attack_conns"],
@@ -98,7 +99,6 @@ def _variant(
                     "ratio": _ok(attacked) / _ok(alone) if _ok(alone) else float("nan"),
                 }
             )
-        time.sleep(0.2)
 
     def stat(side: str, code: str) -> int:
         return sum(r[side]["statuses"].get(code, 0) for r in rounds)
@@ -113,13 +113,12 @@ def _variant(
         "attacked_p99_ms": median(r["attacked"]["p99_ms"] for r in rounds),
         "alone_p99_ms": median(r["alone"]["p99_ms"] for r in rounds),
         "attacker_rps": median(r["attacker"]["rps"] for r in rounds),
+        "attacker_p50_ms": median(r["attacker"]["p50_ms"] for r in rounds),
         "attacker_401": stat("attacker", "401"),
         "attacker_429": stat("attacker", "429"),
         "attacker_total": sum(r["attacker"]["requests"] for r in rounds),
         "legit_429": stat("attacked", "429"),
-        "legit_non2xx": sum(
-            v for r in rounds for k, v in r["attacked"]["statuses"].items() if not k.startswith("2")
-        ),
+        "legit_non2xx": sum(v for r in rounds for k, v in r["attacked"]["statuses"].items() if not k.startswith("2")),
     }
 
 
@@ -160,7 +159,7 @@ def render(res: dict[str, Any]) -> str:
                 fmt(v["alone_ok_rps"], 0),
                 fmt(v["attacked_rps"], 0),
                 f"{fmt(v['alone_p99_ms'], 1)} → {fmt(v['attacked_p99_ms'], 1)}",
-                fmt(v["attacker_rps"], 0),
+                f"{fmt(v['attacker_rps'], 0)} (p50 {fmt(v['attacker_p50_ms'], 0)} ms)",
                 f"{v['attacker_401']:,} / {v['attacker_429']:,} / {v['attacker_total']:,}",
                 f"{v['legit_non2xx']:,} ({v['legit_429']:,} × 429)",
             ]

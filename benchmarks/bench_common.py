@@ -184,9 +184,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http_get(
-    port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 10.0
-) -> tuple[int, bytes]:
+def http_get(port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path, headers=headers or {})
@@ -203,6 +201,45 @@ def creds(client_id: str, secret: str | None) -> dict[str, str]:
     if secret is not None:
         headers[SECRET_HEADER] = secret
     return headers
+
+
+def connections_by_worker(
+    port: int, pids: set[int], headers: dict[str, str], per_worker: int, timeout: float = 30.0
+) -> dict[int, list[http.client.HTTPConnection]]:
+    """Open connections until each worker holds ``per_worker`` of them (each answered 200).
+
+    Which worker accepts a connection is up to the workers (and one may still be loading the
+    app), so this retries for up to ``timeout`` seconds, pausing a little after each miss.
+    """
+    by_pid: dict[int, list[http.client.HTTPConnection]] = {pid: [] for pid in pids}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(len(v) >= per_worker for v in by_pid.values()):
+            break
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/pid", headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"GET /pid was refused ({resp.status})")
+        pid = int(body)
+        if pid in by_pid and len(by_pid[pid]) < per_worker:
+            by_pid[pid].append(conn)
+        else:
+            conn.close()
+            time.sleep(0.02)
+    missing = [pid for pid, v in by_pid.items() if len(v) < per_worker]
+    if missing:
+        raise RuntimeError(f"could not reach worker(s) {missing} with new connections")
+    return by_pid
+
+
+def warm_workers(server: Server, headers: dict[str, str]) -> None:
+    """Have every worker verify ``headers`` once (one bcrypt each, one at a time), then close."""
+    by_pid = connections_by_worker(server.port, server.worker_pids(), headers, 1)
+    for conns in by_pid.values():
+        for conn in conns:
+            conn.close()
 
 
 def _gunicorn_flags() -> list[str]:
@@ -284,6 +321,18 @@ class Server:
         self.stop()
         raise RuntimeError(f"gunicorn ({self.kind}) did not become ready in {timeout:.0f} s")
 
+    def cpu_ticks(self) -> dict[int, int]:
+        """User + system CPU ticks used so far by each worker (from /proc/PID/stat)."""
+        ticks = {}
+        for pid in self.worker_pids():
+            try:
+                with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                    fields = fh.read().rsplit(")", 1)[-1].split()
+            except OSError:
+                continue
+            ticks[pid] = int(fields[11]) + int(fields[12])
+        return ticks
+
     def worker_pids(self) -> set[int]:
         """The master's children, read from /proc."""
         assert self.proc is not None
@@ -306,7 +355,8 @@ class Server:
         if self._log is None:
             return ""
         self._log.seek(0)
-        return self._log.read().decode("utf-8", "replace")[-size:]
+        data: bytes = self._log.read()
+        return data.decode("utf-8", "replace")[-size:]
 
     def stop(self) -> None:
         proc = self.proc

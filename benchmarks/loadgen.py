@@ -202,9 +202,7 @@ def _run_wrk(
         os.unlink(script_path)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
     if line is None:
-        raise RuntimeError(
-            f"wrk failed (exit {out.returncode}): {out.stderr.strip()[-500:]} {out.stdout[-500:]}"
-        )
+        raise RuntimeError(f"wrk failed (exit {out.returncode}): {out.stderr.strip()[-500:]} {out.stdout[-500:]}")
     data = json.loads(line[len("WRKJSON ") :])
     secs = data["duration_us"] / 1e6
     statuses = {k: int(v) for k, v in data["statuses"].items()}
@@ -240,9 +238,7 @@ def _run_python(
     processes: int | None = None,
 ) -> LoadResult:
     processes = processes or max(1, min(connections, os.cpu_count() or 1, 4))
-    per_proc = [
-        connections // processes + (1 if i < connections % processes else 0) for i in range(processes)
-    ]
+    per_proc = [connections // processes + (1 if i < connections % processes else 0) for i in range(processes)]
     job = {
         "url": url, "path": path, "headers": headers, "duration": duration, "ids_file": ids_file,
         "id_header": id_header, "secret_header": secret_header, "secret": secret, "source": source_address,
@@ -341,9 +337,7 @@ def _worker(job: dict[str, Any]) -> None:
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
-    json.dump(
-        {"latencies": latencies, "statuses": statuses, "errors": errors[0], "elapsed": elapsed}, sys.stdout
-    )
+    json.dump({"latencies": latencies, "statuses": statuses, "errors": errors[0], "elapsed": elapsed}, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         for s in state.spec().schemes.values()
         if s.location == "query" and s.key_type == "client_secret" and s.param
     )
+    auth.routes(app)  # every route resolvable now, or a SpecError at start-up (gunicorn too)
     return app
 
 

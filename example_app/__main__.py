@@ -48,7 +48,6 @@ def main() -> None:
     app = create_app()
     state = auth.state(app)
     upgrade(state.store.engine)
-    auth.routes(app)
     record, secret = state.store.create(CLIENT_NAME, description="Created by 'python -m example_app'")
     assert secret is not None
     base_url = f"http://127.0.0.1:{port}"

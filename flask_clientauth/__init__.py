@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .context import AuthenticatedClient, current_client, get_current_client
+from .context import AuthenticatedClient, client_key, current_client, get_current_client
 from .errors import AuthFailure
 from .extension import ClientAuth, ClientAuthState
 from .requirements import Policy, Requirement, Scheme
@@ -23,6 +23,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "StoreError",
+    "client_key",
     "current_client",
     "get_current_client",
     "load_spec",

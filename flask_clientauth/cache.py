@@ -45,9 +45,7 @@ class CredentialCache:
         self.epoch = 0
 
     def digest(self, secret: str) -> bytes:
-        return hashlib.blake2b(
-            secret.encode("utf-8", "surrogateescape"), key=self._key, digest_size=16
-        ).digest()
+        return hashlib.blake2b(secret.encode("utf-8", "surrogateescape"), key=self._key, digest_size=16).digest()
 
     def get(self, client_id: str) -> Entry | None:
         entry = self._entries.get(client_id)

@@ -14,8 +14,9 @@ from flask.cli import AppGroup
 
 from .extension import ClientAuthState
 from .keys import check_secret_format
+from .routing import RouteInfo
 from .spec import SpecError
-from .store import ClientNotFound, ClientRecord, DuplicateClientId, StoreError
+from .store import ClientNotFound, ClientRecord, DuplicateClientId, StoreBusy, StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,6 +43,11 @@ def _errors(f: F) -> F:
             raise click.ClickException(f"no client with ID {exc.args[0]!r}") from None
         except DuplicateClientId as exc:
             raise click.ClickException(str(exc)) from None
+        except StoreBusy:
+            raise click.ClickException(
+                "the client store is busy: a lock held by another transaction did not clear in time; "
+                "nothing was changed, try again"
+            ) from None
         except StoreError as exc:
             where = "the app's database" if _state().extension.db is not None else "CLIENTAUTH_DATABASE_URI"
             raise click.ClickException(f"{exc}; check {where} and run 'flask clients init-db'") from None
@@ -223,42 +229,81 @@ def delete(client_id: str, yes: bool, as_json: bool) -> None:
 @json_option
 @_errors
 def routes(as_json: bool) -> None:
-    """Show every route with the operation it matched and the requirement enforced."""
+    """Show every route with the operation it matched and the requirement enforced.
+
+    Exits with status 1, after the listing, when a route cannot be enforced.
+    """
     state = _state()
     table = state.table()
     rules = list(current_app.url_map.iter_rules())
-    rows = table.build(rules)
+    rows, problems = table.inspect(rules)
+    rows.sort(key=lambda r: (r.rule, r.method))
     unserved = sorted({op.label for op in table.unserved(rules)})
-    undocumented = sorted({f"{r.method} {r.rule}" for r in rows if r.operation is None and r.method not in ("HEAD", "OPTIONS")})
+    undocumented = sorted(
+        {f"{r.method} {r.rule}" for r in rows if r.operation is None and r.method not in ("HEAD", "OPTIONS")}
+    )
     if as_json:
         _echo_json(
             {
                 "spec": table.spec.source,
+                "openapi": table.spec.version,
                 "routes": [
                     {
                         "rule": r.rule,
                         "endpoint": r.endpoint,
                         "method": r.method,
                         "operation": r.operation,
-                        "requirement": r.policy.describe(),
+                        "requirement": "error" if r.error else r.policy.describe(),
+                        "alternatives": [list(a.names) for a in r.policy.alternatives],
+                        "optional": r.policy.optional,
                         "origin": r.policy.origin,
+                        "error": r.error,
                     }
                     for r in rows
                 ],
                 "unserved_operations": unserved,
                 "undocumented_routes": undocumented,
+                "errors": problems,
             }
         )
-        return
-    click.echo(f"Spec: {table.spec.source}")
-    click.echo(f"{'METHOD':<8} {'RULE':<32} {'OPERATION':<32} REQUIREMENT")
-    for r in rows:
-        click.echo(f"{r.method:<8} {r.rule:<32} {r.operation or '-':<32} {r.policy.describe()}  [{r.policy.origin}]")
-    if unserved:
-        click.echo("\nSpec operations no route serves:")
-        for label in unserved:
-            click.echo(f"  {label}")
-    if undocumented:
-        click.echo("\nRoutes the spec does not describe:")
-        for label in undocumented:
-            click.echo(f"  {label}")
+    else:
+        _echo_routes(table.spec.source, table.spec.version, rows, unserved, undocumented, problems)
+    if problems:
+        sys.exit(1)
+
+
+def _echo_routes(
+    source: str,
+    version: int,
+    rows: list[RouteInfo],
+    unserved: list[str],
+    undocumented: list[str],
+    problems: list[str],
+) -> None:
+    """The human form of ``routes``: one aligned table, then what does not match up."""
+    click.echo(f"Spec: {source} (OpenAPI {'2.0' if version == 2 else '3.x'})")
+    header = ("METHOD", "RULE", "OPERATION", "REQUIREMENT", "SCHEMES", "FROM")
+    table = [
+        (
+            r.method,
+            r.rule,
+            r.operation or "-",
+            "ERROR (see below)" if r.error else r.policy.describe(),
+            " | ".join("+".join(a.names) for a in r.policy.alternatives) or "-",
+            r.policy.origin or "-",
+        )
+        for r in rows
+    ]
+    widths = [max(len(cells[i]) for cells in [header, *table]) for i in range(len(header) - 1)]
+    for cells in [header, *table]:
+        click.echo("  ".join([*(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=True)), cells[-1]]).rstrip())
+    sections = (
+        ("Spec operations no route serves:", unserved),
+        ("Routes the spec does not describe:", undocumented),
+        ("Routes that cannot be enforced (every request is refused with 503 until fixed):", problems),
+    )
+    for title, lines in sections:
+        if lines:
+            click.echo(f"\n{title}")
+            for line in lines:
+                click.echo(f"  {line}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from flask import g, has_request_context
+from flask import g, has_request_context, request
 from werkzeug.local import LocalProxy
 
 _G_KEY = "_clientauth"
@@ -100,6 +100,19 @@ def set_auth_state(state: AuthState) -> None:
 
 
 #: The authenticated client of the current request; falsy (``None``) when there is none.
-current_client: AuthenticatedClient | None = cast(
-    "AuthenticatedClient | None", LocalProxy(get_current_client)
-)
+current_client: AuthenticatedClient | None = cast("AuthenticatedClient | None", LocalProxy(get_current_client))
+
+
+def client_key() -> str:
+    """A rate-limit key: ``client:<client ID>`` for an authenticated client, else ``address:<remote address>``.
+
+    Made for Flask-Limiter's ``key_func`` (``Limiter(client_key, app=app)``): each client
+    application gets its own quota, as with API Connect's plans, and requests without a client
+    (public routes) count against their address. Flask-ClientAuth's check runs before every
+    other ``before_request`` function of the app, so the client is known when the limiter asks,
+    whichever extension was set up first.
+    """
+    client = get_current_client()
+    if client is not None:
+        return f"client:{client.client_id}"
+    return f"address:{request.remote_addr or 'unknown'}"

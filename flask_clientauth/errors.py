@@ -41,6 +41,7 @@ SECRET_INVALID = Reason("client_secret_invalid", 401, "Client secret invalid", 5
 SCHEME_REJECTED = Reason("credentials_rejected", 401, "Credentials rejected", 5)
 DISABLED = Reason("client_disabled", 403, "Client disabled", 6)
 UNDOCUMENTED = Reason("operation_not_described", 403, "Operation not described by the API definition", 7)
+SCHEME_UNSUPPORTED = Reason("scheme_not_supported", 403, "Security scheme not supported", 7)
 THROTTLED = Reason("too_many_failures", 429, "Too many failed attempts; retry later", 8)
 STORE_UNAVAILABLE = Reason("store_unavailable", 503, "Client registry unavailable", 9)
 CONFIG_ERROR = Reason("configuration_error", 503, "API security is misconfigured", 9)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, create_engine
+from werkzeug.routing import Rule
 
 from . import errors
 from .cache import CredentialCache
@@ -44,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "CLIENTAUTH_HIDE_CREDENTIALS": False,
     "CLIENTAUTH_STRICT_NAMES": False,
     "CLIENTAUTH_CORS_PREFLIGHT": "auto",
+    "CLIENTAUTH_UNHANDLED_SCHEMES": "error",
     "CLIENTAUTH_CACHE_SIZE": 10_000,
     "CLIENTAUTH_CACHE_TTL": 300.0,
     "CLIENTAUTH_NEGATIVE_CACHE_SIZE": 10_000,
@@ -80,6 +83,7 @@ class ClientAuthState:
                 per_client=config["CLIENTAUTH_RATELIMIT_PER_CLIENT"],
                 per_address=config["CLIENTAUTH_RATELIMIT_PER_ADDRESS"],
                 strategy=config["CLIENTAUTH_RATELIMIT_STRATEGY"],
+                key_prefix=f"clientauth:{app.name}",  # apps sharing one Redis keep their own counts
             )
             if config["CLIENTAUTH_RATELIMIT_ENABLED"]
             else None
@@ -95,20 +99,75 @@ class ClientAuthState:
         self._spec_source = config["CLIENTAUTH_SPEC"]
         self._strict = bool(config["CLIENTAUTH_STRICT_NAMES"])
         self._root_path = app.root_path
+        self._app = app
         self._preflight = config["CLIENTAUTH_CORS_PREFLIGHT"]
+        self._unhandled = config["CLIENTAUTH_UNHANDLED_SCHEMES"]
         self._view_functions = app.view_functions
         self._blueprints = app.blueprints
         self._spec: Spec | None = None
         self._table: RouteTable | None = None
         self._lock = threading.Lock()
+        self._check_lock = threading.Lock()
+        #: Set once every route was resolved (``routes()`` or the first request); the error, if any.
+        self.checked = False
+        self.startup_error: SpecError | None = None
+        #: Every route resolved without error: requests skip the start-up check.
+        self.ready = False
+        self._logged = False
 
     def spec(self) -> Spec:
         """The loaded document (a callable ``CLIENTAUTH_SPEC`` is called on first use)."""
         if self._spec is None:
             with self._lock:
                 if self._spec is None:
-                    self._spec = load_spec(self._spec_source, root_path=self._root_path, strict_names=self._strict)
+                    spec = self._load_spec()
+                    _warn_query_secrets(spec)
+                    self._spec = spec
         return self._spec
+
+    def _load_spec(self) -> Spec:
+        source = self._spec_source
+        if callable(source) and not isinstance(source, Mapping):
+            # A callable builds the document from the app's routes (APIFlask, flask-smorest,
+            # apispec): call it in an app context of this app and outside any request, so the
+            # document does not depend on where it is first needed (e.g. APIFlask's AUTO_SERVERS
+            # would take the first request's URL root, mount point included, as the server).
+            return contextvars.Context().run(self._load_spec_in_app_context)
+        return load_spec(source, root_path=self._root_path, strict_names=self._strict)
+
+    def _load_spec_in_app_context(self) -> Spec:
+        with self._app.app_context():
+            return load_spec(self._spec_source, root_path=self._root_path, strict_names=self._strict)
+
+    def check(self, rules: Iterable[Rule]) -> list[RouteInfo]:
+        """Resolve every route; remember and raise the :class:`SpecError` if one cannot be enforced."""
+        try:
+            rows = self.table().build(rules)
+        except SpecError as exc:
+            self.startup_error, self.checked, self.ready = exc, True, False
+            raise
+        self.startup_error, self.checked, self.ready = None, True, True
+        return rows
+
+    def check_once(self, rules: Iterable[Rule]) -> SpecError | None:
+        """The request-time check, run once unless ``routes()`` ran: ``None`` when all is well.
+
+        A failure is logged (CRITICAL, once) and refuses every request, as a failed start-up would.
+        """
+        with self._check_lock:
+            if not self.checked:
+                try:
+                    self.check(rules)
+                except SpecError:
+                    pass
+            if self.startup_error is not None and not self._logged:
+                self._logged = True
+                logger.critical(
+                    "clientauth: the API security cannot be enforced; every request is refused with 503 "
+                    "until this is fixed: %s",
+                    self.startup_error,
+                )
+        return self.startup_error
 
     def table(self) -> RouteTable:
         if self._table is None:
@@ -123,6 +182,7 @@ class ClientAuthState:
                         view_functions=self._view_functions,
                         blueprints=self._blueprints,
                         preflight=self._preflight,
+                        unhandled=self._unhandled,
                     )
         return self._table
 
@@ -162,6 +222,8 @@ class ClientAuth:
             raise RuntimeError("CLIENTAUTH_ERROR_DETAIL must be 'default' or 'gateway'.")
         if app.config["CLIENTAUTH_CORS_PREFLIGHT"] not in ("auto", "enforce", "allow"):
             raise RuntimeError("CLIENTAUTH_CORS_PREFLIGHT must be 'auto', 'enforce' or 'allow'.")
+        if app.config["CLIENTAUTH_UNHANDLED_SCHEMES"] not in ("error", "deny"):
+            raise RuntimeError("CLIENTAUTH_UNHANDLED_SCHEMES must be 'error' or 'deny'.")
         engine = None
         if self.db is not None:
             db = self.db
@@ -178,6 +240,10 @@ class ClientAuth:
             return self._before_request(state)
 
         app.before_request(check_request)
+        # First of the app's before_request functions, whatever order extensions were set up in:
+        # the others (Flask-Limiter's key_func, the app's own hooks) can then use current_client.
+        hooks = app.before_request_funcs[None]
+        hooks.insert(0, hooks.pop())
 
         from .cli import clients
 
@@ -238,16 +304,20 @@ class ClientAuth:
         return self.state(app).store
 
     def routes(self, app: Flask | None = None) -> list[RouteInfo]:
-        """Resolve every route now; raises :class:`SpecError` naming what cannot be enforced.
+        """Resolve every route now; raises :class:`SpecError` naming everything that cannot be enforced.
 
-        Call it once routes and scheme handlers are registered to fail at start-up.
+        Call it at the end of the app factory, once routes and scheme handlers are registered,
+        so that a bad configuration fails start-up. Otherwise the same check runs on the first
+        request, and a failure there refuses every request with 503.
         """
         target = app if app is not None else current_app
-        return self.state(target).table().build(target.url_map.iter_rules())
+        return self.state(target).check(target.url_map.iter_rules())
 
     # -- the hook ---------------------------------------------------------------------
     def _before_request(self, state: ClientAuthState) -> ResponseReturnValue | None:
         req: Request = request._get_current_object()  # type: ignore[attr-defined]
+        if not state.ready and state.check_once(current_app.url_map.iter_rules()) is not None:
+            return self._respond(AuthFailure(errors.CONFIG_ERROR), state)  # fail closed, as start-up would
         rule = req.url_rule
         if rule is None:
             return None  # routing failed: Flask answers 404 / 405 and no view runs
@@ -283,6 +353,20 @@ class ClientAuth:
         if self._error_handler is not None:
             return current_app.make_response(self._error_handler(failure))
         return default_response(failure, detail_mode=state.error_detail)
+
+
+def _warn_query_secrets(spec: Spec) -> None:
+    """Once per app: a client secret in the query string ends up in access logs (the seeds' warning)."""
+    for scheme in spec.schemes.values():
+        if scheme.location == "query" and scheme.key_type == "client_secret":
+            logger.warning(
+                "clientauth: %s: security scheme %r takes the client secret in the query parameter %r; "
+                "this is less secure, as the secret can end up in access logs: prefer a header, or redact "
+                "the parameter from your logs",
+                spec.source,
+                scheme.name,
+                scheme.param,
+            )
 
 
 def _describe(obj: Any) -> str:

@@ -22,6 +22,14 @@ def generate_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def plausible_secret(secret: str) -> bool:
+    """Whether ``secret`` could be a stored secret: at most 72 printable ASCII characters, without
+    spaces or commas (what generated and ``set-secret`` secrets are). Anything else is refused
+    without running bcrypt; the length is tested first, so a huge value costs nothing.
+    """
+    return len(secret) <= BCRYPT_MAX_BYTES and _SECRET_CHARS.issuperset(secret)
+
+
 def check_secret_format(secret: str, *, min_length: int) -> str | None:
     """Why an operator-chosen secret is unusable, or ``None`` when it is fine."""
     if len(secret) < min_length:

@@ -56,5 +56,6 @@ class ClientEvent(Base):
         return f"<ClientEvent {self.id} {self.action} {self.client_id!r}>"
 
 
-clients_table = Client.__table__
-events_table = ClientEvent.__table__
+#: The two tables as Core ``Table`` objects (what :mod:`.store` builds its statements on).
+clients_table = Base.metadata.tables[Client.__tablename__]
+events_table = Base.metadata.tables[ClientEvent.__tablename__]

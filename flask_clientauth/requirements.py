@@ -75,10 +75,12 @@ class Requirement:
             ),
         )
 
-    def describe(self) -> str:
+    def describe(self, *, location: bool = False) -> str:
+        """``id``, ``id+secret``, ``oauth(oauth2, handled-by-app)``; ``location`` adds ``(header)``."""
         parts = []
         if self.client_id is not None:
-            parts.append("id+secret" if self.client_secret is not None else "id")
+            keys = "id+secret" if self.client_secret is not None else "id"
+            parts.append(f"{keys} ({self.client_id.location})" if location else keys)
         parts.extend(f"{s.name}({s.type}, handled-by-app)" for s in self.others)
         return "+".join(parts) or "anonymous"
 
@@ -106,6 +108,9 @@ class Policy:
     operation: str | None = None
     #: CORS preflight (``OPTIONS`` + ``Access-Control-Request-Method``) passes without credentials.
     allow_preflight: bool = False
+    #: Schemes without a verifier whose alternatives were removed (``CLIENTAUTH_UNHANDLED_SCHEMES = "deny"``);
+    #: ``deny`` is set when no alternative remained.
+    dropped: tuple[str, ...] = ()
 
     @property
     def api_keys(self) -> list[Scheme]:
@@ -117,16 +122,21 @@ class Policy:
         return not self.alternatives and not self.deny
 
     def describe(self) -> str:
-        if self.deny:
+        if self.deny and self.dropped:
+            text = f"refused (needs {', '.join(self.dropped)}: no handler)"
+        elif self.deny:
             text = "denied (not described, no global requirement)"
         elif not self.alternatives:
             text = "public"
         else:
-            text = " | ".join(r.describe() for r in self.alternatives)
+            several = len(self.alternatives) > 1
+            text = " | ".join(r.describe(location=several) for r in self.alternatives)
             if len(self.alternatives) > 1:
                 text = f"alternatives: {text}"
             if self.optional:
                 text = f"optional({text})"
+        if self.dropped and not self.deny:
+            text += f" (without {', '.join(self.dropped)}: no handler)"
         if self.allow_preflight and not self.public:
             text += "; CORS preflight passes"
         return text

@@ -25,6 +25,7 @@ _SPEC_VAR = re.compile(r"\{[^{}/]+\}")
 _SLASHES = re.compile(r"/{2,}")
 
 PreflightMode = Literal["auto", "enforce", "allow"]
+UnhandledMode = Literal["error", "deny"]
 
 
 def flask_template(rule: str) -> str:
@@ -52,13 +53,26 @@ class Override:
 
 @dataclass(frozen=True)
 class RouteInfo:
-    """One row of ``flask clients routes``."""
+    """One row of ``flask clients routes``; ``error`` says why the route cannot be enforced."""
 
     rule: str
     endpoint: str
     method: str
     operation: str | None
     policy: Policy
+    error: str | None = None
+
+
+class RouteError(SpecError):
+    """One route and method that cannot be enforced (``rule`` of the error names both)."""
+
+    def __init__(self, source: str, method: str, rule: str, operation: str | None, problem: str) -> None:
+        where = f"{method} {rule}" + (f" (operation {operation})" if operation else "")
+        super().__init__(source, f"{where}: {problem}")
+        self.method = method
+        self.url_rule = rule
+        self.operation = operation
+        self.problem = problem
 
 
 class RouteTable:
@@ -74,6 +88,7 @@ class RouteTable:
         view_functions: Mapping[str, Callable[..., Any]],
         blueprints: Mapping[str, Any] | None = None,
         preflight: PreflightMode = "auto",
+        unhandled: UnhandledMode = "error",
     ) -> None:
         self.spec = spec
         self._view_functions = view_functions
@@ -82,6 +97,7 @@ class RouteTable:
         self._app_blueprints = blueprints if blueprints is not None else {}
         self._handlers = handlers
         self._preflight = preflight
+        self._unhandled = unhandled
         self._cache: dict[tuple[int, str], Policy] = {}
         self._lock = threading.Lock()
         self.index: dict[str, dict[str, Operation]] = {}
@@ -129,7 +145,7 @@ class RouteTable:
             if len(spec_parts) != len(parts):
                 continue
             literal = 0
-            for spec_part, part in zip(spec_parts, parts):
+            for spec_part, part in zip(spec_parts, parts, strict=True):
                 if spec_part == part:
                     literal += "{}" not in part
                 elif spec_part != "{}":
@@ -144,8 +160,12 @@ class RouteTable:
         endpoint = rule.endpoint or ""
         override = self._override(endpoint, self._view_functions.get(endpoint))
         op = self.operation_for(rule.rule, method)
+        label = op.label if op is not None else None
         if override is not None:
-            policy = self._from_override(override, op)
+            try:
+                policy = self._from_override(override, op)
+            except SpecError as exc:
+                raise RouteError(self.spec.source, method, rule.rule, label, exc.rule) from None
         elif op is not None:
             policy = op.policy
         else:
@@ -154,8 +174,10 @@ class RouteTable:
             documented = op is not None and op.method == "OPTIONS"
             if self._preflight == "allow" or not documented:
                 policy = dataclasses.replace(policy, allow_preflight=True)
-        self._check_handlers(policy, f"{method} {rule.rule}")
-        return policy
+        try:
+            return self._apply_handlers(policy)
+        except SpecError as exc:
+            raise RouteError(self.spec.source, method, rule.rule, label, exc.rule) from None
 
     def _override(self, endpoint: str, view: Callable[..., Any] | None) -> Override | None:
         if view is not None:
@@ -195,33 +217,60 @@ class RouteTable:
         )
         return dataclasses.replace(policy, operation=label)
 
-    def _check_handlers(self, policy: Policy, where: str) -> None:
-        missing = sorted(
-            {s.name for r in policy.alternatives for s in r.others if s.name not in self._handlers}
-        )
-        if missing:
+    def _apply_handlers(self, policy: Policy) -> Policy:
+        """Alternatives that need a scheme without verifier: an error, or (``deny``) removed.
+
+        Such an alternative can never be satisfied here; it must never make a route public.
+        """
+        missing = {s.name: s.type for r in policy.alternatives for s in r.others if s.name not in self._handlers}
+        if not missing:
+            return policy
+        names = sorted(missing)
+        if self._unhandled == "error":
+            listed = ", ".join(f"{name!r} ({missing[name]})" for name in names)
             raise SpecError(
                 self.spec.source,
-                f"{where}: security scheme(s) {', '.join(missing)} are not API keys and have no "
-                "verifier; register one with @auth.scheme_handler(name), or the route would be "
-                "left open",
+                f"security scheme(s) {listed} are not API keys and have no verifier; register one with "
+                f"@auth.scheme_handler({names[0]!r}), or set CLIENTAUTH_UNHANDLED_SCHEMES = 'deny' to "
+                "refuse what needs them",
             )
+        kept = tuple(r for r in policy.alternatives if all(s.name in self._handlers for s in r.others))
+        deny = not kept and not policy.optional
+        return dataclasses.replace(policy, alternatives=kept, deny=deny, dropped=tuple(names))
 
-    def build(self, rules: Iterable[Rule]) -> list[RouteInfo]:
-        """Resolve every rule and method now (start-up, diagnostics); raise naming every error."""
+    def inspect(self, rules: Iterable[Rule]) -> tuple[list[RouteInfo], list[str]]:
+        """Resolve every rule and method; the rows (errors included) and one line per problem.
+
+        Problems of one rule shared by several methods (``GET``, ``HEAD``, ``OPTIONS``) make one line.
+        """
         rows = []
-        errors: list[str] = []
+        problems: dict[tuple[str, str | None, str], list[str]] = {}
         for rule in rules:
             for method in sorted(rule.methods or ()):
+                op = self.operation_for(rule.rule, method)
+                label = op.label if op is not None else None
                 try:
                     policy = self.lookup(rule, method)
                 except SpecError as exc:
-                    errors.append(exc.rule)
+                    problem = exc.problem if isinstance(exc, RouteError) else exc.rule
+                    problems.setdefault((rule.rule, label, problem), []).append(method)
+                    rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, label, Policy(deny=True), problem))
                     continue
-                op = self.operation_for(rule.rule, method)
-                rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, op.label if op else None, policy))
-        if errors:
-            raise SpecError(self.spec.source, "; ".join(dict.fromkeys(errors)))
+                rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, label, policy))
+        lines = [
+            f"{', '.join(methods)} {rule}" + (f" (operation {operation})" if operation else "") + f": {problem}"
+            for (rule, operation, problem), methods in problems.items()
+        ]
+        return rows, lines
+
+    def build(self, rules: Iterable[Rule]) -> list[RouteInfo]:
+        """Resolve every rule and method now (start-up, diagnostics); raise naming every error."""
+        rows, lines = self.inspect(rules)
+        if len(lines) == 1:
+            raise SpecError(self.spec.source, lines[0])
+        if lines:
+            listed = "".join(f"\n  - {line}" for line in lines)
+            raise SpecError(self.spec.source, f"these routes cannot be enforced:{listed}")
         return rows
 
     def unserved(self, rules: Iterable[Rule]) -> list[Operation]:

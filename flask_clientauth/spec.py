@@ -66,9 +66,7 @@ class Spec:
         self, alternatives: list[list[str]], *, origin: str, where: str
     ) -> Policy:
         """Build a policy from scheme names, as ``@auth.require`` gives them."""
-        reqs = [
-            {name: [] for name in names} for names in alternatives
-        ]
+        reqs: list[dict[str, list[str]]] = [{name: [] for name in names} for names in alternatives]
         return _parse_security(self, reqs, origin=origin, where=where)
 
 
@@ -83,9 +81,14 @@ def load_spec(
     base_dir: Path | None = None
     if callable(source) and not isinstance(source, Mapping):
         label = f"<{getattr(source, '__qualname__', repr(source))}()>"
-        document = source()
-        if callable(getattr(document, "to_dict", None)):  # apispec.APISpec
-            document = document.to_dict()
+        try:  # whatever the app's builder raises is a document that cannot be enforced
+            document = source()
+            if callable(getattr(document, "to_dict", None)):  # apispec.APISpec
+                document = document.to_dict()
+        except SpecError:
+            raise
+        except Exception as exc:
+            raise SpecError(label, f"building the document raised {type(exc).__name__}: {exc}") from exc
     elif isinstance(source, Mapping):
         label = "<dict>"
         document = source
@@ -131,6 +134,7 @@ class _Parser:
         self.label = label
         self.base_dir = base_dir
         self.strict = strict
+        self.openapi = "2.0"
         self._files: dict[Path, Any] = {}
 
     def fail(self, message: str) -> SpecError:
@@ -234,6 +238,7 @@ class _Parser:
         if isinstance(openapi, (int, float)) and not isinstance(openapi, bool):
             openapi = str(openapi)  # unquoted YAML ``openapi: 3.1``, read as ``swagger: 2.0`` is
         if isinstance(openapi, str) and re.match(r"^3\.\d+(\.\d+)?", openapi):
+            self.openapi = openapi
             return 3
         if openapi is not None:
             raise self.fail(f"unsupported openapi version {openapi!r} (expected 3.x)")
@@ -282,6 +287,8 @@ class _Parser:
                 f"{at}: unknown security scheme type {kind!r} for OpenAPI {version} "
                 f"(expected one of {', '.join(sorted(_KNOWN_TYPES[version]))})"
             )
+        if kind == "mutualTLS" and re.match(r"^3\.0(\.|$)", self.openapi):
+            raise self.fail(f"{at}: security scheme type 'mutualTLS' needs OpenAPI 3.1 (this is {self.openapi})")
         if kind != "apiKey":
             return Scheme(name=name, type=str(kind))
         param = body.get("name")
@@ -294,7 +301,7 @@ class _Parser:
                 f"{at}: 'in: {location}' is not allowed for an apiKey in OpenAPI {version} "
                 f"(allowed: {allowed})"
             )
-        key_type = body.get("x-key-type")
+        key_type: Any = body.get("x-key-type")
         if key_type is None:
             key_type = "client_secret" if "secret" in param.lower() else "client_id"
         elif key_type not in ("client_id", "client_secret"):

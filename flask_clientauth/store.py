@@ -7,7 +7,7 @@ client is never half-written and every process learns of the change.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .keys import generate_client_id, generate_secret, hash_secret
+from .keys import check_secret_format, generate_client_id, generate_secret, hash_secret
 from .models import NAME_MAX, Base, clients_table, events_table
 
 logger = logging.getLogger("flask_clientauth")
@@ -38,6 +38,10 @@ EVENT_RETENTION = timedelta(days=1)
 
 class StoreError(Exception):
     """The client store could not be reached or used. The message never holds SQL or values."""
+
+
+class StoreBusy(StoreError):
+    """A lock held by another transaction did not clear in time; nothing was changed."""
 
 
 class DuplicateClientId(StoreError):
@@ -63,6 +67,27 @@ def _id_is(conn: Connection, client_id: str) -> ColumnElement[bool]:
     if conn.dialect.name in ("mysql", "mariadb"):
         condition = condition & (cast(clients_table.c.client_id, LargeBinary) == client_id.encode("utf-8"))
     return condition
+
+
+#: Lock timeouts, deadlocks and statement timeouts: PostgreSQL SQLSTATEs, MySQL/MariaDB error
+#: numbers, SQLite primary result codes (SQLITE_BUSY, SQLITE_LOCKED).
+_PG_BUSY = frozenset({"55P03", "40P01", "57014"})
+_MYSQL_BUSY = frozenset({1205, 1213})
+_SQLITE_BUSY = frozenset({5, 6})
+
+
+def _lock_timeout(exc: SQLAlchemyError) -> bool:
+    """Whether the database gave up waiting for a lock (a fault that clears by itself)."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    if getattr(orig, "sqlstate", None) in _PG_BUSY or getattr(orig, "pgcode", None) in _PG_BUSY:
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] in _MYSQL_BUSY:
+        return True
+    code = getattr(orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _SQLITE_BUSY
 
 
 @dataclass(frozen=True)
@@ -142,6 +167,8 @@ class ClientStore:
             raise DuplicateClientId("client ID already registered") from None
         except SQLAlchemyError as exc:
             # Only the exception class: messages can quote SQL, and drivers' messages values.
+            if _lock_timeout(exc):
+                raise StoreBusy(f"client store busy ({type(exc).__name__})") from None
             raise StoreError(f"client store unavailable ({type(exc).__name__})") from None
 
     # -- reads ------------------------------------------------------------------------
@@ -169,7 +196,7 @@ class ClientStore:
         with self._connect(write=False) as conn:
             return int(conn.execute(select(func.max(events_table.c.id))).scalar() or 0)
 
-    def changes_after(self, last_id: int, also: list[int] | None = None) -> tuple[int, set[str], set[int]]:
+    def changes_after(self, last_id: int, also: Sequence[int] | None = None) -> tuple[int, set[str], set[int]]:
         """Changes with an id above ``last_id`` or in ``also``.
 
         Returns the newest id seen, the client IDs changed, and the event ids read.
@@ -255,7 +282,14 @@ class ClientStore:
         return record, secret
 
     def set_secret(self, client_id: str, secret: str) -> ClientRecord:
-        """Set an operator-chosen secret (validated by the caller)."""
+        """Set an operator-chosen secret (the caller checks its minimum length).
+
+        Raises :class:`ValueError` for a secret that could never be accepted: more than 72 bytes
+        (bcrypt would ignore the rest), or not printable ASCII without spaces or commas.
+        """
+        problem = check_secret_format(secret, min_length=1)
+        if problem is not None:
+            raise ValueError(problem)
         self.require(client_id)
         return self._update(client_id, "secret", secret_hash=hash_secret(secret, self.bcrypt_rounds))
 

@@ -8,6 +8,7 @@ across processes and hosts with a Redis (or Memcached, MongoDB) storage URI.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -28,6 +29,23 @@ STRATEGIES: dict[str, type[RateLimiter]] = {
     "moving-window": MovingWindowRateLimiter,
     "sliding-window-counter": SlidingWindowCounterRateLimiter,
 }
+
+
+def address_key(address: str) -> str:
+    """What the per-address limit counts: an IPv4 address, or the /64 network of an IPv6 one.
+
+    One IPv6 subscriber usually holds a whole /64 (2**64 addresses); counting each address
+    apart would let it try without limit. IPv4-mapped IPv6 addresses count as their IPv4.
+    """
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
 class ThrottleUnavailable(Exception):
@@ -58,7 +76,7 @@ class FailureThrottle:
         if self._per_client is not None and client_id is not None:
             keys.append((self._per_client, "client", client_id))
         if self._per_address is not None and address:
-            keys.append((self._per_address, "address", address))
+            keys.append((self._per_address, "address", address_key(address)))
         return keys
 
     def retry_after(self, client_id: str | None, address: str | None) -> int | None:

@@ -22,7 +22,7 @@ from .cache import CredentialCache, Entry
 from .context import AuthenticatedClient, AuthState
 from .credentials import extract, presented, sent_elsewhere
 from .errors import AuthFailure
-from .keys import BCRYPT_MAX_BYTES, secret_matches
+from .keys import plausible_secret, secret_matches
 from .models import CLIENT_ID_MAX
 from .requirements import Policy, Requirement, Scheme
 from .store import ClientStore, StoreError
@@ -110,7 +110,7 @@ class Authenticator:
     def check(self, policy: Policy, request: Request) -> AuthState:
         """The request's auth state under ``policy``; raises :class:`AuthFailure` when refused."""
         if policy.deny:
-            raise AuthFailure(errors.UNDOCUMENTED)
+            raise AuthFailure(errors.SCHEME_UNSUPPORTED if policy.dropped else errors.UNDOCUMENTED)
         try:
             self.refresh()
             return self._check(policy, request)
@@ -138,8 +138,8 @@ class Authenticator:
                 return outcome
             if best is None or outcome.reason.rank > best.reason.rank:
                 best = outcome
-        if policy.optional and not any(
-            presented(request, s) for r in alternatives for s in r.schemes if s.is_api_key
+        if policy.optional and not any(  # credentials sent, even in the wrong place, must be valid
+            presented(request, s) or sent_elsewhere(request, s) for r in alternatives for s in r.schemes if s.is_api_key
         ):
             return AuthState(None)
         assert best is not None
@@ -242,7 +242,7 @@ class Authenticator:
             return memo[key]  # type: ignore[no-any-return]
         stored = entry.record.secret_hash
         ok = False
-        if stored is not None and len(secret.encode("utf-8", "surrogateescape")) <= BCRYPT_MAX_BYTES:
+        if stored is not None and plausible_secret(secret):  # else refused without bcrypt, whatever its size
             self._throttle(client_id, memo)
             ok = secret_matches(secret, stored)
             if not ok and not stored.startswith("$2"):

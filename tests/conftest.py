@@ -143,3 +143,65 @@ def app(make_app: AppFactory) -> Flask:
 @pytest.fixture
 def store(app: Flask) -> Any:
     return app.extensions["clientauth"].store
+
+
+# -- no secret in the logs -------------------------------------------------------------------
+
+#: Watched values shorter than this are not looked for (tests pass short made-up strings freely).
+MIN_WATCHED_LENGTH = 8
+
+
+def leaked_values(records: Any, watched: Any) -> list[tuple[Any, str]]:
+    """``(record, value)`` for every watched value found in a log record's message or traceback."""
+    import logging
+
+    values = [v for v in set(watched) if len(v) >= MIN_WATCHED_LENGTH]
+    if not values:
+        return []
+    formatter = logging.Formatter()
+    found = []
+    for record in records:
+        text = record.getMessage()
+        if record.exc_info:
+            text += formatter.formatException(record.exc_info)
+        if record.stack_info:
+            text += record.stack_info
+        found.extend((record, v) for v in values if v in text)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[list[str]]:
+    """After every test: no secret generated or set in it, nor its stored hash, reached a log record.
+
+    Secrets are recorded where they come into being (``generate_secret``) and where any secret is
+    hashed (``hash_secret``: also the inputs of ``ClientStore.set_secret``); ``flask_clientauth``
+    logs at DEBUG meanwhile. Yields the watched list (a test may add values to it).
+    """
+    import logging
+
+    from flask_clientauth import keys
+    from flask_clientauth import store as store_module
+
+    watched: list[str] = []
+    real_generate, real_hash = keys.generate_secret, keys.hash_secret
+
+    def generate_secret() -> str:
+        secret = real_generate()
+        watched.append(secret)
+        return secret
+
+    def hash_secret(secret: str, rounds: int) -> str:
+        hashed = real_hash(secret, rounds)
+        watched.extend((secret, hashed, hashed[-31:]))  # the whole hash, and its checksum part
+        return hashed
+
+    for module in (keys, store_module):
+        monkeypatch.setattr(module, "generate_secret", generate_secret)
+        monkeypatch.setattr(module, "hash_secret", hash_secret)
+    caplog.set_level(logging.DEBUG, logger="flask_clientauth")
+    yield watched
+    leaks = leaked_values([*caplog.get_records("setup"), *caplog.get_records("call")], watched)
+    if leaks:
+        where = sorted({f"{r.name} {r.levelname} ({r.pathname}:{r.lineno})" for r, _ in leaks})
+        pytest.fail(f"a secret or a secret hash reached the logs: {'; '.join(where)}", pytrace=False)

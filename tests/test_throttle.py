@@ -1,0 +1,369 @@
+"""Throttling failed checks (OWASP API4): per client ID, per address, shared through Redis.
+
+A wrong secret costs a bcrypt check and an unknown client ID a database lookup. Past the
+limits, such requests get 429 in the usual JSON shape with ``Retry-After``, without running
+either (both are counted), while other clients keep getting 200. Redis-backed tests read
+``CLIENTAUTH_TEST_REDIS_URL`` and skip, saying so, without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import make_url
+
+import flask_clientauth.verify
+from flask_clientauth import ClientStore
+from flask_clientauth.keys import generate_client_id
+
+from conftest import TUTORIAL_SPEC, AppFactory
+
+THROTTLED = {
+    "httpCode": "429",
+    "httpMessage": "Too Many Requests",
+    "moreInformation": "Too many failed attempts; retry later",
+}
+UNAVAILABLE = {
+    "httpCode": "503",
+    "httpMessage": "Service Unavailable",
+    "moreInformation": "Client registry unavailable",
+}
+PER_CLIENT = 5
+PER_ADDRESS = 8
+LIMITS = {
+    "CLIENTAUTH_RATELIMIT_PER_CLIENT": f"{PER_CLIENT}/minute",
+    "CLIENTAUTH_RATELIMIT_PER_ADDRESS": f"{PER_ADDRESS}/minute",
+}
+REDIS_VAR = "CLIENTAUTH_TEST_REDIS_URL"
+
+
+def random_address() -> str:
+    """A fresh address per use, so that counters kept in a shared Redis never collide between runs."""
+    return f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+
+
+@dataclass
+class Env:
+    app: Flask
+    client: FlaskClient
+    store: ClientStore
+    cid: str
+    secret: str
+    gets: int = 0
+    bcrypts: int = 0
+
+    def call(self, address: str, cid: str | None, secret: str | None = None, path: str = "/api/branches") -> Any:
+        headers = {}
+        if cid is not None:
+            headers["X-IBM-Client-Id"] = cid
+        if secret is not None:
+            headers["X-IBM-Client-Secret"] = secret
+        return self.client.get(path, headers=headers, environ_base={"REMOTE_ADDR": address})
+
+    def take(self) -> tuple[int, int]:
+        out = (self.gets, self.bcrypts)
+        self.gets = self.bcrypts = 0
+        return out
+
+    def new_client(self) -> tuple[str, str]:
+        record, secret = self.store.create("Another app")
+        assert secret is not None
+        return record.client_id, secret
+
+
+def make_env(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, **config: Any) -> Env:
+    for key, value in LIMITS.items():
+        config.setdefault(key, value)
+    app = make_app(**config)
+    store: ClientStore = app.extensions["clientauth"].store
+    record, secret = store.create("Branch mobile app")
+    assert secret is not None
+    env = Env(app, app.test_client(), store, record.client_id, secret)
+    real_get, real_match = store.get, flask_clientauth.verify.secret_matches
+
+    def get(client_id: str) -> Any:
+        env.gets += 1
+        return real_get(client_id)
+
+    def secret_matches(secret: str, stored_hash: str) -> bool:
+        env.bcrypts += 1
+        return real_match(secret, stored_hash)
+
+    monkeypatch.setattr(store, "get", get)
+    monkeypatch.setattr(flask_clientauth.verify, "secret_matches", secret_matches)
+    return env
+
+
+@pytest.fixture
+def env(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> Env:
+    return make_env(make_app, monkeypatch)
+
+
+def assert_throttled(resp: Any, window: int = 60) -> int:
+    assert resp.status_code == 429, resp.get_data(as_text=True)
+    assert resp.mimetype == "application/json"
+    assert resp.get_json() == THROTTLED
+    wait = int(resp.headers["Retry-After"])
+    assert 1 <= wait <= window
+    return wait
+
+
+# -- per client ID ------------------------------------------------------------------------------
+
+
+def test_wrong_secrets_for_one_client_id_from_many_addresses(env: Env) -> None:
+    """An attacker who knows a public client ID cannot make us run bcrypt more than the limit."""
+    owner = random_address()
+    assert env.call(owner, env.cid, env.secret).status_code == 200  # the owner authenticated before
+    env.take()
+    for _ in range(PER_CLIENT):
+        assert env.call(random_address(), env.cid, "wrong-secret").status_code == 401
+    assert env.take() == (0, PER_CLIENT)
+    for _ in range(20):
+        assert_throttled(env.call(random_address(), env.cid, "another-wrong-secret"))
+    assert env.take() == (0, 0)  # no bcrypt, no lookup past the limit
+    # other clients are not affected, from anywhere
+    other, other_secret = env.new_client()
+    assert env.call(random_address(), other, other_secret).status_code == 200
+    assert env.call(random_address(), other, "wrong").status_code == 401
+    # the owner's cached credential costs nothing and is not throttled
+    assert env.call(random_address(), env.cid, env.secret).status_code == 200
+    # when it must be checked again (here: the cache was dropped), an address that proved it holds
+    # the secret before is still let through; a new address waits like the attacker (documented)
+    env.app.extensions["clientauth"].cache.clear()
+    assert env.call(owner, env.cid, env.secret).status_code == 200
+    env.app.extensions["clientauth"].cache.clear()
+    env.take()
+    assert_throttled(env.call(random_address(), env.cid, env.secret))
+    assert env.take()[1] == 0
+
+
+def test_the_429_keeps_its_text_in_gateway_mode_and_reaches_custom_handlers(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_ERROR_DETAIL="gateway")
+    for _ in range(PER_CLIENT):
+        env.call(random_address(), env.cid, "wrong")
+    assert_throttled(env.call(random_address(), env.cid, "wrong"))
+    seen = []
+
+    @env.app.extensions["test_auth"].error_handler
+    def handler(failure: Any) -> Any:
+        seen.append((failure.status, failure.code, dict(failure.headers)))
+        return {"error": failure.code}, failure.status, failure.headers
+
+    resp = env.call(random_address(), env.cid, "wrong")
+    assert resp.status_code == 429 and resp.headers["Retry-After"].isdigit()
+    assert seen[0][:2] == (429, "too_many_failures") and "Retry-After" in seen[0][2]
+
+
+# -- per address ----------------------------------------------------------------------------------
+
+
+def test_one_address_trying_ids_and_secrets(env: Env) -> None:
+    attacker = random_address()
+    victims = [env.new_client()[0] for _ in range(3)]
+    attempts = [(v, "wrong-secret") for v in victims] + [(generate_client_id(), "x") for _ in range(PER_ADDRESS)]
+    statuses = []
+    for cid, secret in attempts[:PER_ADDRESS]:
+        statuses.append(env.call(attacker, cid, secret).status_code)
+    assert statuses == [401] * PER_ADDRESS
+    gets, bcrypts = env.take()
+    assert bcrypts == 3 and gets == PER_ADDRESS  # one lookup per new ID, one bcrypt per wrong secret
+    # past the limit: neither unknown IDs nor secrets cost anything from that address
+    for cid, secret in [*attempts[PER_ADDRESS:], (victims[0], "wrong-again"), (generate_client_id(), "y")]:
+        assert_throttled(env.call(attacker, cid, secret))
+    assert env.take() == (0, 0)
+    # cheap answers stay what they were: a missing ID, an ID already known to be unknown
+    assert env.call(attacker, None).status_code == 401
+    assert env.call(attacker, attempts[3][0], "x").status_code == 401  # known unknown: no lookup
+    assert env.take() == (0, 0)
+    # everyone else is served, and a client that needs a fresh check from another address passes
+    assert env.call(random_address(), env.cid, env.secret).status_code == 200
+    other, other_secret = env.new_client()
+    assert env.call(random_address(), other, other_secret).status_code == 200
+    # a credential already verified and cached is served even to the throttled address
+    assert env.call(attacker, env.cid, env.secret).status_code == 200
+
+
+def test_ipv6_addresses_count_per_64_network(env: Env) -> None:
+    prefix = f"2001:db8:{random.randrange(65536):x}:{random.randrange(65536):x}"
+    for n in range(PER_ADDRESS):
+        env.call(f"{prefix}::{n + 1:x}", generate_client_id(), "x")
+    assert_throttled(env.call(f"{prefix}:dead:beef:1:2", generate_client_id(), "x"))
+    assert env.call(f"2001:db8:ffff:{random.randrange(65536):x}::1", generate_client_id(), "x").status_code == 401
+    # IPv4-mapped addresses count as their IPv4 address
+    v4 = random_address()
+    for _ in range(PER_ADDRESS):
+        env.call(v4, generate_client_id(), "x")
+    assert_throttled(env.call(f"::ffff:{v4}", generate_client_id(), "x"))
+
+
+def test_throttling_can_be_switched_off(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_RATELIMIT_ENABLED=False)
+    address = random_address()
+    for _ in range(3 * PER_ADDRESS):
+        assert env.call(address, env.cid, "wrong").status_code == 401
+    assert env.take()[1] == 3 * PER_ADDRESS
+
+
+@pytest.mark.parametrize("strategy", ["fixed-window", "moving-window", "sliding-window-counter"])
+def test_every_strategy_enforces_the_limit(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, strategy: str
+) -> None:
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_RATELIMIT_STRATEGY=strategy)
+    for _ in range(PER_CLIENT):
+        assert env.call(random_address(), env.cid, "wrong").status_code == 401
+    assert_throttled(env.call(random_address(), env.cid, "wrong"))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("CLIENTAUTH_RATELIMIT_STRATEGY", "token-bucket"),
+        ("CLIENTAUTH_RATELIMIT_PER_CLIENT", "twenty per minute"),
+        ("CLIENTAUTH_RATELIMIT_STORAGE_URI", "nosuchstorage://x"),
+    ],
+)
+def test_a_bad_throttle_setting_fails_start_up(make_app: AppFactory, key: str, value: str) -> None:
+    with pytest.raises(Exception) as info:
+        make_app(create_tables=False, **{key: value})
+    assert not isinstance(info.value, AssertionError)
+
+
+# -- the counter storage down, or shared through Redis ------------------------------------------------
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_rate_limit_storage_down_fails_closed_only_where_a_costly_check_is_needed(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = closed_port()
+    uri = f"redis://:Redis-Password-1@127.0.0.1:{port}/0"
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_RATELIMIT_STORAGE_URI=uri, TESTING=True, PROPAGATE_EXCEPTIONS=True)
+    address = random_address()
+    for resp in (
+        env.call(address, env.cid, env.secret),  # first check of this secret: bcrypt, so the counters are asked
+        env.call(address, env.cid, "wrong"),
+        env.call(address, generate_client_id(), "x"),  # an unknown ID: a lookup
+    ):
+        assert resp.status_code == 503 and resp.get_json() == UNAVAILABLE
+    assert env.take()[1] == 0  # fail closed *before* the costly check
+    # requests that need no costly check are answered as usual
+    assert env.call(address, None).status_code == 401
+    assert env.call(address, env.cid).get_json()["moreInformation"] == "Client secret missing"
+    for record in caplog.records:
+        assert "Redis-Password-1" not in record.getMessage() and str(port) not in record.getMessage()
+
+
+def redis_url() -> str:
+    url = os.environ.get(REDIS_VAR)
+    if not url:
+        pytest.skip(f"redis: set {REDIS_VAR} (e.g. redis://127.0.0.1:6379/0) to run the Redis-backed tests")
+    return url
+
+
+WORKER = """
+import json, sys
+from flask import Flask
+from flask_clientauth import ClientAuth
+
+spec, instance, database, storage, calls = sys.argv[1:]
+app = Flask("testapp", instance_path=instance)  # the same app: counters are kept per app name
+app.config.update(
+    CLIENTAUTH_SPEC=json.loads(spec),
+    CLIENTAUTH_DATABASE_URI=database,
+    CLIENTAUTH_RATELIMIT_STORAGE_URI=storage,
+    CLIENTAUTH_RATELIMIT_PER_CLIENT="{per_client}/minute",
+    CLIENTAUTH_RATELIMIT_PER_ADDRESS="{per_address}/minute",
+    CLIENTAUTH_BCRYPT_ROUNDS=4,
+)
+ClientAuth(app)
+app.add_url_rule("/api/branches", "branches", lambda: "ok")
+client = app.test_client()
+statuses = []
+for cid, secret, address in json.loads(calls):
+    headers = {{"X-IBM-Client-Id": cid, "X-IBM-Client-Secret": secret}}
+    statuses.append(client.get("/api/branches", headers=headers, environ_base={{"REMOTE_ADDR": address}}).status_code)
+print(json.dumps(statuses))
+"""
+
+
+def run_worker(tmp_path: Path, database_url: str, storage: str, calls: list[tuple[str, str, str]]) -> list[int]:
+    """Requests (client ID, secret, address) made by another process with its own app on ``storage``."""
+    script = tmp_path / "throttle_worker.py"
+    script.write_text(textwrap.dedent(WORKER.format(per_client=PER_CLIENT, per_address=PER_ADDRESS)))
+    args = [json.dumps(TUTORIAL_SPEC), str(tmp_path / "worker-instance"), database_url, storage, json.dumps(calls)]
+    result = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_counters_are_shared_across_processes_through_redis(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str
+) -> None:
+    storage = redis_url()
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_RATELIMIT_STORAGE_URI=storage)
+    other, other_secret = env.new_client()
+    # this process throttles an address (unknown IDs) ...
+    attacker = random_address()
+    for _ in range(PER_ADDRESS):
+        assert env.call(attacker, generate_client_id(), "x").status_code == 401
+    # ... which the other process then refuses, while it burns a client's allowance with wrong
+    # secrets sent from ever new addresses
+    calls = [(other, other_secret, attacker), (other, other_secret, random_address())]
+    calls += [(env.cid, "wrong-secret", random_address()) for _ in range(PER_CLIENT + 2)]
+    statuses = run_worker(tmp_path, sqlite_url, storage, calls)
+    assert statuses == [429, 200] + [401] * PER_CLIENT + [429] * 2
+    # this process, which saw none of those failures, refuses the next attempt without bcrypt
+    env.take()
+    assert_throttled(env.call(random_address(), env.cid, "wrong-secret"))
+    assert env.take()[1] == 0
+
+
+@pytest.fixture
+def redis_forwarder() -> Iterator[tuple[str, Any]]:
+    from test_faults import Forwarder
+
+    url = make_url(redis_url())
+    forwarder = Forwarder(url.host or "127.0.0.1", url.port or 6379)
+    forwarder.restore()
+    yield url.set(host="127.0.0.1", port=forwarder.port).render_as_string(hide_password=False), forwarder
+    forwarder.close()
+
+
+def test_redis_down_answers_503_and_the_next_request_after_it_returns_succeeds(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, redis_forwarder: tuple[str, Any]
+) -> None:
+    storage, forwarder = redis_forwarder
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_RATELIMIT_STORAGE_URI=storage, TESTING=True)
+    other, other_secret = env.new_client()
+    address = random_address()
+    assert env.call(address, env.cid, env.secret).status_code == 200
+    forwarder.cut()
+    assert env.call(address, env.cid, env.secret).status_code == 200  # verified before: no counter needed
+    resp = env.call(address, other, other_secret)
+    assert resp.status_code == 503 and resp.get_json() == UNAVAILABLE
+    forwarder.restore()
+    assert env.call(address, other, other_secret).status_code == 200
