@@ -4,6 +4,9 @@ After one successful bcrypt check, later requests with the same client ID and se
 verified from memory: the cache keeps each client's record with keyed BLAKE2 digests of
 secrets that matched (never the secrets). Unknown IDs are kept apart, in a smaller
 negative cache, so a flood of random IDs cannot push real clients out.
+
+A hit is one dictionary probe without a lock; eviction is CLOCK (second chance), and
+entries also expire after the TTL.
 """
 
 from __future__ import annotations
@@ -12,53 +15,57 @@ import hashlib
 import os
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 
 from .store import ClientRecord
 
-#: How many verified secrets one client may have in the cache (rotation overlaps).
+#: How many verified (and how many refused) secrets one client keeps in the cache.
 MAX_SECRETS_PER_CLIENT = 4
 
 
-@dataclass
 class Entry:
-    record: ClientRecord
-    expires: float
-    verified: set[bytes] = field(default_factory=set)
+    """A cached client: its record, and digests of secrets that matched or did not."""
+
+    __slots__ = ("expires", "record", "rejected", "used", "verified")
+
+    def __init__(self, record: ClientRecord, expires: float, verified: set[bytes] | None = None) -> None:
+        self.record = record
+        self.expires = expires
+        self.verified: set[bytes] = verified if verified is not None else set()
+        self.rejected: set[bytes] = set()
+        self.used = False
+
+    def __repr__(self) -> str:
+        return f"<Entry {self.record.client_id!r} verified={len(self.verified)}>"
 
 
 class CredentialCache:
-    """Thread-safe LRU with TTL. ``size=0`` disables caching altogether."""
+    """Thread-safe bounded cache with TTL. ``size=0`` disables caching altogether."""
 
     def __init__(self, *, size: int, ttl: float, negative_size: int, negative_ttl: float) -> None:
         self.size = size
         self.ttl = ttl
         self.negative_size = negative_size
         self.negative_ttl = negative_ttl
-        self._entries: OrderedDict[str, Entry] = OrderedDict()
-        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._entries: dict[str, Entry] = {}
+        self._unknown: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._key = os.urandom(32)
+        self._hasher = hashlib.blake2b(key=os.urandom(32), digest_size=16)
         #: Bumped by every eviction; a read that started before one must not be cached.
         self.epoch = 0
 
     def digest(self, secret: str) -> bytes:
-        return hashlib.blake2b(secret.encode("utf-8", "surrogateescape"), key=self._key, digest_size=16).digest()
+        """A keyed digest of ``secret``: what the cache remembers instead of the secret."""
+        hasher = self._hasher.copy()
+        hasher.update(secret.encode("utf-8", "surrogateescape"))
+        return hasher.digest()
 
     def get(self, client_id: str) -> Entry | None:
+        """The live entry of ``client_id`` (no lock: a dict read is atomic)."""
         entry = self._entries.get(client_id)
-        if entry is None:
+        if entry is None or entry.expires < time.monotonic():
             return None
-        if entry.expires < time.monotonic():
-            with self._lock:
-                if self._entries.get(client_id) is entry:
-                    del self._entries[client_id]
-            return None
-        with self._lock:
-            if client_id in self._entries:
-                self._entries.move_to_end(client_id)
+        entry.used = True
         return entry
 
     def is_unknown(self, client_id: str) -> bool:
@@ -73,23 +80,62 @@ class CredentialCache:
             if epoch != self.epoch:
                 return Entry(record, 0.0) if record is not None else None
             if record is None:
+                self._unknown.pop(client_id, None)
                 self._unknown[client_id] = time.monotonic() + self.negative_ttl
-                self._unknown.move_to_end(client_id)
                 while len(self._unknown) > self.negative_size:
-                    self._unknown.popitem(last=False)
+                    del self._unknown[next(iter(self._unknown))]
                 return None
             entry = Entry(record, time.monotonic() + self.ttl)
+            self._entries.pop(client_id, None)
             self._entries[client_id] = entry
-            self._entries.move_to_end(client_id)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            self._shrink()
             return entry
+
+    def _shrink(self) -> None:
+        """CLOCK eviction: the oldest entry goes unless it was used since its last chance."""
+        entries = self._entries
+        now = time.monotonic()
+        while len(entries) > self.size:
+            client_id = next(iter(entries))
+            entry = entries.pop(client_id)
+            if entry.used and entry.expires >= now:
+                entry.used = False
+                entries[client_id] = entry  # second chance: back to the end
 
     @staticmethod
     def mark_verified(entry: Entry, digest: bytes) -> None:
         if len(entry.verified) >= MAX_SECRETS_PER_CLIENT:
             entry.verified.clear()
         entry.verified.add(digest)
+
+    @staticmethod
+    def mark_rejected(entry: Entry, digest: bytes) -> None:
+        if len(entry.rejected) >= MAX_SECRETS_PER_CLIENT:
+            entry.rejected.clear()
+        entry.rejected.add(digest)
+
+    def cached(self, client_ids: Iterable[str]) -> list[str]:
+        """Which of ``client_ids`` have an entry."""
+        return [cid for cid in client_ids if cid in self._entries]
+
+    def update(self, records: Mapping[str, ClientRecord | None]) -> None:
+        """Apply fresh records of changed clients (``None``: deleted).
+
+        Verified digests survive a change that kept the secret hash (a rename, a disable),
+        so the next request is answered without bcrypt; a new hash starts afresh.
+        """
+        with self._lock:
+            self.epoch += 1
+            for client_id, record in records.items():
+                self._unknown.pop(client_id, None)
+                old = self._entries.pop(client_id, None)
+                if record is None:
+                    continue
+                keep = old is not None and old.record.secret_hash == record.secret_hash
+                self._entries[client_id] = Entry(
+                    record, time.monotonic() + self.ttl, set(old.verified) if keep and old else None
+                )
+            self._shrink()
 
     def evict(self, client_ids: Iterable[str]) -> None:
         with self._lock:

@@ -133,7 +133,9 @@ def list_(as_json: bool) -> None:
         return
     click.echo(f"{'CLIENT ID':<34} {'ENABLED':<8} {'SECRET':<7} NAME")
     for r in records:
-        click.echo(f"{r.client_id:<34} {'yes' if r.enabled else 'no':<8} {'set' if r.has_secret else 'none':<7} {r.name}")
+        click.echo(
+            f"{r.client_id:<34} {'yes' if r.enabled else 'no':<8} {'set' if r.has_secret else 'none':<7} {r.name}"
+        )
 
 
 @clients.command("show")

@@ -8,6 +8,11 @@ from typing import Any, cast
 from flask import g, has_request_context, request
 from werkzeug.local import LocalProxy
 
+try:  # Flask's context variable behind ``g``; the public proxy is the fallback
+    from flask.globals import _cv_app
+except ImportError:  # pragma: no cover - a Flask that renamed it
+    _cv_app = None  # type: ignore[assignment]
+
 _G_KEY = "_clientauth"
 
 
@@ -96,7 +101,13 @@ def get_current_client() -> AuthenticatedClient | None:
 
 
 def set_auth_state(state: AuthState) -> None:
-    setattr(g, _G_KEY, state)
+    """Put the check's result in this request's ``g`` slot."""
+    setattr(_current_g(), _G_KEY, state)
+
+
+def _current_g() -> Any:
+    # the real ``g`` object, without the proxy's per-call indirections (hot path)
+    return _cv_app.get().g if _cv_app is not None else g._get_current_object()
 
 
 #: The authenticated client of the current request; falsy (``None``) when there is none.

@@ -5,22 +5,16 @@ Header names are case-insensitive, query and cookie names exact, as HTTP has the
 
 from __future__ import annotations
 
-from functools import lru_cache
+import re
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode
 
 from flask import Request
 
-from .requirements import V5_NAMES, Scheme
+from .requirements import V5_NAMES, Scheme, environ_key
 
 _LOCATIONS = ("header", "query", "cookie")
-
-
-@lru_cache(maxsize=256)
-def environ_key(header: str) -> str:
-    """``X-IBM-Client-Id`` -> ``HTTP_X_IBM_CLIENT_ID``, the WSGI environ key of a header."""
-    key = header.upper().replace("-", "_")
-    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def extract(request: Request, scheme: Scheme) -> tuple[str | None, bool]:
@@ -39,7 +33,22 @@ def extract(request: Request, scheme: Scheme) -> tuple[str | None, bool]:
     values = [v for v in values if v]
     if not values:
         return None, False
-    return values[0], len(values) > 1
+    value = values[0]
+    if scheme.location == "cookie" and _raw_cookie_has_control(request.environ.get("HTTP_COOKIE", ""), name):
+        # Some cookie parsers strip a trailing CR/LF: "<valid secret>\n" must never read as valid.
+        value += "\x00"
+    return value, len(values) > 1
+
+
+def _raw_cookie_has_control(header: str, name: str) -> bool:
+    """Whether a raw ``name=value`` pair of the Cookie header holds a control character."""
+    if not _CONTROL.search(header):
+        return False
+    return any(
+        _CONTROL.search(part.partition("=")[2])
+        for part in header.split(";")
+        if part.strip(" \t").partition("=")[0] == name
+    )
 
 
 def _names_in(request: Request, location: str) -> list[str]:

@@ -186,6 +186,47 @@ class ClientAuthState:
                     )
         return self._table
 
+    # -- the before_request hook (registered as this bound method: one call per request) ----
+    def before_request(self) -> ResponseReturnValue | None:
+        """Check the request against its route's policy; a response means "refused"."""
+        req: Request = request._get_current_object()  # type: ignore[attr-defined]
+        if not self.ready and self.check_once(current_app.url_map.iter_rules()) is not None:
+            return self.respond(AuthFailure(errors.CONFIG_ERROR))  # fail closed, as start-up would
+        rule = req.url_rule
+        if rule is None:
+            return None  # routing failed: Flask answers 404 / 405 and no view runs
+        table = self._table or self.table()
+        try:
+            policy = table.policies.get((id(rule), req.method)) or table.lookup(rule, req.method)
+        except SpecError as exc:
+            logger.critical("clientauth: refusing %s %s: %s", req.method, rule.rule, exc)
+            return self.respond(AuthFailure(errors.CONFIG_ERROR))
+        if policy.public:
+            return None
+        if policy.allow_preflight and req.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in req.environ:
+            return None
+        auth = self.authenticator.fast(policy.fast, req.environ) if policy.fast is not None else None
+        if auth is None:
+            try:
+                auth = self.authenticator.check(policy, req)
+            except AuthFailure as failure:
+                logger.info("clientauth: %s %s -> %s %s", req.method, escape(req.path), failure.status, failure.code)
+                return self.respond(failure)
+            except Exception:  # never a traceback to the client, never an open door
+                logger.exception("clientauth: unexpected error while checking %s %s", req.method, escape(req.path))
+                return self.respond(AuthFailure(errors.STORE_UNAVAILABLE))
+        set_auth_state(auth)
+        if self.hide_credentials:
+            hide(req, policy.api_keys)
+        return None
+
+    def respond(self, failure: AuthFailure) -> Response:
+        """The response for a refusal: the app's ``@auth.error_handler``, or the JSON body."""
+        handler = self.extension._error_handler
+        if handler is not None:
+            return current_app.make_response(handler(failure))
+        return default_response(failure, detail_mode=self.error_detail)
+
     def __repr__(self) -> str:
         return f"<ClientAuthState spec={self._spec.source if self._spec else self._spec_source!r}>"
 
@@ -236,10 +277,7 @@ class ClientAuth:
             state.spec()  # a broken document fails start-up, naming its path and the rule
         app.extensions["clientauth"] = state
 
-        def check_request() -> ResponseReturnValue | None:
-            return self._before_request(state)
-
-        app.before_request(check_request)
+        app.before_request(state.before_request)
         # First of the app's before_request functions, whatever order extensions were set up in:
         # the others (Flask-Limiter's key_func, the app's own hooks) can then use current_client.
         hooks = app.before_request_funcs[None]
@@ -255,9 +293,7 @@ class ClientAuth:
         self._register(obj, Override("exempt", where=_describe(obj)))
         return obj
 
-    def require(
-        self, *schemes: str, any_of: Sequence[Sequence[str]] | None = None
-    ) -> Callable[[V], V]:
+    def require(self, *schemes: str, any_of: Sequence[Sequence[str]] | None = None) -> Callable[[V], V]:
         """Protect a view or blueprint with named schemes: all of ``schemes``, or one group of ``any_of``.
 
         With no names, the document's global requirement applies.
@@ -287,7 +323,9 @@ class ClientAuth:
 
         return decorator
 
-    def error_handler(self, f: Callable[[AuthFailure], ResponseReturnValue]) -> Callable[[AuthFailure], ResponseReturnValue]:
+    def error_handler(
+        self, f: Callable[[AuthFailure], ResponseReturnValue]
+    ) -> Callable[[AuthFailure], ResponseReturnValue]:
         """Replace the JSON error response: ``f(failure) -> response``."""
         self._error_handler = f
         return f
@@ -314,45 +352,6 @@ class ClientAuth:
         return self.state(target).check(target.url_map.iter_rules())
 
     # -- the hook ---------------------------------------------------------------------
-    def _before_request(self, state: ClientAuthState) -> ResponseReturnValue | None:
-        req: Request = request._get_current_object()  # type: ignore[attr-defined]
-        if not state.ready and state.check_once(current_app.url_map.iter_rules()) is not None:
-            return self._respond(AuthFailure(errors.CONFIG_ERROR), state)  # fail closed, as start-up would
-        rule = req.url_rule
-        if rule is None:
-            return None  # routing failed: Flask answers 404 / 405 and no view runs
-        try:
-            policy = state.table().lookup(rule, req.method)
-        except SpecError as exc:
-            logger.critical("clientauth: refusing %s %s: %s", request.method, rule.rule, exc)
-            return self._respond(AuthFailure(errors.CONFIG_ERROR), state)
-        if policy.public:
-            return None
-        if policy.allow_preflight and req.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in req.environ:
-            return None
-        try:
-            auth = state.authenticator.check(policy, req)
-        except AuthFailure as failure:
-            logger.info(
-                "clientauth: %s %s -> %s %s",
-                request.method,
-                escape(request.path),
-                failure.status,
-                failure.code,
-            )
-            return self._respond(failure, state)
-        except Exception:  # never a traceback to the client, never an open door
-            logger.exception("clientauth: unexpected error while checking %s %s", request.method, escape(request.path))
-            return self._respond(AuthFailure(errors.STORE_UNAVAILABLE), state)
-        set_auth_state(auth)
-        if state.hide_credentials:
-            hide(req, policy.api_keys)
-        return None
-
-    def _respond(self, failure: AuthFailure, state: ClientAuthState) -> Response:
-        if self._error_handler is not None:
-            return current_app.make_response(self._error_handler(failure))
-        return default_response(failure, detail_mode=state.error_detail)
 
 
 def _warn_query_secrets(spec: Spec) -> None:

@@ -7,7 +7,8 @@ A :class:`Policy` is what one route enforces: a tuple of alternatives (OR), each
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import lru_cache
+from typing import Literal, NamedTuple
 
 Location = Literal["header", "query", "cookie"]
 KeyType = Literal["client_id", "client_secret"]
@@ -19,6 +20,13 @@ V5_NAMES: dict[tuple[str, str], str] = {
     ("query", "client_id"): "client_id",
     ("query", "client_secret"): "client_secret",
 }
+
+
+@lru_cache(maxsize=256)
+def environ_key(header: str) -> str:
+    """``X-IBM-Client-Id`` -> ``HTTP_X_IBM_CLIENT_ID``, the WSGI environ key of a header."""
+    key = header.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,25 @@ def _forward_name(scheme: Scheme | None, canonical: str) -> str:
     return canonical
 
 
+class FastPath(NamedTuple):
+    """The common shape, checked without the general machinery: one requirement, the client
+    ID (and the secret, if required) in headers. ``*_key`` are WSGI environ keys."""
+
+    id_key: str
+    secret_key: str | None
+    requirement: Requirement
+
+
+def _fast_path(alternatives: tuple[Requirement, ...], optional: bool, deny: bool) -> FastPath | None:
+    if len(alternatives) != 1 or optional or deny:
+        return None
+    req = alternatives[0]
+    cid, secret = req.client_id, req.client_secret
+    if req.others or cid is None or cid.location != "header" or (secret is not None and secret.location != "header"):
+        return None
+    return FastPath(environ_key(cid.param or ""), environ_key(secret.param or "") if secret else None, req)
+
+
 @dataclass(frozen=True)
 class Policy:
     """What one route enforces.
@@ -111,15 +138,18 @@ class Policy:
     #: Schemes without a verifier whose alternatives were removed (``CLIENTAUTH_UNHANDLED_SCHEMES = "deny"``);
     #: ``deny`` is set when no alternative remained.
     dropped: tuple[str, ...] = ()
+    #: Nothing to check (no alternatives, not denied); a plain attribute: read on every request.
+    public: bool = field(init=False, compare=False, repr=False)
+    fast: FastPath | None = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "public", not self.alternatives and not self.deny)
+        object.__setattr__(self, "fast", _fast_path(self.alternatives, self.optional, self.deny))
 
     @property
     def api_keys(self) -> list[Scheme]:
         """Every API key scheme any alternative names (what ``CLIENTAUTH_HIDE_CREDENTIALS`` strips)."""
         return list(dict.fromkeys(s for r in self.alternatives for s in r.schemes if s.is_api_key))
-
-    @property
-    def public(self) -> bool:
-        return not self.alternatives and not self.deny
 
     def describe(self) -> str:
         if self.deny and self.dropped:

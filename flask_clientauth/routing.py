@@ -98,7 +98,8 @@ class RouteTable:
         self._handlers = handlers
         self._preflight = preflight
         self._unhandled = unhandled
-        self._cache: dict[tuple[int, str], Policy] = {}
+        #: (id of a URL rule, method) -> its policy, filled on first use; read on every request.
+        self.policies: dict[tuple[int, str], Policy] = {}
         self._lock = threading.Lock()
         self.index: dict[str, dict[str, Operation]] = {}
         for op in spec.operations:
@@ -114,11 +115,11 @@ class RouteTable:
     def lookup(self, rule: Rule, method: str) -> Policy:
         """The policy for a matched rule; the hot path is one dict lookup."""
         key = (id(rule), method)
-        policy = self._cache.get(key)
+        policy = self.policies.get(key)
         if policy is None:
             policy = self.resolve(rule, method)
             with self._lock:
-                self._cache[key] = policy
+                self.policies[key] = policy
         return policy
 
     def operation_for(self, rule: str, method: str) -> Operation | None:
@@ -207,9 +208,7 @@ class RouteTable:
                     f"@require() without scheme names on {override.where} needs a global "
                     "security requirement in the document",
                 )
-            return dataclasses.replace(
-                self.spec.global_policy, origin=f"require {override.where}", operation=label
-            )
+            return dataclasses.replace(self.spec.global_policy, origin=f"require {override.where}", operation=label)
         policy = self.spec.policy_for_names(
             [list(a) for a in override.alternatives],
             origin=f"require {override.where}",
@@ -276,11 +275,4 @@ class RouteTable:
     def unserved(self, rules: Iterable[Rule]) -> list[Operation]:
         """Spec operations that no Flask rule serves."""
         served = {(flask_template(r.rule), m) for r in rules for m in (r.methods or ())}
-        return [
-            op
-            for key, ops in self.index.items()
-            for op in ops.values()
-            if (key, op.method) not in served
-        ]
-
-
+        return [op for key, ops in self.index.items() for op in ops.values() if (key, op.method) not in served]

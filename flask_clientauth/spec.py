@@ -62,9 +62,7 @@ class Spec:
     global_policy: Policy | None
     operations: list[Operation] = field(default_factory=list)
 
-    def policy_for_names(
-        self, alternatives: list[list[str]], *, origin: str, where: str
-    ) -> Policy:
+    def policy_for_names(self, alternatives: list[list[str]], *, origin: str, where: str) -> Policy:
         """Build a policy from scheme names, as ``@auth.require`` gives them."""
         reqs: list[dict[str, list[str]]] = [{name: [] for name in names} for names in alternatives]
         return _parse_security(self, reqs, origin=origin, where=where)
@@ -127,9 +125,7 @@ def _read_file(path: Path, label: str) -> Any:
 
 
 class _Parser:
-    def __init__(
-        self, document: Mapping[str, Any], label: str, base_dir: Path | None, strict: bool
-    ) -> None:
+    def __init__(self, document: Mapping[str, Any], label: str, base_dir: Path | None, strict: bool) -> None:
         self.doc = document
         self.label = label
         self.base_dir = base_dir
@@ -183,9 +179,7 @@ class _Parser:
         schemes = self._schemes(version)
         spec = Spec(source=self.label, version=version, schemes=schemes, global_policy=None)
         if "security" in self.doc:
-            spec.global_policy = _parse_security(
-                spec, self.doc["security"], origin="global", where="global security"
-            )
+            spec.global_policy = _parse_security(spec, self.doc["security"], origin="global", where="global security")
         prefixes = self._prefixes(self.doc, version, ("/",))
         paths = self.doc.get("paths") or {}
         if not isinstance(paths, Mapping):
@@ -298,8 +292,7 @@ class _Parser:
         if location not in _API_KEY_LOCATIONS[version]:
             allowed = ", ".join(_API_KEY_LOCATIONS[version])
             raise self.fail(
-                f"{at}: 'in: {location}' is not allowed for an apiKey in OpenAPI {version} "
-                f"(allowed: {allowed})"
+                f"{at}: 'in: {location}' is not allowed for an apiKey in OpenAPI {version} (allowed: {allowed})"
             )
         key_type: Any = body.get("x-key-type")
         if key_type is None:
@@ -393,9 +386,7 @@ def _check_requirement(source: str, req: Requirement, at: str) -> None:
     if len(secrets) > 1:
         raise SpecError(source, f"{at}: at most one client secret key per requirement ({names})")
     if secrets and not ids:
-        raise SpecError(
-            source, f"{at}: client secret key {secrets[0].name!r} is applied without a client ID key"
-        )
+        raise SpecError(source, f"{at}: client secret key {secrets[0].name!r} is applied without a client ID key")
     if ids and secrets and ids[0].location != secrets[0].location:
         raise SpecError(
             source,

@@ -180,6 +180,15 @@ class ClientStore:
             return None
         return ClientRecord.from_row(row)
 
+    def get_many(self, client_ids: Sequence[str]) -> dict[str, ClientRecord]:
+        """The clients with exactly these IDs (absent ones are missing from the result)."""
+        wanted = set(client_ids)
+        if not wanted:
+            return {}
+        with self._connect(write=False) as conn:
+            rows = conn.execute(select(clients_table).where(clients_table.c.client_id.in_(sorted(wanted)))).all()
+        return {r.client_id: ClientRecord.from_row(r) for r in rows if r.client_id in wanted}
+
     def require(self, client_id: str) -> ClientRecord:
         record = self.get(client_id)
         if record is None:
@@ -264,9 +273,7 @@ class ClientStore:
     def _update(self, client_id: str, action: str, **values: Any) -> ClientRecord:
         with self._connect(write=True) as conn:
             result = conn.execute(
-                update(clients_table)
-                .where(_id_is(conn, client_id))
-                .values(updated_at=utcnow(), **values)
+                update(clients_table).where(_id_is(conn, client_id)).values(updated_at=utcnow(), **values)
             )
             if result.rowcount == 0:
                 raise ClientNotFound(client_id)

@@ -26,8 +26,7 @@ from urllib.parse import parse_qsl, urlencode
 from flask.testing import FlaskClient
 from werkzeug.exceptions import HTTPException
 
-from .credentials import environ_key
-from .requirements import Policy, Requirement, Scheme
+from .requirements import Policy, Requirement, Scheme, environ_key
 from .spec import SpecError
 
 if TYPE_CHECKING:

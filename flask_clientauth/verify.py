@@ -24,7 +24,7 @@ from .credentials import extract, presented, sent_elsewhere
 from .errors import AuthFailure
 from .keys import plausible_secret, secret_matches
 from .models import CLIENT_ID_MAX
-from .requirements import Policy, Requirement, Scheme
+from .requirements import FastPath, Policy, Requirement, Scheme
 from .store import ClientStore, StoreError
 from .throttle import FailureThrottle, ThrottleUnavailable
 
@@ -33,6 +33,21 @@ logger = logging.getLogger("flask_clientauth")
 #: Change-log ids not yet seen below the newest one are re-read for this long
 #: (a transaction may commit after a later one); after that they are taken as rolled back.
 HOLE_WINDOW = 30.0
+
+
+#: How long a request waits for another bcrypt check of the same client before 429.
+FLIGHT_WAIT = 2.0
+
+
+class _Flight:
+    """A bcrypt check under way for one client ID."""
+
+    __slots__ = ("digest", "done", "ok")
+
+    def __init__(self, digest: bytes) -> None:
+        self.digest = digest
+        self.done = threading.Event()
+        self.ok: bool | None = None
 
 
 def _printable(value: str) -> bool:
@@ -69,6 +84,8 @@ class Authenticator:
         #: limit, so a flood of wrong secrets for a client ID does not lock its owner out.
         self._known_addresses: OrderedDict[tuple[str, str | None], None] = OrderedDict()
         self._known_lock = threading.Lock()
+        self._flights: dict[str, _Flight] = {}
+        self._flights_lock = threading.Lock()
 
     # -- revocation -------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
@@ -104,9 +121,41 @@ class Authenticator:
         self._holes = {k: v for k, v in self._holes.items() if v > now}
         self._last_event = newest
         if changed:
-            self.cache.evict(changed)
+            cached = self.cache.cached(changed)
+            fresh = self.store.get_many(cached)
+            self.cache.evict(changed.difference(cached))  # e.g. a new client known as unknown
+            self.cache.update({cid: fresh.get(cid) for cid in cached})
 
     # -- the check --------------------------------------------------------------------
+    def fast(self, fast: FastPath, environ: dict[str, Any]) -> AuthState | None:
+        """The warm path for a :class:`FastPath` policy: a known, enabled client whose secret
+        was verified before, in the headers, while no change-log poll is due. ``None`` means
+        "not decided here": the general check runs and gives the same answer, or the error.
+        """
+        client_id = environ.get(fast.id_key)
+        if not client_id or "," in client_id:
+            return None
+        now = time.monotonic()
+        if now >= self._next_poll:
+            return None
+        entry = self.cache._entries.get(client_id)
+        if entry is None or entry.expires < now or not entry.record.enabled:
+            return None
+        req = fast.requirement
+        if fast.secret_key is None:
+            entry.used = True
+            headers = {req.forward_names[0]: client_id}
+            return AuthState(
+                AuthenticatedClient(client_id, entry.record.name, req.key_names, False, headers), req.names
+            )
+        secret = environ.get(fast.secret_key)
+        if not secret or "," in secret or self.cache.digest(secret) not in entry.verified:
+            return None
+        entry.used = True
+        id_header, secret_header = req.forward_names
+        headers = {id_header: client_id, secret_header: secret}
+        return AuthState(AuthenticatedClient(client_id, entry.record.name, req.key_names, True, headers), req.names)
+
     def check(self, policy: Policy, request: Request) -> AuthState:
         """The request's auth state under ``policy``; raises :class:`AuthFailure` when refused."""
         if policy.deny:
@@ -237,6 +286,11 @@ class Authenticator:
         digest = self.cache.digest(secret)
         if digest in entry.verified:
             return True
+        if digest in entry.rejected:  # refused by bcrypt before, for this very hash: not paid again,
+            self._throttle(client_id, memo)  # but still a failure that counts
+            if self.throttle is not None:
+                self.throttle.failed(client_id, memo["address"])
+            return False
         key = ("secret", client_id, digest)
         if key in memo:
             return memo[key]  # type: ignore[no-any-return]
@@ -244,17 +298,46 @@ class Authenticator:
         ok = False
         if stored is not None and plausible_secret(secret):  # else refused without bcrypt, whatever its size
             self._throttle(client_id, memo)
-            ok = secret_matches(secret, stored)
+            ok = self._hash_check(client_id, digest, secret, stored)
             if not ok and not stored.startswith("$2"):
                 logger.error("clientauth: the stored secret hash of client %s is corrupt", escape(client_id))
-        if ok:
-            self.cache.mark_verified(entry, digest)
-            if self.throttle is not None:
-                self._remember_address(client_id, memo["address"])
-        elif self.throttle is not None:
-            self.throttle.failed(client_id, memo["address"])
+            if ok:
+                self.cache.mark_verified(entry, digest)
+                if self.throttle is not None:
+                    self._remember_address(client_id, memo["address"])
+            else:
+                self.cache.mark_rejected(entry, digest)
+                if self.throttle is not None:
+                    self.throttle.failed(client_id, memo["address"])
         memo[key] = ok
         return ok
+
+    def _hash_check(self, client_id: str, digest: bytes, secret: str, stored: str) -> bool:
+        """bcrypt, one at a time per client ID in this process.
+
+        Concurrent first requests with the same secret share one check (no stampede); a
+        different secret waits for the running check, and gets 429 if it takes too long,
+        so wrong secrets for one client cannot occupy every worker thread.
+        """
+        deadline = time.monotonic() + FLIGHT_WAIT
+        while True:
+            with self._flights_lock:
+                flight = self._flights.get(client_id)
+                if flight is None:
+                    flight = self._flights[client_id] = _Flight(digest)
+                    break
+            done = flight.done.wait(max(0.0, deadline - time.monotonic()))
+            if done and flight.digest == digest and flight.ok is not None:
+                return flight.ok
+            if not done:
+                raise AuthFailure(errors.THROTTLED, headers={"Retry-After": "1"})
+        try:
+            flight.ok = secret_matches(secret, stored)
+            return flight.ok
+        finally:
+            with self._flights_lock:
+                del self._flights[client_id]
+            flight.done.set()
 
     def _throttle(self, client_id: str | None, memo: dict[Any, Any]) -> None:
         """Refuse with 429, before any costly work, once the failure limits are reached."""
@@ -267,7 +350,6 @@ class Authenticator:
         if wait is not None:
             raise AuthFailure(errors.THROTTLED, headers={"Retry-After": str(wait)})
 
-
     def _remember_address(self, client_id: str, address: str | None) -> None:
         key = (client_id, address)
         with self._known_lock:
@@ -275,4 +357,3 @@ class Authenticator:
             self._known_addresses.move_to_end(key)
             while len(self._known_addresses) > max(self.cache.size, 1):
                 self._known_addresses.popitem(last=False)
-

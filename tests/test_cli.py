@@ -441,7 +441,7 @@ def test_concurrent_secret_resets_from_two_processes(cli_app: Flask, database_ur
             subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)
         ]
-        outcomes = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+        outcomes = [(*p.communicate(timeout=120), p.returncode) for p in procs]
         printed = []
         for out, err, code in outcomes:
             assert "Traceback" not in err, err

@@ -203,9 +203,7 @@ def credentials(server: Server, client_id: str | None, secret: str | None) -> di
     return {"headers": {}, "params": {k: v for k, v in params.items() if v is not None}}
 
 
-def call(
-    server: Server, path: str, creds: dict[str, Any], method: str = "GET", **kwargs: Any
-) -> requests.Response:
+def call(server: Server, path: str, creds: dict[str, Any], method: str = "GET", **kwargs: Any) -> requests.Response:
     return requests.request(
         method,
         server.url + path,
@@ -249,9 +247,7 @@ def every_worker_answers(
             if set(switched) >= workers:
                 return switched
             if time.monotonic() - since > limit:
-                pytest.fail(
-                    f"after {limit}s only workers {sorted(switched)} of {sorted(workers)} answer {status}"
-                )
+                pytest.fail(f"after {limit}s only workers {sorted(switched)} of {sorted(workers)} answer {status}")
             time.sleep(0.05)
 
 
@@ -376,9 +372,7 @@ def test_reset_secret_reaches_every_worker(server: Server, client: tuple[str, st
     changed = time.monotonic()
     assert new != old
 
-    refused = every_worker_answers(
-        server, old_creds, status=401, before=200, since=changed, limit=PROPAGATION_LIMIT
-    )
+    refused = every_worker_answers(server, old_creds, status=401, before=200, since=changed, limit=PROPAGATION_LIMIT)
     assert max(refused.values()) <= PROPAGATION_LIMIT
     response = call(server, "/api/branches", old_creds)
     assert response.json() == unauthorized("Client secret invalid")
@@ -410,9 +404,7 @@ def test_deleted_client_is_refused_by_every_worker(server: Server, client: tuple
     assert result.returncode == 0, result.stderr
     deleted = time.monotonic()
 
-    refused = every_worker_answers(
-        server, creds, status=401, before=200, since=deleted, limit=PROPAGATION_LIMIT
-    )
+    refused = every_worker_answers(server, creds, status=401, before=200, since=deleted, limit=PROPAGATION_LIMIT)
     assert max(refused.values()) <= PROPAGATION_LIMIT
     response = call(server, "/api/branches", creds)
     assert response.json() == unauthorized("Client ID not registered")

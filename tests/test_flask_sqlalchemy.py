@@ -90,7 +90,10 @@ def test_clients_live_in_the_apps_database(database_url: str, tmp_path: Path, cl
         expected = make_url(database_url)
         got = db.engine.url
         assert (got.drivername, got.host, got.port, got.database) == (
-            expected.drivername, expected.host, expected.port, expected.database,
+            expected.drivername,
+            expected.host,
+            expected.port,
+            expected.database,
         )
         db.create_all()  # the app's tables and ours, together
         assert OUR_TABLES | {"branch"} <= set(inspect(db.engine).get_table_names())

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TUTORIAL_SPEC
 from flask import Flask
 
 from flask_clientauth import ClientAuth, Policy, SpecError, load_spec
+
+from conftest import TUTORIAL_SPEC
 
 SPECS = Path(__file__).parent / "specs"
 

@@ -434,7 +434,12 @@ def test_concurrent_secret_resets_leave_one_consistent_secret(st: ClientStore, e
         failures: list[BaseException] = []
         lock = threading.Lock()
 
-        def reset() -> None:
+        def reset(
+            barrier: threading.Barrier = barrier,
+            lock: threading.Lock = lock,
+            failures: list[BaseException] = failures,
+            secrets: list[str] = secrets,
+        ) -> None:
             barrier.wait()
             try:
                 _, secret = st.reset_secret(cid)

@@ -83,10 +83,27 @@ class Env:
         return record.client_id, secret
 
 
+#: Apps made by the current test, whose Redis connections are closed after it.
+_APPS: list[Flask] = []
+
+
+@pytest.fixture(autouse=True)
+def close_counter_storage() -> Iterator[None]:
+    """Close the Redis connections of the apps a test made (else they linger until interpreter exit)."""
+    yield
+    while _APPS:
+        throttle = _APPS.pop().extensions["clientauth"].throttle
+        client = getattr(getattr(getattr(throttle, "_limiter", None), "storage", None), "storage", None)
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()
+
+
 def make_env(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, **config: Any) -> Env:
     for key, value in LIMITS.items():
         config.setdefault(key, value)
     app = make_app(**config)
+    _APPS.append(app)
     store: ClientStore = app.extensions["clientauth"].store
     record, secret = store.create("Branch mobile app")
     assert secret is not None
@@ -128,8 +145,8 @@ def test_wrong_secrets_for_one_client_id_from_many_addresses(env: Env) -> None:
     owner = random_address()
     assert env.call(owner, env.cid, env.secret).status_code == 200  # the owner authenticated before
     env.take()
-    for _ in range(PER_CLIENT):
-        assert env.call(random_address(), env.cid, "wrong-secret").status_code == 401
+    for i in range(PER_CLIENT):
+        assert env.call(random_address(), env.cid, f"wrong-secret-{i}").status_code == 401
     assert env.take() == (0, PER_CLIENT)
     for _ in range(20):
         assert_throttled(env.call(random_address(), env.cid, "another-wrong-secret"))
@@ -148,6 +165,17 @@ def test_wrong_secrets_for_one_client_id_from_many_addresses(env: Env) -> None:
     env.take()
     assert_throttled(env.call(random_address(), env.cid, env.secret))
     assert env.take()[1] == 0
+
+
+def test_a_repeated_wrong_secret_costs_one_bcrypt_but_still_counts(env: Env) -> None:
+    owner = random_address()
+    assert env.call(owner, env.cid, env.secret).status_code == 200
+    env.take()
+    for _ in range(PER_CLIENT):
+        assert env.call(random_address(), env.cid, "same-wrong-secret").status_code == 401
+    assert env.take() == (0, 1)  # refused by bcrypt once; later copies are refused from memory ...
+    assert_throttled(env.call(random_address(), env.cid, "same-wrong-secret"))  # ... and still counted
+    assert env.call(owner, env.cid, env.secret).status_code == 200  # the owner's cached secret is unaffected
 
 
 def test_the_429_keeps_its_text_in_gateway_mode_and_reaches_custom_handlers(
@@ -214,8 +242,8 @@ def test_ipv6_addresses_count_per_64_network(env: Env) -> None:
 def test_throttling_can_be_switched_off(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     env = make_env(make_app, monkeypatch, CLIENTAUTH_RATELIMIT_ENABLED=False)
     address = random_address()
-    for _ in range(3 * PER_ADDRESS):
-        assert env.call(address, env.cid, "wrong").status_code == 401
+    for i in range(3 * PER_ADDRESS):
+        assert env.call(address, env.cid, f"wrong-{i}").status_code == 401
     assert env.take()[1] == 3 * PER_ADDRESS
 
 
