@@ -146,6 +146,12 @@ class ClientAuthState:
         except SpecError as exc:
             self.startup_error, self.checked, self.ready = exc, True, False
             raise
+        except Exception as exc:  # anything else is just as unenforceable: fail closed, say why
+            error = SpecError(
+                _source_label(self._spec_source), f"cannot resolve the routes ({type(exc).__name__}: {exc})"
+            )
+            self.startup_error, self.checked, self.ready = error, True, False
+            raise error from exc
         self.startup_error, self.checked, self.ready = None, True, True
         return rows
 
@@ -195,11 +201,14 @@ class ClientAuthState:
         rule = req.url_rule
         if rule is None:
             return None  # routing failed: Flask answers 404 / 405 and no view runs
-        table = self._table or self.table()
         try:
+            table = self._table or self.table()
             policy = table.policies.get((id(rule), req.method)) or table.lookup(rule, req.method)
         except SpecError as exc:
             logger.critical("clientauth: refusing %s %s: %s", req.method, rule.rule, exc)
+            return self.respond(AuthFailure(errors.CONFIG_ERROR))
+        except Exception:  # whatever went wrong, the route stays closed
+            logger.exception("clientauth: cannot resolve the requirement of %s %s", req.method, rule.rule)
             return self.respond(AuthFailure(errors.CONFIG_ERROR))
         if policy.public:
             return None
@@ -366,6 +375,12 @@ def _warn_query_secrets(spec: Spec) -> None:
                 scheme.name,
                 scheme.param,
             )
+
+
+def _source_label(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return getattr(source, "__qualname__", type(source).__name__)
 
 
 def _describe(obj: Any) -> str:

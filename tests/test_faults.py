@@ -545,3 +545,21 @@ def test_cli_against_an_unreachable_database_writes_nothing(
     forwarder.restore()
     assert snapshot(server_url) == before
     assert cli(app, "show", record.client_id).exit_code == 0
+
+
+def test_an_unexpected_error_while_resolving_routes_refuses_every_request(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not only SpecError: whatever breaks the route resolution, no request reaches a view."""
+    app = make_app(PROPAGATE_EXCEPTIONS=True)
+
+    def broken(self: Any, rule: Any, method: str) -> Any:
+        raise RuntimeError("resolution bug")
+
+    monkeypatch.setattr("flask_clientauth.routing.RouteTable.resolve", broken)
+    client = app.test_client()
+    for path in ("/api/status", "/api/branches"):
+        resp = client.get(path)
+        assert resp.status_code == 503
+        assert resp.get_json()["moreInformation"] == "API security is misconfigured"
+    assert any("resolution bug" in r.getMessage() for r in caplog.records)
