@@ -14,7 +14,7 @@ from flask import Request
 from .requirements import V5_NAMES, Scheme, environ_key
 
 _LOCATIONS = ("header", "query", "cookie")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ODD = re.compile(r"[^\x20-\x7e]")
 
 
 def extract(request: Request, scheme: Scheme) -> tuple[str | None, bool]:
@@ -34,18 +34,22 @@ def extract(request: Request, scheme: Scheme) -> tuple[str | None, bool]:
     if not values:
         return None, False
     value = values[0]
-    if scheme.location == "cookie" and _raw_cookie_has_control(request.environ.get("HTTP_COOKIE", ""), name):
-        # Some cookie parsers strip a trailing CR/LF: "<valid secret>\n" must never read as valid.
+    if scheme.location == "cookie" and _raw_cookie_is_odd(request.environ.get("HTTP_COOKIE", ""), name):
+        # Some cookie parsers strip a trailing CR/LF or U+2028: "<valid secret>\n" must not pass.
         value += "\x00"
     return value, len(values) > 1
 
 
-def _raw_cookie_has_control(header: str, name: str) -> bool:
-    """Whether a raw ``name=value`` pair of the Cookie header holds a control character."""
-    if not _CONTROL.search(header):
+def _raw_cookie_is_odd(header: str, name: str) -> bool:
+    """Whether a raw ``name=value`` pair of the Cookie header holds anything but printable ASCII.
+
+    Cookie parsers differ on what they strip (CR/LF, Unicode spaces such as U+2028); our
+    credentials are printable ASCII, so a value that needed stripping is never taken as valid.
+    """
+    if not _ODD.search(header):
         return False
     return any(
-        _CONTROL.search(part.partition("=")[2])
+        _ODD.search(part.partition("=")[2].strip(" \t"))
         for part in header.split(";")
         if part.strip(" \t").partition("=")[0] == name
     )
