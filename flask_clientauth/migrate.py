@@ -24,13 +24,11 @@ VERSIONS_DIR = os.path.join(MIGRATIONS_DIR, "versions")
 VERSION_TABLE = "clientauth_alembic_version"
 
 
-def alembic_config(engine: Engine | None = None) -> Config:
+def alembic_config() -> Config:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", MIGRATIONS_DIR)
-    if engine is not None:
-        config.attributes["engine"] = engine
     return config
 
 

@@ -205,3 +205,31 @@ def no_secret_in_logs(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapture
     if leaks:
         where = sorted({f"{r.name} {r.levelname} ({r.pathname}:{r.lineno})" for r, _ in leaks})
         pytest.fail(f"a secret or a secret hash reached the logs: {'; '.join(where)}", pytrace=False)
+
+
+class CallCounter:
+    """Counts store lookups and bcrypt checks (the real database and bcrypt still answer)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
+        import flask_clientauth.verify
+
+        self.gets = 0
+        self.bcrypts = 0
+        real_get, real_match = store.get, flask_clientauth.verify.secret_matches
+
+        def get(client_id: str) -> Any:
+            self.gets += 1
+            return real_get(client_id)
+
+        def secret_matches(secret: str, stored_hash: str) -> bool:
+            self.bcrypts += 1
+            return real_match(secret, stored_hash)
+
+        monkeypatch.setattr(store, "get", get)
+        monkeypatch.setattr(flask_clientauth.verify, "secret_matches", secret_matches)
+
+    def take(self) -> tuple[int, int]:
+        """(store lookups, bcrypt checks) since the last call."""
+        out = (self.gets, self.bcrypts)
+        self.gets = self.bcrypts = 0
+        return out

@@ -23,12 +23,11 @@ from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
-import flask_clientauth.verify
 from flask_clientauth import ClientStore, current_client
 from flask_clientauth.keys import BCRYPT_MAX_BYTES, generate_client_id, generate_secret
 from flask_clientauth.models import CLIENT_ID_MAX
 
-from conftest import TUTORIAL_SPEC, AppFactory, leaked_values
+from conftest import TUTORIAL_SPEC, AppFactory, CallCounter, leaked_values
 
 HID = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Id"}
 HSEC = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Secret"}
@@ -96,8 +95,7 @@ class Env:
     cid: str
     secret: str
     views: list[str] = field(default_factory=list)
-    gets: int = 0
-    bcrypts: int = 0
+    counter: CallCounter | None = None
 
     def send(self, location: str, path: str, pairs: list[tuple[str, str]], **kw: Any) -> Any:
         return self.client.get(path, environ_overrides=environ_for(location, pairs), **kw)
@@ -109,9 +107,8 @@ class Env:
 
     def take(self) -> tuple[int, int]:
         """(store lookups, bcrypt checks) since the last call."""
-        out = (self.gets, self.bcrypts)
-        self.gets = self.bcrypts = 0
-        return out
+        assert self.counter is not None
+        return self.counter.take()
 
 
 def make_env(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, spec: dict[str, Any] = SPEC, **config: Any) -> Env:
@@ -130,18 +127,7 @@ def make_env(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, spec: dict[s
     for path in spec["paths"]:
         app.add_url_rule(re.sub(r"\{(\w+)\}", r"<\1>", path), path, view)
 
-    real_get, real_match = store.get, flask_clientauth.verify.secret_matches
-
-    def counted_get(client_id: str) -> Any:
-        env.gets += 1
-        return real_get(client_id)
-
-    def counted_match(secret: str, stored_hash: str) -> bool:
-        env.bcrypts += 1
-        return real_match(secret, stored_hash)
-
-    monkeypatch.setattr(store, "get", counted_get)
-    monkeypatch.setattr(flask_clientauth.verify, "secret_matches", counted_match)
+    env.counter = CallCounter(monkeypatch, store)
     return env
 
 

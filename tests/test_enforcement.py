@@ -11,8 +11,9 @@ from flask import Flask, jsonify
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine
 
-import flask_clientauth.verify
 from flask_clientauth import AuthFailure, ClientStore, current_client
+
+from conftest import CallCounter
 
 HID = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Id"}
 HSEC = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Secret"}
@@ -516,34 +517,11 @@ def test_new_client_id_is_accepted_right_after_an_unknown_lookup(
     assert env.client.get("/header/id", headers={"X-IBM-Client-Id": chosen}).get_json() == {"client_id": chosen}
 
 
-class Counter:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, store: ClientStore) -> None:
-        self.gets = 0
-        self.bcrypts = 0
-        real_get, real_match = store.get, flask_clientauth.verify.secret_matches
-
-        def get(client_id: str) -> Any:
-            self.gets += 1
-            return real_get(client_id)
-
-        def secret_matches(secret: str, stored_hash: str) -> bool:
-            self.bcrypts += 1
-            return real_match(secret, stored_hash)
-
-        monkeypatch.setattr(store, "get", get)
-        monkeypatch.setattr(flask_clientauth.verify, "secret_matches", secret_matches)
-
-    def take(self) -> tuple[int, int]:
-        out = (self.gets, self.bcrypts)
-        self.gets = self.bcrypts = 0
-        return out
-
-
 def test_at_most_one_lookup_and_one_bcrypt_per_request(
     make_app: Any, monkeypatch: pytest.MonkeyPatch, other_process: ClientStore, database_url: str
 ) -> None:
     env = make_env(make_app, database_url=database_url, CLIENTAUTH_REVOCATION_INTERVAL=0)
-    count = Counter(monkeypatch, env.store)
+    count = CallCounter(monkeypatch, env.store)
     h = {"X-IBM-Client-Id": env.cid, "X-IBM-Client-Secret": env.secret}
     assert env.client.get("/header", headers=h).status_code == 200
     assert count.take() == (1, 1)

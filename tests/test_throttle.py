@@ -24,11 +24,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import make_url
 
-import flask_clientauth.verify
 from flask_clientauth import ClientStore
 from flask_clientauth.keys import generate_client_id
 
-from conftest import TUTORIAL_SPEC, AppFactory
+from conftest import TUTORIAL_SPEC, AppFactory, CallCounter
 
 THROTTLED = {
     "httpCode": "429",
@@ -61,8 +60,7 @@ class Env:
     store: ClientStore
     cid: str
     secret: str
-    gets: int = 0
-    bcrypts: int = 0
+    counter: CallCounter | None = None
 
     def call(self, address: str, cid: str | None, secret: str | None = None, path: str = "/api/branches") -> Any:
         headers = {}
@@ -73,9 +71,9 @@ class Env:
         return self.client.get(path, headers=headers, environ_base={"REMOTE_ADDR": address})
 
     def take(self) -> tuple[int, int]:
-        out = (self.gets, self.bcrypts)
-        self.gets = self.bcrypts = 0
-        return out
+        """(store lookups, bcrypt checks) since the last call."""
+        assert self.counter is not None
+        return self.counter.take()
 
     def new_client(self) -> tuple[str, str]:
         record, secret = self.store.create("Another app")
@@ -108,18 +106,7 @@ def make_env(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, **config: An
     record, secret = store.create("Branch mobile app")
     assert secret is not None
     env = Env(app, app.test_client(), store, record.client_id, secret)
-    real_get, real_match = store.get, flask_clientauth.verify.secret_matches
-
-    def get(client_id: str) -> Any:
-        env.gets += 1
-        return real_get(client_id)
-
-    def secret_matches(secret: str, stored_hash: str) -> bool:
-        env.bcrypts += 1
-        return real_match(secret, stored_hash)
-
-    monkeypatch.setattr(store, "get", get)
-    monkeypatch.setattr(flask_clientauth.verify, "secret_matches", secret_matches)
+    env.counter = CallCounter(monkeypatch, store)
     return env
 
 
