@@ -3,14 +3,24 @@ legitimate client (same ID, right secret) runs beside it.
 
 The attacker is one Python process with several keep-alive connections, sending from another
 loopback address (127.0.0.2, when the system lets us bind it) so that a per-address throttle can
-tell it from the legitimate client on 127.0.0.1. Each round starts a fresh server (the throttle's
-counters empty, as when an attack begins), measures the legitimate client alone, then under attack
-(the attacker starts a moment before and stops after); the figure is its successful (2xx) requests/second under attack as a fraction
-of alone (median over rounds). Responses are counted per status on both sides, so the throttle's
-429s show (and a throttle that also refuses the legitimate client shows too).
+tell it from the legitimate client on 127.0.0.1. It guesses: every request carries a new wrong
+secret, so none is refused from memory and, without a throttle, every one costs a bcrypt check.
+Each round starts a fresh server (the throttle's counters empty, as when an attack begins),
+measures the legitimate client alone, then under attack (the attacker starts a moment before and
+stops after; a full minute in the full run, so the per-minute limits go through a whole window);
+the figure is its successful (2xx) requests/second under attack as a fraction of alone (median
+over rounds). Responses are counted per status on both sides, so the throttle's 429s show (and a
+throttle that also refuses the legitimate client shows too).
 
-If the installed Flask-ClientAuth knows ``CLIENTAUTH_RATELIMIT_ENABLED``, the scenario runs with
-the throttle at its defaults and again with it off; otherwise once, as "no throttle".
+The server is one gunicorn worker: with two, keep-alive connections stay with the worker that
+accepted them, and which worker gets the attacker's and which the client's is luck, which swamps
+the figure; one worker also makes the in-memory failure counters exact.
+
+Variants: the throttle at its defaults; the throttle off; and, for reference, the same flood of
+*valid* requests (a second client with its right secret, from the attacker's address): the share
+of the server any neighbour that busy takes, whatever the authentication. "vs a valid flood" is
+the attack's figure divided by that one: 1.0 means wrong secrets cost the legitimate client no
+more than the same traffic with right ones.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import threading
 import time
 from typing import Any
 
+from bench_app import SECRET_HEADER
 from bench_common import Server, creds, fmt, make_store, median, table, warm_workers
 from loadgen import LoadResult, run_load
 
@@ -48,13 +59,21 @@ def _ok(res: LoadResult) -> float:
     return res.rps * ok / total
 
 
-def _variant(ctx: Any, label: str, config: dict[str, Any], cid: str, secret: str, source: str) -> dict[str, Any]:
+def _variant(
+    ctx: Any,
+    label: str,
+    config: dict[str, Any],
+    good: dict[str, str],
+    flood: dict[str, str],
+    source: str,
+    *,
+    guessing: bool,
+) -> dict[str, Any]:
+    """One scenario: the legitimate client (``good``) alone, then beside ``flood`` from ``source``."""
     p = ctx.params
-    good = creds(cid, secret)
-    bad = creds(cid, "wrong-" + secret[6:])
     rounds: list[dict[str, Any]] = []
     server_args: dict[str, Any] = {
-        "kind": "id-secret", "database_url": ctx.database_url, "workers": p["workers"],
+        "kind": "id-secret", "database_url": ctx.database_url, "workers": p["attack_workers"],
         "threads": p["threads"], "bcrypt_rounds": p["client_rounds"], "config": config,
     }  # fmt: skip
     legit: dict[str, Any] = {
@@ -65,20 +84,23 @@ def _variant(ctx: Any, label: str, config: dict[str, Any], cid: str, secret: str
         # a fresh server each round: the throttle's counters start empty, as at the start of an attack
         with Server(**server_args) as server:
             warm_workers(server, good)  # every worker checks the secret once
+            if not guessing:
+                warm_workers(server, flood)
             if p["http_warmup"] > 0:
                 run_load(server.url, **{**legit, "duration": p["http_warmup"]})
-            alone = run_load(server.url, **legit)
+            alone = run_load(server.url, **{**legit, "duration": p["attack_alone_duration"]})
             holder: dict[str, Any] = {}
 
             def attack(holder: dict[str, Any] = holder, url: str = server.url) -> None:
                 try:
                     holder["res"] = run_load(
                         url,
-                        headers=bad,
+                        headers=flood,
                         duration=p["attack_duration"] + 2 * p["attack_ramp"],
                         connections=p["attack_conns"],
                         source_address=source,
                         processes=1,
+                        vary_header=SECRET_HEADER if guessing else None,
                     )
                 except Exception as exc:  # noqa: BLE001 - reported below
                     holder["error"] = exc
@@ -105,6 +127,7 @@ def _variant(ctx: Any, label: str, config: dict[str, Any], cid: str, secret: str
 
     return {
         "label": label,
+        "guessing": guessing,
         "config": config,
         "rounds": rounds,
         "ratio": median(r["ratio"] for r in rounds),
@@ -126,17 +149,28 @@ def run(ctx: Any) -> dict[str, Any]:
     p = ctx.params
     store = make_store(ctx.database_url, p["client_rounds"])
     record, secret = store.create("bench attack")
+    neighbour, neighbour_secret = store.create("bench attack: valid neighbour")
     store.engine.dispose()
-    assert secret is not None
+    assert secret is not None and neighbour_secret is not None
+    good = creds(record.client_id, secret)
+    guesses = creds(record.client_id, "wrong-" + secret[6:])
+    valid_flood = creds(neighbour.client_id, neighbour_secret)
     source = _source_address()
     throttle = has_throttle()
     if throttle:
-        variants: list[tuple[str, dict[str, Any]]] = [("throttle on (defaults)", {})]
+        variants: list[tuple[str, dict[str, Any], bool]] = [("guessing, throttle on (defaults)", {}, True)]
         if p["attack_throttle_off"]:
-            variants.append(("throttle off", {"CLIENTAUTH_RATELIMIT_ENABLED": False}))
+            variants.append(("guessing, throttle off", {"CLIENTAUTH_RATELIMIT_ENABLED": False}, True))
     else:
-        variants = [("no throttle (not in this version)", {})]
-    results = [_variant(ctx, label, cfg, record.client_id, secret, source) for label, cfg in variants]
+        variants = [("guessing, no throttle (not in this version)", {}, True)]
+    variants.append(("reference: the same flood of valid requests (another client)", {}, False))
+    results = [
+        _variant(ctx, label, cfg, good, guesses if guessing else valid_flood, source, guessing=guessing)
+        for label, cfg, guessing in variants
+    ]
+    reference = results[-1]["ratio"]
+    for r in results:
+        r["vs_valid_flood"] = r["ratio"] / reference if reference else float("nan")
     return {
         "variants": results,
         "throttle_available": throttle,
@@ -144,6 +178,9 @@ def run(ctx: Any) -> dict[str, Any]:
         "attack_conns": p["attack_conns"],
         "legit_conns": p["attack_legit_conns"],
         "duration": p["attack_duration"],
+        "alone_duration": p["attack_alone_duration"],
+        "workers": p["attack_workers"],
+        "threads": p["threads"],
         "bcrypt_rounds": p["client_rounds"],
         "database": ctx.database_label,
     }
@@ -156,6 +193,7 @@ def render(res: dict[str, Any]) -> str:
             [
                 v["label"],
                 f"**{v['ratio']:.3f}**",
+                "-" if not v["guessing"] else f"{v['vs_valid_flood']:.2f}",
                 fmt(v["alone_ok_rps"], 0),
                 fmt(v["attacked_rps"], 0),
                 f"{fmt(v['alone_p99_ms'], 1)} → {fmt(v['attacked_p99_ms'], 1)}",
@@ -174,6 +212,7 @@ def render(res: dict[str, Any]) -> str:
             [
                 "variant",
                 "legit throughput under attack / alone",
+                "vs a valid flood",
                 "legit req/s alone",
                 "legit req/s attacked",
                 "legit p99 ms alone → attacked",
@@ -183,8 +222,11 @@ def render(res: dict[str, Any]) -> str:
             ],
             rows,
         )
-        + f"\n\nAttacker: one process, {res['attack_conns']} keep-alive connections {src}, wrong secret for the "
-        f"real client ID; legitimate client: {res['legit_conns']} connections from 127.0.0.1, "
-        f"{res['duration']:g} s per measurement. Client secret hashed at bcrypt cost {res['bcrypt_rounds']}. "
+        + f"\n\nAttacker: one process, {res['attack_conns']} keep-alive connections {src}, a new wrong secret for "
+        f"the real client ID on every request; legitimate client: {res['legit_conns']} connections from 127.0.0.1, "
+        f"{res['alone_duration']:g} s alone, {res['duration']:g} s under attack. Server: gunicorn, "
+        f"{res['workers']} gthread worker(s) × {res['threads']} threads, failure counters in the worker's memory (the "
+        "default storage). Client secret hashed at bcrypt cost "
+        f"{res['bcrypt_rounds']}. "
         f"Throttle keys present: {'yes' if res['throttle_available'] else 'no'}. Store: {res['database']}."
     )

@@ -9,7 +9,14 @@ overhead of a variant is the median of its per-round difference to bare Flask in
 from __future__ import annotations
 
 import gc
+import json
+import os
 import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,13 +37,22 @@ class Variant:
     headers: dict[str, str]
 
 
-def build_variants(database_url: str, rounds: int) -> tuple[list[Variant], list[str]]:
-    """The apps to compare, each checked once (a 200) so the cache is warm."""
+def build_variants(
+    database_url: str,
+    rounds: int,
+    *,
+    client: tuple[str, str] | None = None,
+    config: dict[str, Any] | None = None,
+) -> tuple[list[Variant], list[str]]:
+    """The apps to compare, for a new client (or ``client``: an existing ID and secret)."""
     notes: list[str] = []
     store = make_store(database_url, rounds)
-    record, secret = store.create("bench in-process")
-    assert secret is not None
-    cid = record.client_id
+    if client is None:
+        record, new_secret = store.create("bench in-process")
+        assert new_secret is not None
+        cid, secret = record.client_id, new_secret
+    else:
+        cid, secret = client
     tokens = {cid: secret}
     variants = [
         Variant("bare", "bare Flask (no auth)", bench_app.create_app("bare"), "/hello", {}),
@@ -62,7 +78,7 @@ def build_variants(database_url: str, rounds: int) -> tuple[list[Variant], list[
         )
     except ImportError:
         notes.append("flask-httpauth row skipped: not installed (`pip install flask-httpauth` to add it).")
-    config = {"CLIENTAUTH_BCRYPT_ROUNDS": rounds}
+    config = {"CLIENTAUTH_BCRYPT_ROUNDS": rounds, **(config or {})}
     protected = bench_app.create_app("id-secret", database_url, config=config)
     variants += [
         Variant("public", "ClientAuth, public route (security: [])", protected, "/public", {}),
@@ -168,17 +184,104 @@ def summarize(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     return out
 
 
+# -- instruction counts (valgrind) ----------------------------------------------------------
+#: Under valgrind a request takes ~50x longer, so a once-a-second change-log poll would come
+#: 50x more often per request than in real time; the counted apps poll once a minute instead
+#: (at real speed, one poll per second is well under 0.1% of the requests of a busy worker).
+COUNT_CONFIG = {"CLIENTAUTH_REVOCATION_INTERVAL": 60.0}
+BASELINE = "-"
+
+
+def count_instructions(
+    database_url: str, rounds: int, client: tuple[str, str], names: list[str], requests: int
+) -> dict[str, Any]:
+    """Instructions per request of each variant, counted by ``valgrind --tool=callgrind``.
+
+    Every child process builds and warms all the variants, then makes ``requests`` calls of
+    one of them; a child that makes none is the baseline subtracted from the others. Counts
+    of executed instructions do not depend on what else the machine runs, unlike times.
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return {"skipped": "valgrind is not installed (`apt-get install valgrind`)"}
+    env = dict(
+        os.environ,
+        PYTHONHASHSEED="0",
+        BENCH_COUNT_DATABASE_URL=database_url,
+        BENCH_COUNT_CLIENT=json.dumps(list(client)),
+        BENCH_COUNT_ROUNDS=str(rounds),
+    )
+    totals: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="clientauth-callgrind-") as tmp:
+        jobs = [BASELINE, *names]
+        running: list[tuple[str, subprocess.Popen[str]]] = []
+        # one process per core; one at a time on SQLite, whose locks would time out under valgrind
+        parallel = 1 if database_url.startswith("sqlite") else os.cpu_count() or 1
+        while jobs or running:
+            while jobs and len(running) < parallel:
+                name = jobs.pop(0)
+                cmd = [
+                    valgrind,
+                    "--tool=callgrind",
+                    f"--callgrind-out-file={os.path.join(tmp, 'callgrind.%p')}",
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    name,
+                    str(0 if name == BASELINE else requests),
+                ]
+                proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                running.append((name, proc))
+            name, proc = running.pop(0)
+            out, err = proc.communicate()
+            found = re.search(r"Collected : (\d+)", err)
+            if proc.returncode != 0 or found is None or "COUNTED 200" not in out:
+                raise RuntimeError(f"instruction count of {name!r} failed: {err[-2000:]}")
+            totals[name] = int(found.group(1))
+    base = totals.pop(BASELINE)
+    return {"requests": requests, "per_request": {name: (total - base) / requests for name, total in totals.items()}}
+
+
+def _count_child(name: str, requests: int) -> None:
+    """The process valgrind runs: build and warm every variant, then ``requests`` calls of ``name``."""
+    client = json.loads(os.environ["BENCH_COUNT_CLIENT"])
+    variants, _ = build_variants(
+        os.environ["BENCH_COUNT_DATABASE_URL"],
+        int(os.environ["BENCH_COUNT_ROUNDS"]),
+        client=(client[0], client[1]),
+        config=COUNT_CONFIG,
+    )
+    runners = {v.name: wsgi_runner(v) for v in variants}
+    for variant in variants:
+        response = variant.app.test_client().get(variant.path, headers=variant.headers)
+        if response.status_code != 200 or runners[variant.name](20) != 200:
+            raise SystemExit(f"variant {variant.name!r} answered {response.status_code}: {response.get_data()[:300]!r}")
+    status = runners[name](requests) if requests else 200
+    print(f"COUNTED {status}")
+
+
 def run(ctx: Any) -> dict[str, Any]:
     p = ctx.params
-    variants, notes = build_variants(ctx.database_url, p["client_rounds"])
+    store = make_store(ctx.database_url, p["client_rounds"])
+    record, secret = store.create("bench in-process")
+    store.engine.dispose()
+    assert secret is not None
+    credentials = (record.client_id, secret)
+    variants, notes = build_variants(ctx.database_url, p["client_rounds"], client=credentials)
     wsgi = measure({v.name: wsgi_runner(v) for v in variants}, rounds=p["inproc_rounds"], batch=p["inproc_batch"])
     client = measure(
         {v.name: client_runner(v) for v in variants},
         rounds=p["inproc_rounds"],
         batch=max(10, p["inproc_batch"] // 4),
     )
+    if p["inproc_instructions"]:
+        instructions = count_instructions(
+            ctx.database_url, p["client_rounds"], credentials, [v.name for v in variants], p["inproc_instructions"]
+        )
+    else:
+        instructions = {"skipped": "not in --smoke mode (valgrind needs a few minutes)"}
     return {
         "labels": {v.name: v.label for v in variants},
+        "instructions": instructions,
         "rounds": p["inproc_rounds"],
         "batch_wsgi": p["inproc_batch"],
         "batch_test_client": max(10, p["inproc_batch"] // 4),
@@ -219,4 +322,38 @@ def render(res: dict[str, Any]) -> str:
         f"{res['batch_test_client']} test-client requests); overhead = median of the per-round difference to "
         f"bare Flask; 'fastest batches' = the variant's fastest batch minus bare Flask's fastest. Store: {res['database']}. Target: id+secret warm adds ≤ 5 µs (wsgi_app column)."
     )
-    return text + info + "".join(f"\n\n{n}" for n in res["notes"])
+    return text + info + render_instructions(res) + "".join(f"\n\n{n}" for n in res["notes"])
+
+
+def render_instructions(res: dict[str, Any]) -> str:
+    counts = res.get("instructions") or {}
+    if "per_request" not in counts:
+        return f"\n\nInstructions per request: skipped, {counts.get('skipped', 'not measured')}."
+    per = counts["per_request"]
+    bare = per["bare"]
+    us_per_instruction = res["wsgi"]["bare"]["us_per_request"] / bare
+    rows = [
+        [
+            res["labels"][name],
+            f"{n:,.0f}",
+            "-" if name == "bare" else f"{n - bare:+,.0f}",
+            "-" if name == "bare" else f"{(n - bare) / bare * 100:+.1f}%",
+            "-" if name == "bare" else f"{(n - bare) * us_per_instruction:+.1f}",
+        ]
+        for name, n in per.items()
+    ]
+    text = table(
+        ["variant", "instructions/req", "overhead", "overhead % of bare", "≈ µs at this run's bare speed"],
+        rows,
+    )
+    return (
+        "\n\nInstructions per request (`valgrind --tool=callgrind`, the same for any load on the machine): "
+        f"{counts['requests']:,} direct WSGI calls of each variant, minus a run that made none.\n\n"
+        + text
+        + "\n\nThe last column converts the overhead at bare Flask's measured µs per instruction (above): "
+        "a reading of the instruction overhead in time, free of the timing noise."
+    )
+
+
+if __name__ == "__main__":
+    _count_child(sys.argv[1], int(sys.argv[2]))

@@ -76,13 +76,15 @@ def run_load(
     source_address: str | None = None,
     processes: int | None = None,
     tool: str = "auto",
+    vary_header: str | None = None,
 ) -> LoadResult:
     """Hit ``url + path`` for ``duration`` seconds over ``connections`` keep-alive connections.
 
     With ``ids_file`` each request picks a random client ID from the file (one per line) and
-    sends it with ``secret``.
+    sends it with ``secret``. With ``vary_header`` the last 8 characters of that header's
+    value are random hex digits, new on every request (a guessing attack's secrets).
     """
-    tool = "python" if (source_address or processes) else choose(tool)
+    tool = "python" if (source_address or processes or vary_header) else choose(tool)
     if tool == "wrk":
         return _run_wrk(
             url,
@@ -108,6 +110,7 @@ def run_load(
         secret,
         source_address,
         processes,
+        vary_header,
     )
 
 
@@ -236,12 +239,14 @@ def _run_python(
     secret: str,
     source_address: str | None,
     processes: int | None = None,
+    vary_header: str | None = None,
 ) -> LoadResult:
     processes = processes or max(1, min(connections, os.cpu_count() or 1, 4))
     per_proc = [connections // processes + (1 if i < connections % processes else 0) for i in range(processes)]
     job = {
         "url": url, "path": path, "headers": headers, "duration": duration, "ids_file": ids_file,
         "id_header": id_header, "secret_header": secret_header, "secret": secret, "source": source_address,
+        "vary_header": vary_header,
     }  # fmt: skip
     procs = [
         subprocess.Popen(
@@ -305,6 +310,8 @@ def _worker(job: dict[str, Any]) -> None:
         st: Counter[str] = Counter()
         err = 0
         headers = dict(job["headers"])
+        vary = job.get("vary_header")
+        vary_base = headers.get(vary, "")[:-8] if vary else ""
         clock = time.perf_counter
         while True:
             start = clock()
@@ -313,6 +320,8 @@ def _worker(job: dict[str, Any]) -> None:
             if ids is not None:
                 headers[job["id_header"]] = ids[rnd.randrange(len(ids))]
                 headers[job["secret_header"]] = job["secret"]
+            if vary is not None:
+                headers[vary] = vary_base + f"{rnd.getrandbits(32):08x}"
             try:
                 conn.request("GET", job["path"], headers=headers)
                 resp = conn.getresponse()

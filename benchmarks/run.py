@@ -26,6 +26,7 @@ import bench_http
 import bench_inprocess
 import bench_revocation
 import bench_scale
+import bench_startup
 from bench_common import ensure_tables, machine_info, postgres_version, table
 from loadgen import choose, wrk_path
 
@@ -36,6 +37,7 @@ SECTIONS = {
     "scale": ("4. Scale: many clients in PostgreSQL", bench_scale),
     "revocation": ("5. Revocation: CLI disable → refused in every worker", bench_revocation),
     "attack": ("6. Attack: wrong secrets beside a legitimate client", bench_attack),
+    "startup": ("7. Start-up: N operations matched to N Flask routes", bench_startup),
 }
 
 #: Sizes and durations per mode. ``client_rounds`` is the bcrypt cost of the clients the
@@ -48,6 +50,7 @@ MODES: dict[str, dict[str, Any]] = {
         "connections": 16,
         "inproc_rounds": 30,
         "inproc_batch": 2000,
+        "inproc_instructions": 3000,
         "http_rounds": 4,
         "http_duration": 5.0,
         "http_warmup": 2.0,
@@ -62,17 +65,22 @@ MODES: dict[str, dict[str, Any]] = {
         "revocation_trials": 20,
         "revocation_conns": 2,
         "revocation_timeout": 10.0,
-        "attack_rounds": 2,
-        "attack_duration": 15.0,
+        "attack_rounds": 1,
+        "attack_workers": 1,
+        "attack_duration": 60.0,
+        "attack_alone_duration": 15.0,
         "attack_ramp": 0.5,
         "attack_conns": 8,
         "attack_legit_conns": 8,
         "scale_small_cache": True,
         "attack_throttle_off": True,
+        "startup_sizes": [250, 500, 1000, 2000, 4000],
+        "startup_repeats": 3,
     },
     "quick": {
         "inproc_rounds": 10,
         "inproc_batch": 1000,
+        "inproc_instructions": 1000,
         "http_rounds": 2,
         "http_duration": 1.0,
         "http_warmup": 1.0,
@@ -85,7 +93,8 @@ MODES: dict[str, dict[str, Any]] = {
         "scale_warm_max": 30.0,
         "revocation_trials": 5,
         "attack_rounds": 1,
-        "attack_duration": 1.0,
+        "attack_duration": 5.0,
+        "attack_alone_duration": 2.0,
         "attack_ramp": 0.3,
     },
     "smoke": {
@@ -93,6 +102,7 @@ MODES: dict[str, dict[str, Any]] = {
         "connections": 4,
         "inproc_rounds": 3,
         "inproc_batch": 100,
+        "inproc_instructions": 0,
         "http_rounds": 1,
         "http_duration": 0.5,
         "cold_costs": [4],
@@ -106,12 +116,15 @@ MODES: dict[str, dict[str, Any]] = {
         "revocation_conns": 1,
         "attack_rounds": 1,
         "attack_duration": 0.5,
+        "attack_alone_duration": 0.5,
         "attack_ramp": 0.2,
         "attack_conns": 2,
         "attack_legit_conns": 2,
         "http_warmup": 0.0,
         "scale_small_cache": False,
         "attack_throttle_off": False,
+        "startup_sizes": [50, 100],
+        "startup_repeats": 1,
     },
 }
 
@@ -193,7 +206,7 @@ def profile_hot_path(ctx: Context, requests: int = 20000) -> str:
     for (path, line, func), (_cc, nc, tt, ct, _callers) in raw.items():
         if "flask_clientauth" in path:
             rows.append((tt, ct, nc, f"{os.path.basename(path)}:{line}({func})"))
-            if func == "_before_request":
+            if func == "before_request":
                 hook = ct
         elif func in ("ensure_sync", "_has_code_flag", "iscoroutinefunction"):
             rows.append((tt, ct, nc, f"{os.path.basename(path)}:{line}({func}) [Flask, per hook]"))

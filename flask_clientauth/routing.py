@@ -75,6 +75,32 @@ class RouteError(SpecError):
         self.problem = problem
 
 
+class _SegmentNode:
+    """One level of the spec's path templates: literal segments, and ``{}`` (a path variable)."""
+
+    __slots__ = ("literal", "variable", "ops", "order")
+
+    def __init__(self) -> None:
+        self.literal: dict[str, _SegmentNode] = {}
+        self.variable: _SegmentNode | None = None
+        self.ops: dict[str, Operation] | None = None
+        self.order = 0
+
+    @classmethod
+    def build(cls, index: Mapping[str, dict[str, Operation]]) -> _SegmentNode:
+        root = cls()
+        for order, (template, ops) in enumerate(index.items()):
+            node = root
+            for part in template.split("/"):
+                if part == "{}":
+                    node.variable = node.variable or cls()
+                    node = node.variable
+                else:
+                    node = node.literal.setdefault(part, cls())
+            node.ops, node.order = ops, order
+        return root
+
+
 class RouteTable:
     """Maps (URL rule, method) to the policy to enforce, computed once per pair."""
 
@@ -102,6 +128,7 @@ class RouteTable:
         self.policies: dict[tuple[int, str], Policy] = {}
         self._lock = threading.Lock()
         self.index: dict[str, dict[str, Operation]] = {}
+        self._tree: _SegmentNode | None = None
         for op in spec.operations:
             for prefix in op.prefixes or ("",):
                 self.index.setdefault(spec_template(prefix, op.path), {})[op.method] = op
@@ -137,24 +164,27 @@ class RouteTable:
 
         A gateway matches the URL ``/items/latest`` to ``/items/{id}``; a Flask rule
         ``/items/latest`` must get that operation's requirement too. The most literal
-        candidate wins.
+        candidate wins (the first in the document on a tie). A walk of a segment tree: the
+        cost depends on the rule's depth, not on the size of the document.
         """
+        if self._tree is None:
+            self._tree = _SegmentNode.build(self.index)
         parts = template.split("/")
-        best: tuple[int, dict[str, Operation]] | None = None
-        for key, ops in self.index.items():
-            spec_parts = key.split("/")
-            if len(spec_parts) != len(parts):
+        best: tuple[int, int, dict[str, Operation]] | None = None
+        stack = [(self._tree, 0, 0)]
+        while stack:
+            node, depth, literal = stack.pop()
+            if depth == len(parts):
+                if node.ops is not None and (best is None or (literal, -node.order) > best[:2]):
+                    best = (literal, -node.order, node.ops)
                 continue
-            literal = 0
-            for spec_part, part in zip(spec_parts, parts, strict=True):
-                if spec_part == part:
-                    literal += "{}" not in part
-                elif spec_part != "{}":
-                    break
-            else:
-                if best is None or literal > best[0]:
-                    best = (literal, ops)
-        return best[1] if best is not None else None
+            part = parts[depth]
+            child = node.literal.get(part)
+            if child is not None:
+                stack.append((child, depth + 1, literal + ("{}" not in part)))
+            if node.variable is not None:
+                stack.append((node.variable, depth + 1, literal))
+        return best[2] if best is not None else None
 
     def resolve(self, rule: Rule, method: str) -> Policy:
         """Compute the policy for one rule and method (decorators first, then the spec)."""

@@ -48,6 +48,10 @@ def address_key(address: str) -> str:
     return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
+#: Exhausted limits remembered in each process, at most (the oldest are forgotten first).
+BLOCKED_MAX = 10_000
+
+
 class ThrottleUnavailable(Exception):
     """The counter storage cannot be reached; the message never holds its address."""
 
@@ -70,6 +74,9 @@ class FailureThrottle:
         self._per_client: RateLimitItem | None = parse(per_client) if per_client else None
         self._per_address: RateLimitItem | None = parse(per_address) if per_address else None
         self._prefix = key_prefix
+        #: (kind, key) -> when its exhausted window resets (epoch seconds): while it lasts, the
+        #: answer is known without asking the storage (a Redis round trip per refused request).
+        self._blocked: dict[tuple[str, str], float] = {}
 
     def _keys(self, client_id: str | None, address: str | None) -> list[tuple[RateLimitItem, str, str]]:
         keys = []
@@ -81,14 +88,33 @@ class FailureThrottle:
 
     def retry_after(self, client_id: str | None, address: str | None) -> int | None:
         """Seconds to wait when a limit is exhausted, else ``None``."""
+        keys = self._keys(client_id, address)
+        now = time.time()
+        for _item, kind, key in keys:
+            until = self._blocked.get((kind, key))
+            if until is not None:
+                if until > now:
+                    return max(1, math.ceil(until - now))
+                self._blocked.pop((kind, key), None)
         try:
-            for item, kind, key in self._keys(client_id, address):
+            for item, kind, key in keys:
                 if not self._limiter.test(item, self._prefix, kind, key):
                     reset, _ = self._limiter.get_window_stats(item, self._prefix, kind, key)
+                    self._block((kind, key), reset)
                     return max(1, math.ceil(reset - time.time()))
         except Exception as exc:
             raise ThrottleUnavailable(f"rate-limit storage unavailable ({type(exc).__name__})") from None
         return None
+
+    def _block(self, key: tuple[str, str], until: float) -> None:
+        """Remember an exhausted limit until its window resets (counts only grow until then)."""
+        self._blocked.pop(key, None)
+        self._blocked[key] = until
+        while len(self._blocked) > BLOCKED_MAX:
+            try:
+                del self._blocked[next(iter(self._blocked))]
+            except (KeyError, RuntimeError, StopIteration):  # another thread got there first
+                break
 
     def failed(self, client_id: str | None, address: str | None) -> None:
         """Count one failed check against the client ID and the address."""
@@ -100,4 +126,5 @@ class FailureThrottle:
 
     def reset(self) -> None:
         """Forget every counter (tests, or after an incident)."""
+        self._blocked.clear()
         self._limiter.storage.reset()

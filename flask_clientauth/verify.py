@@ -35,19 +35,20 @@ logger = logging.getLogger("flask_clientauth")
 HOLE_WINDOW = 30.0
 
 
-#: How long a request waits for another bcrypt check of the same client before 429.
+#: How long a request waits for the running bcrypt check of its very secret before 429.
 FLIGHT_WAIT = 2.0
 
 
 class _Flight:
-    """A bcrypt check under way for one client ID."""
+    """A bcrypt check under way for one client ID, and the one other secret allowed to wait for it."""
 
-    __slots__ = ("digest", "done", "ok")
+    __slots__ = ("digest", "done", "ok", "next_digest")
 
     def __init__(self, digest: bytes) -> None:
         self.digest = digest
         self.done = threading.Event()
         self.ok: bool | None = None
+        self.next_digest: bytes | None = None
 
 
 def _printable(value: str) -> bool:
@@ -298,41 +299,55 @@ class Authenticator:
         ok = False
         if stored is not None and plausible_secret(secret):  # else refused without bcrypt, whatever its size
             self._throttle(client_id, memo)
-            ok = self._hash_check(client_id, digest, secret, stored)
+            ok = self._hash_check(client_id, entry, digest, secret)
             if not ok and not stored.startswith("$2"):
                 logger.error("clientauth: the stored secret hash of client %s is corrupt", escape(client_id))
             if ok:
-                self.cache.mark_verified(entry, digest)
                 if self.throttle is not None:
                     self._remember_address(client_id, memo["address"])
-            else:
-                self.cache.mark_rejected(entry, digest)
-                if self.throttle is not None:
-                    self.throttle.failed(client_id, memo["address"])
+            elif self.throttle is not None:
+                self.throttle.failed(client_id, memo["address"])
         memo[key] = ok
         return ok
 
-    def _hash_check(self, client_id: str, digest: bytes, secret: str, stored: str) -> bool:
+    def _hash_check(self, client_id: str, entry: Entry, digest: bytes, secret: str) -> bool:
         """bcrypt, one at a time per client ID in this process.
 
-        Concurrent first requests with the same secret share one check (no stampede); a
-        different secret waits for the running check, and gets 429 if it takes too long,
-        so wrong secrets for one client cannot occupy every worker thread.
+        Concurrent requests with the secret being checked share that check (no stampede).
+        One other secret may wait for its turn (a rotation: the old and the new secret
+        arrive together); a third while those two are pending gets 429 at once, as does a
+        wait longer than ``FLIGHT_WAIT``: guessed secrets for one client cannot occupy
+        more than two worker threads. The answer is remembered in ``entry`` before the next
+        check of the client ID can start.
         """
         deadline = time.monotonic() + FLIGHT_WAIT
         while True:
+            if digest in entry.verified:  # answered by a check that ran while this one waited
+                return True
+            if digest in entry.rejected:
+                return False
             with self._flights_lock:
                 flight = self._flights.get(client_id)
                 if flight is None:
                     flight = self._flights[client_id] = _Flight(digest)
                     break
-            done = flight.done.wait(max(0.0, deadline - time.monotonic()))
-            if done and flight.digest == digest and flight.ok is not None:
-                return flight.ok
-            if not done:
+                if flight.digest != digest:
+                    if flight.next_digest is None:
+                        flight.next_digest = digest
+                    elif flight.next_digest != digest:
+                        raise AuthFailure(errors.THROTTLED, headers={"Retry-After": "1"})
+            if not flight.done.wait(max(0.0, deadline - time.monotonic())):
                 raise AuthFailure(errors.THROTTLED, headers={"Retry-After": "1"})
+            if flight.digest == digest and flight.ok is not None:
+                return flight.ok
+            # the check that ran was of another secret: this one's turn (or join whoever took it)
         try:
-            flight.ok = secret_matches(secret, stored)
+            stored = entry.record.secret_hash
+            flight.ok = stored is not None and secret_matches(secret, stored)
+            if flight.ok:
+                self.cache.mark_verified(entry, digest)
+            else:
+                self.cache.mark_rejected(entry, digest)
             return flight.ok
         finally:
             with self._flights_lock:

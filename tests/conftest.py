@@ -16,7 +16,7 @@ import pytest
 from flask import Flask, jsonify
 from sqlalchemy import create_engine, text
 
-from flask_clientauth import ClientAuth, current_client
+from flask_clientauth import ClientAuth, ClientStore, current_client
 from flask_clientauth.migrate import VERSION_TABLE
 from flask_clientauth.models import Base
 
@@ -72,6 +72,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]
     reset_database(url)
     yield url
     reset_database(url)
+
+
+@pytest.fixture
+def other_process(database_url: str) -> Iterator[ClientStore]:
+    """A second ClientStore on the same database, standing for another process (the CLI, a worker)."""
+    engine = create_engine(database_url)
+    yield ClientStore(lambda: engine, bcrypt_rounds=4)
+    engine.dispose()
 
 
 @pytest.fixture
@@ -208,13 +216,14 @@ def no_secret_in_logs(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapture
 
 
 class CallCounter:
-    """Counts store lookups and bcrypt checks (the real database and bcrypt still answer)."""
+    """Counts store lookups, bcrypt checks and change-log polls (the real database and bcrypt still answer)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
         import flask_clientauth.verify
 
         self.gets = 0
         self.bcrypts = 0
+        self.polls = 0
         real_get, real_match = store.get, flask_clientauth.verify.secret_matches
 
         def get(client_id: str) -> Any:
@@ -225,8 +234,22 @@ class CallCounter:
             self.bcrypts += 1
             return real_match(secret, stored_hash)
 
+        def polling(real: Callable[..., Any]) -> Callable[..., Any]:
+            def poll(*args: Any, **kwargs: Any) -> Any:
+                self.polls += 1
+                return real(*args, **kwargs)
+
+            return poll
+
         monkeypatch.setattr(store, "get", get)
+        monkeypatch.setattr(store, "latest_change", polling(store.latest_change))
+        monkeypatch.setattr(store, "changes_after", polling(store.changes_after))
         monkeypatch.setattr(flask_clientauth.verify, "secret_matches", secret_matches)
+
+    def take_polls(self) -> int:
+        """Change-log polls since the last call."""
+        out, self.polls = self.polls, 0
+        return out
 
     def take(self) -> tuple[int, int]:
         """(store lookups, bcrypt checks) since the last call."""

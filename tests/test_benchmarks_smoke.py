@@ -22,6 +22,7 @@ HEADINGS = [
     "## 4. Scale",
     "## 5. Revocation",
     "## 6. Attack",
+    "## 7. Start-up",
 ]
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from flask import Flask, jsonify
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine
 
 from flask_clientauth import AuthFailure, ClientStore, current_client
 
@@ -460,14 +458,6 @@ def test_view_never_runs_when_refused(make_app: Any) -> None:
 
 
 # -- revocation across processes, and the cost of a request ------------------------------------------
-
-
-@pytest.fixture
-def other_process(database_url: str) -> Iterator[ClientStore]:
-    """A second ClientStore on the same database, standing for another process (the CLI, a worker)."""
-    engine = create_engine(database_url)
-    yield ClientStore(lambda: engine, bcrypt_rounds=4)
-    engine.dispose()
 
 
 @pytest.mark.parametrize(

@@ -181,6 +181,17 @@ def test_most_literal_spec_path_wins(make_app: Any) -> None:
     assert app.test_client().get("/items/4").status_code == 401
 
 
+@pytest.mark.parametrize("first", ["/a/{x}/c", "/a/b/{y}"])
+def test_equally_literal_spec_paths_the_first_in_the_document_wins(make_app: Any, first: str) -> None:
+    # /a/b/c is covered by both templates with two literal segments each: the document's order decides
+    paths = {"/a/{x}/c": {"get": op(ID_AND_SECRET)}, "/a/b/{y}": {"get": op([])}}
+    ordered = {first: paths[first], **{k: v for k, v in paths.items() if k != first}}
+    app = build(make_app, doc3(ordered, security=[{"hid": []}]), [("/a/b/c",)])
+    assert operations(app)[("/a/b/c", "GET")] == f"GET {first}"
+    expected = 401 if first == "/a/{x}/c" else 200
+    assert app.test_client().get("/a/b/c").status_code == expected
+
+
 PREFIXES = [
     # document extras, Flask rules that are the documented /items, Flask rules that are not
     pytest.param(doc2, {"basePath": "/api/v1"}, ["/api/v1/items"], ["/items", "/api/items"], id="2.0-basePath"),

@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -366,6 +367,41 @@ def redis_forwarder() -> Iterator[tuple[str, Any]]:
     forwarder.restore()
     yield url.set(host="127.0.0.1", port=forwarder.port).render_as_string(hide_password=False), forwarder
     forwarder.close()
+
+
+def test_a_throttled_address_stays_refused_without_asking_the_counter_storage(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, redis_forwarder: tuple[str, Any]
+) -> None:
+    # each process remembers an exhausted limit until its window resets: a flood of refused
+    # requests costs no Redis round trip each, and stays refused even while Redis is away
+    storage, forwarder = redis_forwarder
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_RATELIMIT_STORAGE_URI=storage, TESTING=True)
+    attacker = random_address()
+    for _ in range(PER_ADDRESS):
+        assert env.call(attacker, generate_client_id(), "x").status_code == 401
+    first = assert_throttled(env.call(attacker, generate_client_id(), "x"))
+    env.take()
+    forwarder.cut()
+    for _ in range(3):
+        assert first - 1 <= assert_throttled(env.call(attacker, generate_client_id(), "x")) <= first
+    assert env.take() == (0, 0)
+    # an address with no exhausted limit still needs the storage: fail closed
+    resp = env.call(random_address(), generate_client_id(), "x")
+    assert resp.status_code == 503 and resp.get_json() == UNAVAILABLE
+    forwarder.restore()
+
+
+def test_a_throttled_address_is_checked_again_once_its_window_has_passed(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_RATELIMIT_PER_ADDRESS="2/second")
+    attacker = random_address()
+    for _ in range(2):
+        assert env.call(attacker, generate_client_id(), "x").status_code == 401
+    wait = assert_throttled(env.call(attacker, generate_client_id(), "x"), window=1)
+    time.sleep(wait + 0.05)
+    assert env.call(attacker, generate_client_id(), "x").status_code == 401  # looked up again, not 429
+    assert env.take()[0] == 3
 
 
 def test_redis_down_answers_503_and_the_next_request_after_it_returns_succeeds(

@@ -1,0 +1,460 @@
+"""What a request costs once a client is known (issue 6), and what the caches promise.
+
+Counted, not timed: store lookups, bcrypt checks and change-log polls (``CallCounter``), on
+the real database and the real bcrypt. The revocation interval is a correctness guarantee
+(a change is refused once the interval has passed), so the tests wait it out rather than
+measure how fast anything is; speed is in ``benchmarks/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+import flask_clientauth.verify
+from flask_clientauth import ClientStore
+from flask_clientauth.keys import generate_client_id
+
+from conftest import TUTORIAL_SPEC, AppFactory, CallCounter
+
+#: The tutorial's document with its keys in the query string: the general (not the header) path.
+QUERY_SPEC: dict[str, Any] = copy.deepcopy(TUTORIAL_SPEC)
+QUERY_SPEC["securityDefinitions"] = {
+    "clientIdHeader": {"type": "apiKey", "in": "query", "name": "client_id"},
+    "clientSecretHeader": {"type": "apiKey", "in": "query", "name": "client_secret"},
+}
+SPECS = {"header": TUTORIAL_SPEC, "query": QUERY_SPEC}
+#: Long enough that no poll falls due during a test, unless the test waits for it.
+NO_POLL = 60.0
+
+
+@dataclass
+class Env:
+    app: Flask
+    client: FlaskClient
+    store: ClientStore
+    counter: CallCounter
+    location: str = "header"
+
+    def get(self, cid: str | None, secret: str | None = None, path: str = "/api/branches") -> Any:
+        values = {k: v for k, v in (("id", cid), ("secret", secret)) if v is not None}
+        if self.location == "query":
+            query = {{"id": "client_id", "secret": "client_secret"}[k]: v for k, v in values.items()}
+            return self.client.get(path, query_string=query)
+        names = {"id": "X-IBM-Client-Id", "secret": "X-IBM-Client-Secret"}
+        return self.client.get(path, headers={names[k]: v for k, v in values.items()})
+
+    def new_client(self, name: str = "app") -> tuple[str, str]:
+        record, secret = self.store.create(name)
+        assert secret is not None
+        return record.client_id, secret
+
+    def take(self) -> tuple[int, int]:
+        return self.counter.take()
+
+    @property
+    def authenticator(self) -> Any:
+        return self.app.extensions["clientauth"].authenticator
+
+    @property
+    def cache(self) -> Any:
+        return self.app.extensions["clientauth"].cache
+
+
+def make_env(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, location: str = "header", **config: Any) -> Env:
+    config.setdefault("CLIENTAUTH_REVOCATION_INTERVAL", NO_POLL)
+    config.setdefault("CLIENTAUTH_RATELIMIT_ENABLED", False)
+    app = make_app(spec=SPECS[location], **config)
+    store = app.extensions["clientauth"].store
+    return Env(app, app.test_client(use_cookies=False), store, CallCounter(monkeypatch, store), location)
+
+
+@pytest.fixture(params=list(SPECS))
+def env(request: pytest.FixtureRequest, make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> Env:
+    return make_env(make_app, monkeypatch, request.param)
+
+
+# -- the warm path ---------------------------------------------------------------------------------
+
+
+def test_a_known_client_costs_no_lookup_no_bcrypt_and_no_poll(env: Env) -> None:
+    cid, secret = env.new_client()
+    assert env.get(cid, secret).status_code == 200
+    assert env.take() == (1, 1)
+    env.counter.take_polls()
+    for _ in range(50):
+        assert env.get(cid, secret).get_json()["client_id"] == cid
+        assert env.get(cid, path="/api/branches/7").get_json()["client_id"] == cid  # id-only operation
+    assert env.take() == (0, 0)
+    assert env.counter.take_polls() == 0
+
+
+def test_the_cache_holds_digests_never_the_secret(env: Env) -> None:
+    cid, secret = env.new_client()
+    assert env.get(cid, secret).status_code == 200
+    assert env.get(cid, secret).status_code == 200  # served from the cache
+    seen: set[int] = set()
+    auth = env.authenticator
+    todo: list[Any] = [env.cache, auth._flights, auth._known_addresses]
+    while todo:  # everything the caches reach
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, (type, type(gc))):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str):
+            assert secret not in obj
+        elif isinstance(obj, (bytes, bytearray)):
+            assert secret.encode() not in obj
+        todo.extend(gc.get_referents(obj))
+    assert len(seen) > 20  # the walk did reach the entries
+    assert secret not in repr(env.cache) and secret not in repr(env.cache._entries)
+
+
+def test_the_cache_is_bounded_and_keeps_what_is_used(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_CACHE_SIZE=3)
+    a, b, c, d = (env.new_client(n) for n in "abcd")
+    for cid, secret in (a, b, c):
+        assert env.get(cid, secret).status_code == 200
+    assert env.take() == (3, 3)
+    assert env.get(*a).status_code == 200  # a is used again ...
+    assert env.take() == (0, 0)
+    assert env.get(*d).status_code == 200  # ... so d pushes out b, the oldest unused
+    assert env.take() == (1, 1)
+    assert len(env.cache) == 3
+    assert env.get(*a).status_code == 200 and env.get(*c).status_code == 200
+    assert env.take() == (0, 0)
+    assert env.get(*b).status_code == 200  # b was forgotten: looked up and verified again
+    assert env.take() == (1, 1)
+    assert len(env.cache) == 3
+
+
+def test_cached_clients_expire_after_the_ttl(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_CACHE_TTL=0.3)
+    cid, secret = env.new_client()
+    assert env.get(cid, secret).status_code == 200
+    assert env.get(cid, secret).status_code == 200
+    assert env.take() == (1, 1)
+    time.sleep(0.35)
+    assert env.get(cid, secret).status_code == 200
+    assert env.take() == (1, 1)
+
+
+def test_cache_size_zero_checks_every_request(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_CACHE_SIZE=0)
+    cid, secret = env.new_client()
+    for _ in range(3):
+        assert env.get(cid, secret).status_code == 200
+        assert env.take() == (1, 1)
+    assert len(env.cache) == 0
+
+
+def test_unknown_ids_are_remembered_for_a_short_while(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_NEGATIVE_CACHE_TTL=0.3, CLIENTAUTH_NEGATIVE_CACHE_SIZE=2)
+    x, y, z = (generate_client_id() for _ in range(3))
+    for cid in (x, x, x):
+        assert env.get(cid, "whatever-secret").status_code == 401
+    assert env.take() == (1, 0)
+    for cid in (y, z, x):  # at most two remembered: y and z push x out
+        assert env.get(cid, "whatever-secret").status_code == 401
+    assert env.take() == (3, 0)
+    time.sleep(0.35)
+    assert env.get(z, "whatever-secret").status_code == 401  # forgotten after the TTL
+    assert env.take() == (1, 0)
+
+
+# -- revocation ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "text"),
+    [
+        ("disable", 403, "Client disabled"),
+        ("reset_secret", 401, "Client secret invalid"),
+        ("delete", 401, "Client ID not registered"),
+    ],
+)
+def test_every_worker_refuses_a_revoked_credential_once_the_interval_has_passed(
+    make_app: AppFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    other_process: ClientStore,
+    action: str,
+    status: int,
+    text: str,
+) -> None:
+    interval = 0.5
+    workers = [
+        make_env(make_app, monkeypatch, database_url=database_url, CLIENTAUTH_REVOCATION_INTERVAL=interval)
+        for _ in range(2)
+    ]
+    cid, secret = workers[0].new_client()
+    for w in workers:
+        for _ in range(2):
+            assert w.get(cid, secret).status_code == 200
+    # the CLI or another instance changes the client: no worker hears of it but through the change log
+    if action == "disable":
+        other_process.set_enabled(cid, False)
+    elif action == "reset_secret":
+        other_process.reset_secret(cid)
+    else:
+        other_process.delete(cid)
+    time.sleep(interval + 0.05)
+    for w in workers:
+        w.take()
+        resp = w.get(cid, secret)
+        assert resp.status_code == status and resp.get_json()["moreInformation"] == text
+        gets, bcrypts = w.take()
+        # the poll re-read the changed client; a deleted one is looked up once, then known as unknown
+        assert gets == (1 if action == "delete" else 0)
+        assert w.get(cid, secret).status_code == status
+        assert w.take()[0] == 0
+        # a disabled client's secret was verified before and its hash did not change: no bcrypt
+        assert bcrypts == (1 if action == "reset_secret" else 0)
+
+
+def test_a_disabled_and_enabled_client_is_served_again_without_bcrypt(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, database_url: str, other_process: ClientStore
+) -> None:
+    env = make_env(make_app, monkeypatch, database_url=database_url)
+    cid, secret = env.new_client()
+    assert env.get(cid, secret).status_code == 200
+    other_process.set_enabled(cid, False)
+    env.authenticator.refresh(force=True)
+    assert env.get(cid, secret).status_code == 403
+    other_process.set_enabled(cid, True)
+    env.authenticator.refresh(force=True)
+    env.take()
+    assert env.get(cid, secret).status_code == 200
+    assert env.take() == (0, 0)
+
+
+def test_polls_happen_at_most_once_per_interval_and_only_on_requests(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interval = 0.3
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_REVOCATION_INTERVAL=interval)
+    cid, secret = env.new_client()
+    assert env.get(cid, secret).status_code == 200
+    env.counter.take_polls()
+    time.sleep(interval * 2)
+    assert env.counter.take_polls() == 0  # nothing polls between requests
+    started = time.monotonic()
+    requests = 0
+    while time.monotonic() - started < interval * 3:
+        assert env.get(cid, secret).status_code == 200
+        requests += 1
+    polls = env.counter.take_polls()
+    assert requests > 10 * polls
+    assert 1 <= polls <= 4  # the first request after the pause polls, then one per interval at most
+
+
+# -- concurrency -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slow_bcrypt(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """bcrypt checks wait for the returned event (at most 5 s) before they run."""
+    release = threading.Event()
+    real = flask_clientauth.verify.secret_matches
+
+    def slow(secret: str, stored: str) -> bool:
+        release.wait(5)
+        return real(secret, stored)
+
+    monkeypatch.setattr(flask_clientauth.verify, "secret_matches", slow)
+    yield release
+    release.set()
+
+
+def run_threads(n: int, target: Any) -> tuple[list[threading.Thread], list[Any]]:
+    """Start ``n`` threads running ``target(i)``; their results land in the list as they finish."""
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        results[i] = target(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    return threads, results
+
+
+def test_concurrent_first_requests_with_one_secret_share_one_bcrypt(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, slow_bcrypt: threading.Event
+) -> None:
+    env = make_env(make_app, monkeypatch)
+    cid, secret = env.new_client()
+    threads, results = run_threads(
+        6,
+        lambda i: (
+            env.app.test_client()
+            .get("/api/branches", headers={"X-IBM-Client-Id": cid, "X-IBM-Client-Secret": secret})
+            .status_code
+        ),
+    )
+    time.sleep(0.3)  # every thread is in: one runs bcrypt, the others wait for its answer
+    slow_bcrypt.set()
+    for t in threads:
+        t.join(10)
+    assert results == [200] * 6
+    assert env.counter.take()[1] == 1
+
+
+def get_in_thread(app: Flask, cid: str, secret: str) -> tuple[threading.Thread, list[Any]]:
+    threads, results = run_threads(
+        1,
+        lambda i: (
+            app.test_client()
+            .get("/api/branches", headers={"X-IBM-Client-Id": cid, "X-IBM-Client-Secret": secret})
+            .status_code
+        ),
+    )
+    return threads[0], results
+
+
+def test_a_third_secret_while_two_are_pending_gets_429_at_once(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, slow_bcrypt: threading.Event
+) -> None:
+    env = make_env(make_app, monkeypatch)
+    cid, secret = env.new_client()
+    checked, checked_result = get_in_thread(env.app, cid, secret)
+    time.sleep(0.2)  # the right secret's check is under way (held by slow_bcrypt)
+    waiting, waiting_result = get_in_thread(env.app, cid, "guessed-secret-0")
+    time.sleep(0.2)  # a second secret waits for its turn
+    guesses = [env.get(cid, f"guessed-secret-{n}") for n in range(1, 6)]
+    assert checked_result == [None] and waiting_result == [None]  # answered while both were pending
+    for resp in guesses:
+        assert resp.status_code == 429 and resp.headers["Retry-After"] == "1"
+        assert resp.get_json()["moreInformation"] == "Too many failed attempts; retry later"
+    slow_bcrypt.set()
+    checked.join(10)
+    waiting.join(10)
+    assert checked_result == [200] and waiting_result == [401]
+    assert env.take()[1] == 2
+    assert env.get(cid, secret).status_code == 200
+
+
+def test_old_and_new_secret_arriving_together_are_both_answered(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, slow_bcrypt: threading.Event
+) -> None:
+    # a rotation: some requests still carry the old secret while others bring the new one
+    env = make_env(make_app, monkeypatch)
+    cid, old = env.new_client()
+    new = env.store.reset_secret(cid)[1]
+    pending = [get_in_thread(env.app, cid, old)]
+    time.sleep(0.2)
+    pending += [get_in_thread(env.app, cid, new) for _ in range(4)]
+    time.sleep(0.2)
+    slow_bcrypt.set()
+    for thread, _ in pending:
+        thread.join(10)
+    assert [result for _, (result,) in pending] == [401, 200, 200, 200, 200]
+    assert env.take()[1] == 2  # one check per secret
+
+
+def test_threads_churning_a_small_cache_get_every_answer_right(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_CACHE_SIZE=2, CLIENTAUTH_REVOCATION_INTERVAL=0.01)
+    clients = [env.new_client(f"app {n}") for n in range(5)]
+    errors: list[str] = []
+
+    def hammer(i: int) -> None:
+        client = env.app.test_client()
+        for n in range(40):
+            cid, secret = clients[(i + n) % len(clients)]
+            wrong = n % 5 == 0
+            resp = client.get(
+                "/api/branches",
+                headers={"X-IBM-Client-Id": cid, "X-IBM-Client-Secret": "not-" + secret if wrong else secret},
+            )
+            expected = (401,) if wrong else (200,)
+            body = resp.get_json()
+            if resp.status_code == 429:  # another thread's check of this client ID was under way
+                continue
+            if resp.status_code not in expected or (not wrong and body["client_id"] != cid):
+                errors.append(f"{resp.status_code} {body}")
+
+    threads, _ = run_threads(8, hammer)
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert len(env.cache) <= 2
+
+
+# -- the route table -------------------------------------------------------------------------------
+
+
+def test_requirements_are_resolved_at_start_up_not_per_request(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(make_app, monkeypatch)
+    auth = env.app.extensions["test_auth"]
+    rows = auth.routes(env.app)
+    table = env.app.extensions["clientauth"].table()
+    assert {(r.rule, r.method) for r in rows} >= {("/api/branches", "GET"), ("/api/status", "GET")}
+    resolved: list[Any] = []
+    real = table.resolve
+    monkeypatch.setattr(table, "resolve", lambda *a: resolved.append(a) or real(*a))
+    cid, secret = env.new_client()
+    for path in ("/api/branches", "/api/branches/3", "/api/status"):
+        for _ in range(3):
+            assert env.get(cid, secret, path=path).status_code == 200
+    assert resolved == []
+
+
+# -- the header fast path decides as the general path does ----------------------------------------
+
+
+def test_the_fast_path_answers_exactly_as_the_general_path(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, other_process: ClientStore, database_url: str
+) -> None:
+    fast = make_env(make_app, monkeypatch, database_url=database_url)
+    general = make_env(make_app, monkeypatch, database_url=database_url)
+    monkeypatch.setattr(general.authenticator, "fast", lambda *a: None)
+    cid, secret = fast.new_client()
+    other, other_secret = fast.new_client("other")
+    steps: list[tuple[str, Any]] = [
+        ("right", (cid, secret)),
+        ("right again (warm)", (cid, secret)),
+        ("id only on id+secret", (cid, None)),
+        ("wrong secret", (cid, secret[:-1] + ("A" if secret[-1] != "A" else "B"))),
+        ("another client's secret", (cid, other_secret)),
+        ("comma-joined id", (f"{cid},{cid}", secret)),
+        ("comma-joined secret", (cid, f"{secret},{secret}")),
+        ("unknown id", (generate_client_id(), secret)),
+        ("empty secret", (cid, "")),
+        ("other client", (other, other_secret)),
+        ("disable", None),
+        ("disabled", (cid, secret)),
+        ("disabled, id-only route", (cid, None, "/api/branches/1")),
+        ("enable", None),
+        ("enabled again", (cid, secret)),
+        ("delete other", None),
+        ("deleted", (other, other_secret)),
+    ]
+    for label, call in steps:
+        if call is None:
+            if label == "disable":
+                other_process.set_enabled(cid, False)
+            elif label == "enable":
+                other_process.set_enabled(cid, True)
+            else:
+                other_process.delete(other)
+            for env in (fast, general):
+                env.authenticator.refresh(force=True)
+            continue
+        answers = []
+        for env in (fast, general):
+            resp = env.get(*call)
+            answers.append((resp.status_code, resp.get_json(), resp.headers.get("WWW-Authenticate")))
+        assert answers[0] == answers[1], label
