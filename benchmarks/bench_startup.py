@@ -17,6 +17,7 @@ cost is linear.
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import tempfile
 import time
@@ -64,8 +65,8 @@ def make_document(n: int) -> dict[str, Any]:
             "securitySchemes": {
                 "clientId": {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Id"},
                 "clientSecret": {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Secret"},
-                "partnerId": {"type": "apiKey", "in": "query", "name": "client_id"},
-                "partnerSecret": {"type": "apiKey", "in": "query", "name": "client_secret"},
+                "partnerId": {"type": "apiKey", "in": "header", "name": "X-Partner-Id"},
+                "partnerSecret": {"type": "apiKey", "in": "header", "name": "X-Partner-Secret"},
             },
             "schemas": {
                 "Resource": {
@@ -96,6 +97,7 @@ def make_app(n: int, spec: str | dict[str, Any]) -> Flask:
 def _time_one(n: int, spec: str | dict[str, Any]) -> dict[str, float]:
     from flask_clientauth import ClientAuth
 
+    gc.collect()  # the garbage of the previous run is not this one's cost
     t0 = time.perf_counter()
     app = make_app(n, spec)
     t1 = time.perf_counter()

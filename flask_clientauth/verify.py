@@ -35,6 +35,9 @@ logger = logging.getLogger("flask_clientauth")
 HOLE_WINDOW = 30.0
 
 
+#: How long a request waits for another thread's change-log poll before 503.
+POLL_WAIT = 5.0
+
 #: How long a request waits for the running bcrypt check of its very secret before 429.
 FLIGHT_WAIT = 2.0
 
@@ -90,12 +93,19 @@ class Authenticator:
 
     # -- revocation -------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
-        """Poll the change log (at most once per interval) and evict changed clients."""
+        """Poll the change log (at most once per interval) and apply what changed.
+
+        The guarantee: a request that arrives at least one interval after a change was
+        committed is decided with that change (it runs or waits for a poll that began after
+        the commit); requests within the interval may still see the state before it.
+        """
         now = time.monotonic()
         if not force and now < self._next_poll:
             return
-        if not self._poll_lock.acquire(blocking=force):
-            return  # another thread is polling right now
+        # Another thread polling: wait for its answer, so that no request that comes a full
+        # interval after a change is served from before it; a poll stuck that long is a fault.
+        if not self._poll_lock.acquire(timeout=-1 if force else POLL_WAIT):
+            raise StoreError("client store unavailable (the change-log poll did not finish)")
         try:
             if not force and now < self._next_poll:
                 return

@@ -237,6 +237,47 @@ def test_a_disabled_and_enabled_client_is_served_again_without_bcrypt(
     assert env.take() == (0, 0)
 
 
+@pytest.mark.parametrize("poll_wait", [5.0, 0.2])
+def test_a_request_during_another_threads_poll_waits_for_its_answer(
+    make_app: AppFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    other_process: ClientStore,
+    poll_wait: float,
+) -> None:
+    interval = 0.3
+    env = make_env(make_app, monkeypatch, database_url=database_url, CLIENTAUTH_REVOCATION_INTERVAL=interval)
+    monkeypatch.setattr(flask_clientauth.verify, "POLL_WAIT", poll_wait)
+    cid, secret = env.new_client()
+    assert env.get(cid, secret).status_code == 200
+    other_process.set_enabled(cid, False)
+    time.sleep(interval + 0.05)  # a poll is due, and it will bring the change
+    release = threading.Event()
+    real = env.store.changes_after
+
+    def slow_poll(*args: Any) -> Any:
+        release.wait(5)
+        return real(*args)
+
+    monkeypatch.setattr(env.store, "changes_after", slow_poll)
+    polling, polling_result = get_in_thread(env.app, cid, secret)
+    time.sleep(0.3)  # that thread is inside the poll
+    waiting, waiting_result = get_in_thread(env.app, cid, secret)
+    time.sleep(poll_wait + 0.1 if poll_wait < 1 else 0.2)
+    if poll_wait < 1:  # a poll stuck longer than POLL_WAIT: the waiting request fails closed
+        waiting.join(5)
+        assert waiting_result == [503]
+    else:  # never served from before the change meanwhile
+        assert waiting_result == [None]
+    release.set()
+    polling.join(10)
+    waiting.join(10)
+    assert polling_result == [403]
+    if poll_wait >= 1:
+        assert waiting_result == [403]
+    assert env.get(cid, secret).status_code == 403
+
+
 def test_polls_happen_at_most_once_per_interval_and_only_on_requests(
     make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
