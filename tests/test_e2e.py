@@ -411,6 +411,26 @@ def test_deleted_client_is_refused_by_every_worker(server: Server, client: tuple
     assert cli(server.env, "show", client_id).returncode != 0
 
 
+def test_every_worker_refuses_a_disabled_client_once_the_interval_has_passed(
+    server: Server, client: tuple[str, str]
+) -> None:
+    # The documented guarantee: a request that arrives one CLIENTAUTH_REVOCATION_INTERVAL (1 s
+    # by default) after the change was committed is decided with it, in every worker.
+    client_id, secret = client
+    creds = credentials(server, client_id, secret)
+    every_worker_answers(server, creds, status=200, before=200, since=time.monotonic(), limit=30)
+
+    result = cli(server.env, "disable", client_id)
+    assert result.returncode == 0, result.stderr
+    time.sleep(1.0 + 0.1)  # the CLI committed before it exited
+    every_worker_answers(server, creds, status=403, before=403, since=time.monotonic(), limit=30)
+    assert call(server, "/api/branches", creds).json()["moreInformation"] == "Client disabled"
+
+    assert cli(server.env, "enable", client_id).returncode == 0
+    time.sleep(1.0 + 0.1)
+    every_worker_answers(server, creds, status=200, before=200, since=time.monotonic(), limit=30)
+
+
 # -- the README ---------------------------------------------------------------------------
 README_BASE = "http://127.0.0.1:5000"
 _EXPECT = re.compile(r"^#\s*->\s*(\d{3})\s*(.*)$")
