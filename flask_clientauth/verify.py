@@ -309,7 +309,7 @@ class Authenticator:
         ok = False
         if stored is not None and plausible_secret(secret):  # else refused without bcrypt, whatever its size
             self._throttle(client_id, memo)
-            ok = self._hash_check(client_id, entry, digest, secret)
+            ok = self._hash_check(client_id, entry, digest, secret, stored)
             if not ok and not stored.startswith("$2"):
                 logger.error("clientauth: the stored secret hash of client %s is corrupt", escape(client_id))
             if ok:
@@ -320,7 +320,7 @@ class Authenticator:
         memo[key] = ok
         return ok
 
-    def _hash_check(self, client_id: str, entry: Entry, digest: bytes, secret: str) -> bool:
+    def _hash_check(self, client_id: str, entry: Entry, digest: bytes, secret: str, stored: str) -> bool:
         """bcrypt, one at a time per client ID in this process.
 
         Concurrent requests with the secret being checked share that check (no stampede).
@@ -332,10 +332,6 @@ class Authenticator:
         """
         deadline = time.monotonic() + FLIGHT_WAIT
         while True:
-            if digest in entry.verified:  # answered by a check that ran while this one waited
-                return True
-            if digest in entry.rejected:
-                return False
             with self._flights_lock:
                 flight = self._flights.get(client_id)
                 if flight is None:
@@ -350,10 +346,13 @@ class Authenticator:
                 raise AuthFailure(errors.THROTTLED, headers={"Retry-After": "1"})
             if flight.digest == digest and flight.ok is not None:
                 return flight.ok
+            if digest in entry.verified:  # answered by a check that ran while this one waited
+                return True
+            if digest in entry.rejected:
+                return False
             # the check that ran was of another secret: this one's turn (or join whoever took it)
         try:
-            stored = entry.record.secret_hash
-            flight.ok = stored is not None and secret_matches(secret, stored)
+            flight.ok = secret_matches(secret, stored)
             if flight.ok:
                 self.cache.mark_verified(entry, digest)
             else:
