@@ -26,6 +26,20 @@ BACKENDS = {
     "mariadb": "CLIENTAUTH_TEST_MARIADB_URL",
 }
 
+#: apiKey schemes under API Connect's names, in each location (cookies under names of our own).
+HID = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Id"}
+HSEC = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Secret"}
+QID = {"type": "apiKey", "in": "query", "name": "client_id"}
+QSEC = {"type": "apiKey", "in": "query", "name": "client_secret"}
+CID = {"type": "apiKey", "in": "cookie", "name": "app_client_id"}
+CSEC = {"type": "apiKey", "in": "cookie", "name": "app_client_secret"}
+
+
+def get_operation(security: Any) -> dict[str, Any]:
+    """A path item with one ``get`` operation under ``security``."""
+    return {"get": {"security": security, "responses": {"200": {"description": "ok"}}}}
+
+
 #: The tutorial's document: header keys, id+secret globally, one id-only and one public operation.
 TUTORIAL_SPEC: dict[str, Any] = {
     "swagger": "2.0",

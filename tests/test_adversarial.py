@@ -27,19 +27,19 @@ from flask_clientauth import ClientStore, current_client
 from flask_clientauth.keys import BCRYPT_MAX_BYTES, generate_client_id, generate_secret
 from flask_clientauth.models import CLIENT_ID_MAX
 
-from conftest import TUTORIAL_SPEC, AppFactory, CallCounter, leaked_values
-
-HID = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Id"}
-HSEC = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Secret"}
-QID = {"type": "apiKey", "in": "query", "name": "client_id"}
-QSEC = {"type": "apiKey", "in": "query", "name": "client_secret"}
-CID = {"type": "apiKey", "in": "cookie", "name": "app_client_id"}
-CSEC = {"type": "apiKey", "in": "cookie", "name": "app_client_secret"}
-
-
-def _get(security: Any) -> dict[str, Any]:
-    return {"get": {"security": security, "responses": {"200": {"description": "ok"}}}}
-
+from conftest import (
+    CID,
+    CSEC,
+    HID,
+    HSEC,
+    QID,
+    QSEC,
+    TUTORIAL_SPEC,
+    AppFactory,
+    CallCounter,
+    get_operation,
+    leaked_values,
+)
 
 SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -47,15 +47,15 @@ SPEC: dict[str, Any] = {
     "components": {"securitySchemes": {"hid": HID, "hsec": HSEC, "qid": QID, "qsec": QSEC, "cid": CID, "csec": CSEC}},
     "security": [{"hid": [], "hsec": []}],
     "paths": {
-        "/header": _get([{"hid": [], "hsec": []}]),
-        "/header/id": _get([{"hid": []}]),
-        "/query": _get([{"qid": [], "qsec": []}]),
-        "/query/id": _get([{"qid": []}]),
-        "/cookie": _get([{"cid": [], "csec": []}]),
-        "/cookie/id": _get([{"cid": []}]),
-        "/any": _get([{"hid": [], "hsec": []}, {"qid": [], "qsec": []}, {"cid": [], "csec": []}]),
-        "/any/id": _get([{"hid": []}, {"qid": []}, {"cid": []}]),
-        "/items/{name}": _get([{"hid": [], "hsec": []}]),
+        "/header": get_operation([{"hid": [], "hsec": []}]),
+        "/header/id": get_operation([{"hid": []}]),
+        "/query": get_operation([{"qid": [], "qsec": []}]),
+        "/query/id": get_operation([{"qid": []}]),
+        "/cookie": get_operation([{"cid": [], "csec": []}]),
+        "/cookie/id": get_operation([{"cid": []}]),
+        "/any": get_operation([{"hid": [], "hsec": []}, {"qid": [], "qsec": []}, {"cid": [], "csec": []}]),
+        "/any/id": get_operation([{"hid": []}, {"qid": []}, {"cid": []}]),
+        "/items/{name}": get_operation([{"hid": [], "hsec": []}]),
     },
 }
 
@@ -747,7 +747,7 @@ def test_the_log_check_fixture_catches_a_leak(
 def test_gateway_mode_makes_every_401_byte_identical(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = copy.deepcopy(SPEC)
     spec["components"]["securitySchemes"]["bearer"] = {"type": "http", "scheme": "bearer"}
-    spec["paths"]["/token"] = _get([{"bearer": []}])
+    spec["paths"]["/token"] = get_operation([{"bearer": []}])
     env = make_env(make_app, monkeypatch, spec, CLIENTAUTH_ERROR_DETAIL="gateway")
     env.app.extensions["test_auth"].scheme_handler("bearer")(
         lambda req: req.headers.get("Authorization") == "Bearer ok"

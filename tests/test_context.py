@@ -11,8 +11,7 @@ from werkzeug.local import LocalProxy
 
 from flask_clientauth import AuthenticatedClient, current_client, get_current_client
 
-HID = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Id"}
-HSEC = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Secret"}
+from conftest import HID, HSEC
 
 SPEC: dict[str, Any] = {
     "openapi": "3.0.3",

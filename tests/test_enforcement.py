@@ -11,19 +11,7 @@ from flask.testing import FlaskClient
 
 from flask_clientauth import AuthFailure, ClientStore, current_client
 
-from conftest import CallCounter
-
-HID = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Id"}
-HSEC = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Secret"}
-QID = {"type": "apiKey", "in": "query", "name": "client_id"}
-QSEC = {"type": "apiKey", "in": "query", "name": "client_secret"}
-CID = {"type": "apiKey", "in": "cookie", "name": "app_client_id"}
-CSEC = {"type": "apiKey", "in": "cookie", "name": "app_client_secret"}
-
-
-def _get(security: Any) -> dict[str, Any]:
-    return {"get": {"security": security, "responses": {"200": {"description": "ok"}}}}
-
+from conftest import CID, CSEC, HID, HSEC, QID, QSEC, CallCounter, get_operation
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -41,15 +29,15 @@ SPEC: dict[str, Any] = {
     },
     "security": [{"hid": [], "hsec": []}],
     "paths": {
-        "/header": _get([{"hid": [], "hsec": []}]),
-        "/header/id": _get([{"hid": []}]),
-        "/query": _get([{"qid": [], "qsec": []}]),
-        "/query/id": _get([{"qid": []}]),
-        "/cookie": _get([{"cid": [], "csec": []}]),
-        "/cookie/id": _get([{"cid": []}]),
-        "/either": _get([{"hid": [], "hsec": []}, {"qid": [], "qsec": []}]),
-        "/two-secrets": _get([{"hid": [], "hsec": []}, {"hid": [], "hsec2": []}]),
-        "/optional": _get([{"hid": [], "hsec": []}, {}]),
+        "/header": get_operation([{"hid": [], "hsec": []}]),
+        "/header/id": get_operation([{"hid": []}]),
+        "/query": get_operation([{"qid": [], "qsec": []}]),
+        "/query/id": get_operation([{"qid": []}]),
+        "/cookie": get_operation([{"cid": [], "csec": []}]),
+        "/cookie/id": get_operation([{"cid": []}]),
+        "/either": get_operation([{"hid": [], "hsec": []}, {"qid": [], "qsec": []}]),
+        "/two-secrets": get_operation([{"hid": [], "hsec": []}, {"hid": [], "hsec2": []}]),
+        "/optional": get_operation([{"hid": [], "hsec": []}, {}]),
     },
 }
 

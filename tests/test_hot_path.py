@@ -24,14 +24,11 @@ import flask_clientauth.verify
 from flask_clientauth import ClientStore
 from flask_clientauth.keys import generate_client_id
 
-from conftest import TUTORIAL_SPEC, AppFactory, CallCounter
+from conftest import QID, QSEC, TUTORIAL_SPEC, AppFactory, CallCounter
 
 #: The tutorial's document with its keys in the query string: the general (not the header) path.
 QUERY_SPEC: dict[str, Any] = copy.deepcopy(TUTORIAL_SPEC)
-QUERY_SPEC["securityDefinitions"] = {
-    "clientIdHeader": {"type": "apiKey", "in": "query", "name": "client_id"},
-    "clientSecretHeader": {"type": "apiKey", "in": "query", "name": "client_secret"},
-}
+QUERY_SPEC["securityDefinitions"] = {"clientIdHeader": QID, "clientSecretHeader": QSEC}
 SPECS = {"header": TUTORIAL_SPEC, "query": QUERY_SPEC}
 #: Long enough that no poll falls due during a test, unless the test waits for it.
 NO_POLL = 60.0

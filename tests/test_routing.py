@@ -12,10 +12,11 @@ from flask import Blueprint, Flask, jsonify, request
 
 from flask_clientauth import ClientAuth, SpecError, current_client
 
-ID = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Id"}
-SECRET = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Secret"}
-QID = {"type": "apiKey", "in": "query", "name": "client_id"}
-QSECRET = {"type": "apiKey", "in": "query", "name": "client_secret"}
+from conftest import HID as ID
+from conftest import HSEC as SECRET
+from conftest import QID
+from conftest import QSEC as QSECRET
+
 OAUTH = {"type": "oauth2", "flows": {"clientCredentials": {"tokenUrl": "https://t.example/token", "scopes": {}}}}
 SCHEMES = {"hid": ID, "hsec": SECRET, "qid": QID, "qsec": QSECRET}
 ID_AND_SECRET: list[dict[str, list[str]]] = [{"hid": [], "hsec": []}]

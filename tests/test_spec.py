@@ -15,14 +15,12 @@ from flask import Flask
 
 from flask_clientauth import ClientAuth, Policy, SpecError, load_spec
 
-from conftest import TUTORIAL_SPEC
+from conftest import HID as ID
+from conftest import HSEC as SECRET
+from conftest import QID, TUTORIAL_SPEC
+from conftest import QSEC as QSECRET
 
 SPECS = Path(__file__).parent / "specs"
-
-ID = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Id"}
-SECRET = {"type": "apiKey", "in": "header", "name": "X-IBM-Client-Secret"}
-QID = {"type": "apiKey", "in": "query", "name": "client_id"}
-QSECRET = {"type": "apiKey", "in": "query", "name": "client_secret"}
 
 
 def document(
