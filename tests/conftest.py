@@ -71,13 +71,9 @@ def reset_database(url: str) -> None:
         engine.dispose()
 
 
-@pytest.fixture(params=list(BACKENDS))
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """An empty database on each backend (no tables of ours)."""
-    backend = request.param
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path}/clients.sqlite3"
-        return
+def server_database(backend: str) -> Iterator[str]:
+    """The configured URL of a database server (``postgresql``, ``mariadb``), emptied before and
+    after use; the test skips, saying which variable to set, when there is none."""
     var = BACKENDS[backend]
     assert var is not None
     url = os.environ.get(var)
@@ -86,6 +82,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]
     reset_database(url)
     yield url
     reset_database(url)
+
+
+@pytest.fixture(params=list(BACKENDS))
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """An empty database on each backend (no tables of ours)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/clients.sqlite3"
+    else:
+        yield from server_database(request.param)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from flask_clientauth import ClientStore, SpecError, StoreError
 
-from conftest import BACKENDS, TUTORIAL_SPEC, AppFactory, leaked_values, reset_database
+from conftest import TUTORIAL_SPEC, AppFactory, leaked_values, server_database
 
 UNAVAILABLE = {
     "httpCode": "503",
@@ -155,16 +155,7 @@ class Forwarder:
 @pytest.fixture(params=["postgresql", "mariadb"])
 def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """An empty database on a database server (PostgreSQL, MariaDB), skipped when not configured."""
-    var = BACKENDS[request.param]
-    assert var is not None
-    import os
-
-    url = os.environ.get(var)
-    if not url:
-        pytest.skip(f"{request.param}: set {var} to run this test on {request.param}")
-    reset_database(url)
-    yield url
-    reset_database(url)
+    yield from server_database(request.param)
 
 
 @pytest.fixture
