@@ -40,6 +40,16 @@ def get_operation(security: Any) -> dict[str, Any]:
     return {"get": {"security": security, "responses": {"200": {"description": "ok"}}}}
 
 
+def location_paths() -> dict[str, Any]:
+    """``/header``, ``/query``, ``/cookie`` (id+secret) and ``/header/id``, ... (id only), for the
+    schemes ``hid``/``hsec``, ``qid``/``qsec`` and ``cid``/``csec`` (the dicts above)."""
+    paths: dict[str, Any] = {}
+    for location, short in (("header", "h"), ("query", "q"), ("cookie", "c")):
+        paths[f"/{location}"] = get_operation([{f"{short}id": [], f"{short}sec": []}])
+        paths[f"/{location}/id"] = get_operation([{f"{short}id": []}])
+    return paths
+
+
 #: The tutorial's document: header keys, id+secret globally, one id-only and one public operation.
 TUTORIAL_SPEC: dict[str, Any] = {
     "swagger": "2.0",

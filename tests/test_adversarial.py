@@ -39,6 +39,7 @@ from conftest import (
     CallCounter,
     get_operation,
     leaked_values,
+    location_paths,
 )
 
 SPEC: dict[str, Any] = {
@@ -47,12 +48,7 @@ SPEC: dict[str, Any] = {
     "components": {"securitySchemes": {"hid": HID, "hsec": HSEC, "qid": QID, "qsec": QSEC, "cid": CID, "csec": CSEC}},
     "security": [{"hid": [], "hsec": []}],
     "paths": {
-        "/header": get_operation([{"hid": [], "hsec": []}]),
-        "/header/id": get_operation([{"hid": []}]),
-        "/query": get_operation([{"qid": [], "qsec": []}]),
-        "/query/id": get_operation([{"qid": []}]),
-        "/cookie": get_operation([{"cid": [], "csec": []}]),
-        "/cookie/id": get_operation([{"cid": []}]),
+        **location_paths(),
         "/any": get_operation([{"hid": [], "hsec": []}, {"qid": [], "qsec": []}, {"cid": [], "csec": []}]),
         "/any/id": get_operation([{"hid": []}, {"qid": []}, {"cid": []}]),
         "/items/{name}": get_operation([{"hid": [], "hsec": []}]),

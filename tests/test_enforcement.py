@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from flask_clientauth import AuthFailure, ClientStore, current_client
 
-from conftest import CID, CSEC, HID, HSEC, QID, QSEC, CallCounter, get_operation
+from conftest import CID, CSEC, HID, HSEC, QID, QSEC, CallCounter, get_operation, location_paths
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -29,12 +29,7 @@ SPEC: dict[str, Any] = {
     },
     "security": [{"hid": [], "hsec": []}],
     "paths": {
-        "/header": get_operation([{"hid": [], "hsec": []}]),
-        "/header/id": get_operation([{"hid": []}]),
-        "/query": get_operation([{"qid": [], "qsec": []}]),
-        "/query/id": get_operation([{"qid": []}]),
-        "/cookie": get_operation([{"cid": [], "csec": []}]),
-        "/cookie/id": get_operation([{"cid": []}]),
+        **location_paths(),
         "/either": get_operation([{"hid": [], "hsec": []}, {"qid": [], "qsec": []}]),
         "/two-secrets": get_operation([{"hid": [], "hsec": []}, {"hid": [], "hsec2": []}]),
         "/optional": get_operation([{"hid": [], "hsec": []}, {}]),
