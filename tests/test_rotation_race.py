@@ -21,9 +21,9 @@ import requests
 
 import flask_clientauth.verify
 from flask_clientauth import ClientStore
+from test_e2e import HTTP_TIMEOUT, Server, cli, cli_json, example_env, free_port
 
 from conftest import AppFactory
-from test_e2e import HTTP_TIMEOUT, Server, cli, cli_json, example_env, free_port
 
 HEADERS = ("X-IBM-Client-Id", "X-IBM-Client-Secret")
 

@@ -29,9 +29,10 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import AppFactory
 from test_e2e import HTTP_TIMEOUT, Server, cli, cli_json, example_env, free_port
 from test_throttle import PER_ADDRESS, PER_CLIENT, Env, assert_throttled, make_env, random_address
+
+from conftest import AppFactory
 
 #: Stands for "no REMOTE_ADDR at all" in :meth:`Env.call`; :class:`DropRemoteAddr` removes the key.
 MISSING = "(missing)"
@@ -151,7 +152,9 @@ def test_gunicorn_on_a_unix_socket_throttles_its_peers_and_the_owner_at_a_known_
     sock_path = str(short_dir / "app.sock")
     # Throttle at its defaults (20 failures per client ID, 60 per address, a minute); entries live
     # 10 ms, so that each request of the owner is a check that needs bcrypt (the throttled kind).
-    env = example_env(tmp_path / "instance", "openapi2", CLIENTAUTH_RATELIMIT_ENABLED="true", CLIENTAUTH_CACHE_TTL="0.01")
+    env = example_env(
+        tmp_path / "instance", "openapi2", CLIENTAUTH_RATELIMIT_ENABLED="true", CLIENTAUTH_CACHE_TTL="0.01"
+    )
     assert cli(env, "init-db").returncode == 0
     created = cli_json(env, "create", "Branch mobile app")
     cid, secret = created["client_id"], created["client_secret"]
