@@ -328,9 +328,10 @@ class Authenticator:
     def _hash_check(self, client_id: str, entry: Entry, digest: bytes, secret: str, stored: str) -> bool:
         """bcrypt, one at a time per client ID in this process.
 
-        Concurrent requests with the secret being checked share that check (no stampede).
-        One other secret may wait for its turn (a rotation: the old and the new secret
-        arrive together); a third while those two are pending gets 429 at once, as does a
+        Concurrent requests with the secret being checked, against the same stored hash, share
+        that check (no stampede); one whose entry holds a newer hash (a reset, polled meanwhile)
+        never takes the answer of a check against the old one. One other check may wait for
+        its turn (a rotation: the old and the new secret arrive together); a third while those two are pending gets 429 at once, as does a
         wait longer than ``FLIGHT_WAIT``: guessed secrets for one client cannot occupy
         more than two worker threads. The answer is remembered in ``entry`` before the next
         check of the client ID can start.
