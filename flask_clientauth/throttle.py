@@ -31,18 +31,34 @@ STRATEGIES: dict[str, type[RateLimiter]] = {
 }
 
 
-def address_key(address: str) -> str:
-    """What the per-address limit counts: an IPv4 address, or the /64 network of an IPv6 one.
+#: The per-address key of every peer without an IP address: gunicorn on a unix socket gives
+#: ``REMOTE_ADDR=""``, Werkzeug's server ``"<local>"``, other servers none. Such peers cannot be
+#: told apart, so they share this one bucket (RFC 7239 calls such a node ``unknown`` too).
+UNKNOWN_ADDRESS = "unknown"
+
+
+def peer_ip(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The peer's IP address, or ``None`` when ``address`` is missing, empty or not an IP address."""
+    if not address:
+        return None
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def address_key(address: str | None) -> str:
+    """What the per-address limit counts: an IPv4 address, the /64 network of an IPv6 one, or
+    :data:`UNKNOWN_ADDRESS` for a peer without an IP address.
 
     One IPv6 subscriber usually holds a whole /64 (2**64 addresses); counting each address
     apart would let it try without limit. IPv4-mapped IPv6 addresses count as their IPv4.
     """
-    if ":" not in address:
-        return address
-    try:
-        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
-    except ValueError:
-        return address
+    ip = peer_ip(address)
+    if ip is None:
+        return UNKNOWN_ADDRESS
+    if ip.version == 4:
+        return str(ip)
     if ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return str(ipaddress.IPv6Network((ip, 64), strict=False))
@@ -77,14 +93,27 @@ class FailureThrottle:
         #: (kind, key) -> when its exhausted window resets (epoch seconds): while it lasts, the
         #: answer is known without asking the storage (a Redis round trip per refused request).
         self._blocked: dict[tuple[str, str], float] = {}
+        self._warned_unknown = False
 
     def _keys(self, client_id: str | None, address: str | None) -> list[tuple[RateLimitItem, str, str]]:
         keys = []
         if self._per_client is not None and client_id is not None:
             keys.append((self._per_client, "client", client_id))
-        if self._per_address is not None and address:
-            keys.append((self._per_address, "address", address_key(address)))
+        if self._per_address is not None:
+            key = address_key(address)
+            if key == UNKNOWN_ADDRESS and not self._warned_unknown:
+                self._warn_unknown(address)
+            keys.append((self._per_address, "address", key))
         return keys
+
+    def _warn_unknown(self, address: str | None) -> None:
+        self._warned_unknown = True
+        logger.warning(
+            "clientauth: a request came without an IP address (REMOTE_ADDR %s), as from gunicorn on a"
+            " unix socket: all such peers share one failure-throttle bucket, so one of them can make the"
+            " others wait; behind a proxy, apply werkzeug's ProxyFix so that each client has its address",
+            "missing" if address is None else repr(address[:40]),
+        )
 
     def retry_after(self, client_id: str | None, address: str | None) -> int | None:
         """Seconds to wait when a limit is exhausted, else ``None``."""

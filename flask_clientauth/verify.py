@@ -26,7 +26,7 @@ from .keys import plausible_secret, secret_matches
 from .models import CLIENT_ID_MAX
 from .requirements import FastPath, Policy, Requirement, Scheme
 from .store import ClientStore, StoreError
-from .throttle import FailureThrottle, ThrottleUnavailable
+from .throttle import FailureThrottle, ThrottleUnavailable, peer_ip
 
 logger = logging.getLogger("flask_clientauth")
 
@@ -43,15 +43,20 @@ FLIGHT_WAIT = 2.0
 
 
 class _Flight:
-    """A bcrypt check under way for one client ID, and the one other secret allowed to wait for it."""
+    """A bcrypt check under way for one client ID, and the one other check allowed to wait for it.
 
-    __slots__ = ("digest", "done", "ok", "next_digest")
+    A check is of one secret (its digest) against one stored hash: a request whose cache entry
+    holds another hash (the secret was reset, and the change polled, while the check ran) must
+    not take its answer.
+    """
 
-    def __init__(self, digest: bytes) -> None:
-        self.digest = digest
+    __slots__ = ("check", "done", "ok", "next_check")
+
+    def __init__(self, check: tuple[bytes, str]) -> None:
+        self.check = check
         self.done = threading.Event()
         self.ok: bool | None = None
-        self.next_digest: bytes | None = None
+        self.next_check: tuple[bytes, str] | None = None
 
 
 def _printable(value: str) -> bool:
@@ -323,34 +328,36 @@ class Authenticator:
     def _hash_check(self, client_id: str, entry: Entry, digest: bytes, secret: str, stored: str) -> bool:
         """bcrypt, one at a time per client ID in this process.
 
-        Concurrent requests with the secret being checked share that check (no stampede).
-        One other secret may wait for its turn (a rotation: the old and the new secret
-        arrive together); a third while those two are pending gets 429 at once, as does a
+        Concurrent requests with the secret being checked, against the same stored hash, share
+        that check (no stampede); one whose entry holds a newer hash (a reset, polled meanwhile)
+        never takes the answer of a check against the old one. One other check may wait for
+        its turn (a rotation: the old and the new secret arrive together); a third while those two are pending gets 429 at once, as does a
         wait longer than ``FLIGHT_WAIT``: guessed secrets for one client cannot occupy
         more than two worker threads. The answer is remembered in ``entry`` before the next
         check of the client ID can start.
         """
         deadline = time.monotonic() + FLIGHT_WAIT
+        check = (digest, stored)
         while True:
             with self._flights_lock:
                 flight = self._flights.get(client_id)
                 if flight is None:
-                    flight = self._flights[client_id] = _Flight(digest)
+                    flight = self._flights[client_id] = _Flight(check)
                     break
-                if flight.digest != digest:
-                    if flight.next_digest is None:
-                        flight.next_digest = digest
-                    elif flight.next_digest != digest:
+                if flight.check != check:
+                    if flight.next_check is None:
+                        flight.next_check = check
+                    elif flight.next_check != check:
                         raise AuthFailure(errors.THROTTLED, headers={"Retry-After": "1"})
             if not flight.done.wait(max(0.0, deadline - time.monotonic())):
                 raise AuthFailure(errors.THROTTLED, headers={"Retry-After": "1"})
-            if flight.digest == digest and flight.ok is not None:
+            if flight.check == check and flight.ok is not None:
                 return flight.ok
             if digest in entry.verified:  # answered by a check that ran while this one waited
                 return True
             if digest in entry.rejected:
                 return False
-            # the check that ran was of another secret: this one's turn (or join whoever took it)
+            # the check that ran was of another secret or hash: this one's turn (or join whoever took it)
         try:
             flight.ok = secret_matches(secret, stored)
             if flight.ok:
@@ -375,6 +382,11 @@ class Authenticator:
             raise AuthFailure(errors.THROTTLED, headers={"Retry-After": str(wait)})
 
     def _remember_address(self, client_id: str, address: str | None) -> None:
+        """Exempt ``address`` from the client's limit from now on, unless it is no IP address: peers
+        without one (a unix socket) cannot be told apart, and an attacker among them must not
+        inherit the owner's exemption."""
+        if peer_ip(address) is None:
+            return
         key = (client_id, address)
         with self._known_lock:
             self._known_addresses[key] = None
