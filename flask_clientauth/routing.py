@@ -18,7 +18,7 @@ from typing import Any, Literal
 from werkzeug.routing import Rule
 
 from .requirements import Policy
-from .spec import Operation, Spec, SpecError, group_problems
+from .spec import LISTED, Operation, Spec, SpecError, group_problems
 
 _FLASK_VAR = re.compile(r"<(?:[^<>:]+:)?[^<>:]+>")
 _SPEC_VAR = re.compile(r"\{[^{}/]+\}")
@@ -267,10 +267,10 @@ class RouteTable:
         deny = not kept and not policy.optional
         return dataclasses.replace(policy, alternatives=kept, deny=deny, dropped=tuple(names))
 
-    def inspect(self, rules: Iterable[Rule]) -> tuple[list[RouteInfo], list[str]]:
+    def inspect(self, rules: Iterable[Rule], *, limit: int | None = LISTED) -> tuple[list[RouteInfo], list[str]]:
         """Resolve every rule and method; the rows (errors included) and one line per distinct problem.
 
-        A line names the routes a problem affects; several methods of one rule (``GET``, ``HEAD``) are one route.
+        A line names the routes a problem affects (``limit`` of them); methods of one rule are one route.
         """
         rows = []
         problems: dict[tuple[str, str | None, str], list[str]] = {}
@@ -290,7 +290,7 @@ class RouteTable:
             (f"{', '.join(methods)} {rule}" + (f" (operation {operation})" if operation else ""), problem)
             for (rule, operation, problem), methods in problems.items()
         ]
-        return rows, group_problems(places, noun="routes")
+        return rows, group_problems(places, noun="routes", limit=limit)
 
     def build(self, rules: Iterable[Rule]) -> list[RouteInfo]:
         """Resolve every rule and method now (start-up, diagnostics); raise naming every error."""

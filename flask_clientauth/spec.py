@@ -38,21 +38,25 @@ class SpecError(Exception):
     """The OpenAPI document cannot be enforced; the message names the document and the rule.
 
     ``where`` (the operation, scheme or route) and ``problem`` split ``rule`` when known. An
-    error that reports several problems lists each in ``problems`` (one string per problem).
+    error that reports several problems keeps each in ``errors`` (itself when it is one).
     """
 
-    def __init__(self, source: str, message: str, *, where: str | None = None, problems: Sequence[str] = ()) -> None:
+    def __init__(
+        self, source: str, message: str, *, where: str | None = None, errors: Sequence[SpecError] = ()
+    ) -> None:
         rule = f"{where}: {message}" if where else message
         super().__init__(f"{source}: {rule}")
         self.source = source
         self.rule = rule
         self.where = where
         self.problem = message
-        self.problems: tuple[str, ...] = tuple(problems) or (rule,)
+        self.errors: tuple[SpecError, ...] = tuple(errors) or (self,)
 
 
-def group_problems(items: Iterable[tuple[str | None, str]], *, noun: str = "places") -> list[str]:
-    """One line per distinct problem, naming the places it affects (at most ``LISTED``, then "and N more").
+def group_problems(
+    items: Iterable[tuple[str | None, str]], *, noun: str = "places", limit: int | None = LISTED
+) -> list[str]:
+    """One line per distinct problem, naming the places it affects (at most ``limit``, then "and N more").
 
     A vendor document can break one rule on a thousand operations: the advice is given once.
     """
@@ -67,21 +71,27 @@ def group_problems(items: Iterable[tuple[str | None, str]], *, noun: str = "plac
         if len(places) <= 1:
             lines.append(f"{places[0]}: {problem}" if places else problem)
             continue
-        more = f"; and {len(places) - LISTED} more" if len(places) > LISTED else ""
-        lines.append(f"{problem}\n    in {len(places)} {noun}: {'; '.join(places[:LISTED])}{more}")
+        shown = places if limit is None else places[:limit]
+        more = f"; and {len(places) - len(shown)} more" if len(places) > len(shown) else ""
+        lines.append(f"{problem}\n    in {len(places)} {noun}: {'; '.join(shown)}{more}")
     return lines
 
 
-def combine_errors(source: str, errors: Sequence[SpecError], *, title: str, noun: str = "places") -> SpecError:
-    """One :class:`SpecError` for several (``title`` heads the list): grouped by problem, each in ``problems``."""
-    if len(errors) == 1:
-        return errors[0]
+def error_lines(source: str, errors: Sequence[SpecError], *, limit: int | None = LISTED) -> list[str]:
+    """The errors grouped by problem, one line (or two) each; an error about another file names it."""
     items: list[tuple[str | None, str]] = []
     for e in errors:
         where = e.where if e.source == source else e.source + (f", {e.where}" if e.where else "")
         items.append((where, e.problem))
-    listed = "".join(f"\n  - {line}" for line in group_problems(items, noun=noun))
-    return SpecError(source, f"{title}:{listed}", problems=[p for e in errors for p in e.problems])
+    return group_problems(items, limit=limit)
+
+
+def combine_errors(source: str, errors: Sequence[SpecError], *, title: str) -> SpecError:
+    """One :class:`SpecError` for several (``title`` heads the list): grouped by problem, each kept in ``errors``."""
+    if len(errors) == 1:
+        return errors[0]
+    listed = "".join(f"\n  - {line}" for line in error_lines(source, errors))
+    return SpecError(source, f"{title}:{listed}", errors=[one for e in errors for one in e.errors])
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,12 @@ def load_spec(
 
     Every problem of the document is reported at once, in one :class:`SpecError`.
     """
+    label, document, file = read_document(source, root_path=root_path)
+    return _Parser(document, label, file, strict_names).parse()
+
+
+def read_document(source: SpecSource, *, root_path: str | None = None) -> tuple[str, Mapping[str, Any], Path | None]:
+    """The document as read (nothing resolved): how errors name it, its mapping, and its file if it is one."""
     label = "<CLIENTAUTH_SPEC>"
     file: Path | None = None
     if callable(source) and not isinstance(source, Mapping):
@@ -166,7 +182,7 @@ def load_spec(
         raise SpecError(label, f"unsupported CLIENTAUTH_SPEC value of type {type(source).__name__}")
     if not isinstance(document, Mapping):
         raise SpecError(label, "the document is not a mapping (JSON object / YAML mapping)")
-    return _Parser(document, label, file, strict_names).parse()
+    return label, document, file
 
 
 def _read_file(path: Path, label: str) -> Any:
