@@ -1003,13 +1003,15 @@ def test_petstore_without_oauth_verifier_fails_start_up_naming_every_operation(m
     # one problem, said once, naming the five routes it affects
     assert "\n  - security scheme(s) 'petstore_auth' (oauth2) are not API keys" in message
     routes = message.split("\n    in 5 routes: ")[1].split("; ")
-    assert sorted(routes) == sorted([
-        "POST /v2/pet (operation POST /pet)",
-        "PUT /v2/pet (operation PUT /pet)",
-        "GET, HEAD /v2/pet/findByStatus (operation GET /pet/findByStatus)",
-        "POST /v2/pet/<int:petId> (operation POST /pet/{petId})",
-        "DELETE /v2/pet/<int:petId> (operation DELETE /pet/{petId})",
-    ])  # GET /pet/{petId} (api_key), the inventory, the login: enforceable
+    assert sorted(routes) == sorted(
+        [
+            "POST /v2/pet (operation POST /pet)",
+            "PUT /v2/pet (operation PUT /pet)",
+            "GET, HEAD /v2/pet/findByStatus (operation GET /pet/findByStatus)",
+            "POST /v2/pet/<int:petId> (operation POST /pet/{petId})",
+            "DELETE /v2/pet/<int:petId> (operation DELETE /pet/{petId})",
+        ]
+    )  # GET /pet/{petId} (api_key), the inventory, the login: enforceable
     assert message.count("@auth.scheme_handler('petstore_auth')") == 1
     assert "CLIENTAUTH_UNHANDLED_SCHEMES = 'deny'" in message
     assert message.count("\n  - ") == 1
