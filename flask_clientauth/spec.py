@@ -439,7 +439,7 @@ class _Parser:
                 )
             if key == "security" and level != "path":
                 continue
-            if key == "security" or difflib.get_close_matches(key.lower(), ["security"], n=1, cutoff=0.8):
+            if key == "security" or difflib.get_close_matches(key.lower(), ["security"], n=1, cutoff=0.75):
                 if level == "path" and key == "security":
                     text = (
                         "'security' on a path item is not OpenAPI: it is ignored, and its operations get the "
