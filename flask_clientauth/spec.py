@@ -215,6 +215,16 @@ def _read_file(path: Path, label: str) -> Any:
 
 #: A ``$ref`` that is not a relative reference: ``https://...``, ``//host/...``, ``file:...``.
 _REMOTE_REF = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:|//)")
+#: Keys OpenAPI (2.0 / 3.x) defines where security is read: only other keys are checked for misspellings.
+_KNOWN_KEYS = frozenset(
+    (
+        *HTTP_METHODS,
+        *("swagger", "openapi", "info", "host", "basePath", "schemes", "consumes", "produces", "paths"),
+        *("definitions", "parameters", "responses", "securityDefinitions", "tags", "externalDocs"),
+        *("servers", "components", "webhooks", "jsonSchemaDialect", "summary", "description", "$ref"),
+        *("operationId", "requestBody", "callbacks", "deprecated"),
+    )
+)
 #: Keys a ``$ref``'s siblings may not redefine differently from what it points to (security depends on them).
 _GUARDED_KEYS = frozenset((*HTTP_METHODS, "servers", "security"))
 
@@ -438,6 +448,8 @@ class _Parser:
                     where,
                 )
             if key == "security" and level != "path":
+                continue
+            if key in _KNOWN_KEYS:
                 continue
             if key == "security" or difflib.get_close_matches(key.lower(), ["security"], n=1, cutoff=0.75):
                 if level == "path" and key == "security":
