@@ -476,7 +476,7 @@ class _Parser:
             if scheme.location == "header" and "_" in (scheme.param or ""):
                 self.warn(
                     f"security scheme {scheme.name!r} reads the header {scheme.param!r}, whose name contains '_': "
-                    "gunicorn (by default) and nginx (underscores_in_headers off) drop such headers, so this "
+                    "gunicorn and Werkzeug's server (by default) and nginx (underscores_in_headers off) drop such headers, so this "
                     f"credential may never arrive; prefer {(scheme.param or '').replace('_', '-')!r}"
                 )
 

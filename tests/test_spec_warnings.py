@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from sqlalchemy import create_engine
 
-from flask_clientauth import SpecError, load_spec
+from flask_clientauth import ClientStore, SpecError, load_spec
+from test_e2e import Server, free_port
 
 from conftest import HID, HSEC, QID, QSEC, AppFactory
 
@@ -147,3 +153,61 @@ def test_used_query_secret_scheme_still_warns(make_app: AppFactory, caplog: pyte
     make_app(spec=doc(paths, schemes=schemes, security=[{"hid": [], "hsec": []}]), routes=False)
     (message,) = warnings(caplog)
     assert "'qsec' takes the client secret in the query parameter 'client_secret'" in message
+
+
+# -- why (c) warns: real servers drop the header the document names ------------------------------------
+
+UNDERSCORE_APP = """
+import os
+
+from flask import Flask
+from flask_clientauth import ClientAuth
+
+app = Flask(__name__)
+app.config.update(
+    CLIENTAUTH_SPEC={
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "components": {"securitySchemes": {"clientId": {"type": "apiKey", "in": "header", "name": "X_Client_Id"}}},
+        "paths": {
+            "/api/status": {"get": {"security": [], "responses": {"200": {"description": "ok"}}}},
+            "/items": {"get": {"security": [{"clientId": []}], "responses": {"200": {"description": "ok"}}}},
+        },
+    },
+    CLIENTAUTH_DATABASE_URI=os.environ["UNDERSCORE_DB"],
+    CLIENTAUTH_RATELIMIT_ENABLED=False,
+)
+auth = ClientAuth(app)
+app.add_url_rule("/api/status", "status", lambda: "ok")
+app.add_url_rule("/items", "items", lambda: "items")
+auth.routes(app)
+"""
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "werkzeug"])
+def test_underscore_header_never_reaches_the_app_through_real_servers(tmp_path: Path, server: str) -> None:
+    (tmp_path / "underscore_app.py").write_text(UNDERSCORE_APP)
+    database = f"sqlite:///{tmp_path}/clients.sqlite3"
+    engine = create_engine(database)
+    store = ClientStore(lambda: engine, bcrypt_rounds=4)
+    store.create_all()
+    record, _ = store.create("app", with_secret=False)
+    engine.dispose()
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "UNDERSCORE_DB": database, "PYTHONUNBUFFERED": "1"}
+    if server == "gunicorn":
+        cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "underscore_app:app"]
+    else:
+        run = f"from werkzeug.serving import run_simple; from underscore_app import app; run_simple('127.0.0.1', {port}, app)"
+        cmd = [sys.executable, "-c", run]
+    srv = Server(cmd, env, tmp_path, port, "underscore")
+    try:
+        srv.wait_ready()
+        assert "reads the header 'X_Client_Id', whose name contains '_'" in srv.output()  # said at start-up
+        as_documented = requests.get(srv.url + "/items", headers={"X_Client_Id": record.client_id}, timeout=10)
+        assert as_documented.status_code == 401  # the server dropped it: the app never saw the ID
+        assert as_documented.json()["moreInformation"] == "Client ID missing"
+        dashed = requests.get(srv.url + "/items", headers={"X-Client-Id": record.client_id}, timeout=10)
+        assert dashed.status_code == 200  # what the warning advises
+    finally:
+        srv.stop()
