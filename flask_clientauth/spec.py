@@ -509,6 +509,10 @@ class _Parser:
         if not isinstance(raw, Mapping):
             self.errors.append(self.fail(f"{where} must be a mapping"))
             return {}
+        other = self.doc.get("components") if version == 2 else self.doc
+        misplaced = "components.securitySchemes" if version == 2 else "securityDefinitions"
+        if isinstance(other, Mapping) and (other.get("securitySchemes") if version == 2 else other.get(misplaced)):
+            self.warn(f"{misplaced} is not OpenAPI {self.openapi}'s: its schemes are ignored; write them in {where}")
         schemes: dict[str, Scheme] = {}
         for key, body in raw.items():
             name = str(key)

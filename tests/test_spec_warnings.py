@@ -211,3 +211,17 @@ def test_underscore_header_never_reaches_the_app_through_real_servers(tmp_path: 
         assert dashed.status_code == 200  # what the warning advises
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize(("version", "misplaced"), [("3.0.3", "securityDefinitions"), ("2.0", "components")])
+def test_schemes_in_the_other_versions_place_warn(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture, version: str, misplaced: str
+) -> None:
+    document = doc({"/a": {"get": op()}}, schemes={}, version=version)
+    document[misplaced] = {"securitySchemes": {"clientId": HID}} if misplaced == "components" else {"clientId": HID}
+    make_app(spec=document, routes=False)
+    where = "components.securitySchemes" if version == "2.0" else "securityDefinitions"
+    home = "securityDefinitions" if version == "2.0" else "components.securitySchemes"
+    assert warnings(caplog) == [
+        f"clientauth: <dict>: {where} is not OpenAPI {version}'s: its schemes are ignored; write them in {home}"
+    ]
