@@ -52,7 +52,7 @@ def main() -> None:
     assert secret is not None
     base_url = f"http://127.0.0.1:{port}"
     spec = state.spec()
-    print(f"Spec:          {spec.source} (OpenAPI {spec.version})", flush=True)
+    print(f"Spec:          {spec.source} (OpenAPI {spec.openapi})", flush=True)
     print(f"Client:        {record.name}", flush=True)
     print(f"Client ID:     {record.client_id}", flush=True)
     print(f"Client secret: {secret}   (shown once: only its hash is stored)", flush=True)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from flask import current_app
-from flask.cli import AppGroup
+from flask import Flask, current_app
+from flask.cli import AppGroup, ScriptInfo
 
 from .extension import ClientAuthState
 from .keys import check_secret_format
 from .routing import RouteInfo
-from .spec import SpecError
+from .spec import SpecError, error_lines, load_spec, read_document, unrequired_keys_warning
 from .store import ClientNotFound, ClientRecord, DuplicateClientId, StoreBusy, StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -241,6 +243,7 @@ def routes(as_json: bool) -> None:
     rows, problems = table.inspect(rules)
     rows.sort(key=lambda r: (r.rule, r.method))
     unserved = sorted({op.label for op in table.unserved(rules)})
+    refs = {op.label: op.ref for op in table.spec.operations if op.ref}
     undocumented = sorted(
         {f"{r.method} {r.rule}" for r in rows if r.operation is None and r.method not in ("HEAD", "OPTIONS")}
     )
@@ -248,7 +251,7 @@ def routes(as_json: bool) -> None:
         _echo_json(
             {
                 "spec": table.spec.source,
-                "openapi": table.spec.version,
+                "openapi": table.spec.openapi,
                 "routes": [
                     {
                         "rule": r.rule,
@@ -260,6 +263,7 @@ def routes(as_json: bool) -> None:
                         "optional": r.policy.optional,
                         "origin": r.policy.origin,
                         "error": r.error,
+                        "ref": refs.get(r.operation or ""),
                     }
                     for r in rows
                 ],
@@ -269,21 +273,22 @@ def routes(as_json: bool) -> None:
             }
         )
     else:
-        _echo_routes(table.spec.source, table.spec.version, rows, unserved, undocumented, problems)
+        _echo_routes(table.spec.source, table.spec.openapi, rows, refs, unserved, undocumented, problems)
     if problems:
         sys.exit(1)
 
 
 def _echo_routes(
     source: str,
-    version: int,
+    version: str,
     rows: list[RouteInfo],
+    refs: dict[str, str],
     unserved: list[str],
     undocumented: list[str],
     problems: list[str],
 ) -> None:
     """The human form of ``routes``: one aligned table, then what does not match up."""
-    click.echo(f"Spec: {source} (OpenAPI {'2.0' if version == 2 else '3.x'})")
+    click.echo(f"Spec: {source} (OpenAPI {version})")
     header = ("METHOD", "RULE", "OPERATION", "REQUIREMENT", "SCHEMES", "FROM")
     table = [
         (
@@ -292,7 +297,7 @@ def _echo_routes(
             r.operation or "-",
             "ERROR (see below)" if r.error else r.policy.describe(),
             " | ".join("+".join(a.names) for a in r.policy.alternatives) or "-",
-            r.policy.origin or "-",
+            (r.policy.origin or "-") + (f" via $ref {refs[r.operation]}" if r.operation in refs else ""),
         )
         for r in rows
     ]
@@ -309,3 +314,123 @@ def _echo_routes(
             click.echo(f"\n{title}")
             for line in lines:
                 click.echo(f"  {line}")
+
+
+@clients.command("check", with_appcontext=False)
+@click.argument("spec_path", required=False, type=click.Path(dir_okay=False))
+@json_option
+def check(spec_path: str | None, as_json: bool) -> None:
+    """Validate the OpenAPI document and report everything found: validator errors, the problems
+    Flask-ClientAuth refuses to start with, routes that cannot be enforced, and warnings.
+
+    SPEC_PATH checks that file instead of the app's CLIENTAUTH_SPEC (works even when the app does not
+    start). Exits with status 1 when there is an error; warnings alone do not fail.
+    """
+    report = _check(spec_path)
+    if as_json:
+        _echo_json(report)
+    else:
+        _echo_check(report)
+    if report["validator_errors"] or report["errors"] or report["route_errors"]:
+        sys.exit(1)
+
+
+def _check(spec_path: str | None) -> dict[str, Any]:
+    """What ``check`` reports, as plain data (the ``--json`` form)."""
+    report: dict[str, Any] = {
+        "spec": spec_path,
+        "openapi": None,
+        "validator": None,
+        "validator_errors": [],
+        "errors": [],
+        "route_errors": [],
+        "warnings": [],
+    }
+    app: Flask | None = None
+    source: Any = spec_path
+    root_path: str | None = None
+    strict = False
+    if spec_path is None:
+        try:
+            app = click.get_current_context().ensure_object(ScriptInfo).load_app()
+        except SpecError as exc:  # init_app refused the document: report it, and validate that file
+            report["errors"] = error_lines(exc.source, exc.errors, limit=None)
+            report["spec"] = source = exc.source if Path(exc.source).is_file() else None
+        else:
+            if "clientauth" not in app.extensions:
+                raise click.ClickException("Flask-ClientAuth is not initialised on this app (ClientAuth(app)).")
+            source, root_path = app.config["CLIENTAUTH_SPEC"], app.root_path
+            strict = bool(app.config["CLIENTAUTH_STRICT_NAMES"])
+    if source is None:
+        return report
+    with app.app_context() if app is not None else contextlib.nullcontext():
+        try:
+            label, document, file = read_document(source, root_path=root_path)
+        except SpecError as exc:
+            report["spec"], report["errors"] = exc.source, [exc.rule]
+            return report
+        report["spec"] = label
+        report["validator"], report["validator_errors"] = _validate(document, file)
+        if report["errors"]:
+            return report
+        try:
+            spec = load_spec(source, root_path=root_path, strict_names=strict)
+        except SpecError as exc:
+            report["errors"] = error_lines(exc.source, exc.errors, limit=None)
+            return report
+        report["openapi"], report["warnings"] = spec.openapi, list(spec.warnings)
+        if app is None:
+            return report
+        rows, report["route_errors"] = _state().table().inspect(current_app.url_map.iter_rules(), limit=None)
+        warning = unrequired_keys_warning(spec, [(f"{r.method} {r.rule}", r.policy) for r in rows if not r.error])
+        if warning is not None:
+            report["warnings"].append(warning)
+    return report
+
+
+def _validate(document: Mapping[str, Any], file: Path | None) -> tuple[str, list[str]]:
+    """Every error openapi-spec-validator finds (never fetching a remote ``$ref``)."""
+    try:
+        from jsonschema_path.handlers import default_handlers
+        from openapi_spec_validator import __version__
+        from openapi_spec_validator.shortcuts import get_validator_cls
+        from openapi_spec_validator.validation.exceptions import ValidatorDetectError
+    except ImportError:
+        raise click.ClickException(
+            "'flask clients check' needs openapi-spec-validator: pip install 'Flask-ClientAuth[check]'"
+        ) from None
+    name = f"openapi-spec-validator {__version__}"
+    try:
+        cls = get_validator_cls(document)
+    except ValidatorDetectError:
+        return name, ["$: neither 'swagger: \"2.0\"' nor a supported 'openapi' version"]
+    local = type(cls.__name__, (cls,), {"resolver_handlers": {"file": default_handlers["file"]}})
+    errors = []
+    try:
+        for error in local(document, base_uri=file.resolve().as_uri() if file is not None else "").iter_errors():
+            path = getattr(error, "json_path", "$")
+            message = str(error.message).split("\n")[0]  # the rest repeats the schema and the instance
+            message = message if len(message) <= 300 else message[:300] + "..."
+            errors.append(f"{path}: {message}")
+    except Exception as exc:  # e.g. a $ref it cannot resolve: what it found so far, and why it stopped
+        errors.append(f"the validator stopped ({type(exc).__name__}: {exc})")
+    return name, errors
+
+
+def _echo_check(report: dict[str, Any]) -> None:
+    """The human form of ``check``: each section with every item, then a one-line verdict."""
+    version = f" (OpenAPI {report['openapi']})" if report["openapi"] else ""
+    click.echo(f"Spec: {report['spec'] or '-'}{version}")
+    sections = (
+        (f"Validator ({report['validator']})" if report["validator"] else "Validator", report["validator_errors"]),
+        ("Flask-ClientAuth refuses the document", report["errors"]),
+        ("Routes that cannot be enforced", report["route_errors"]),
+        ("Warnings", report["warnings"]),
+    )
+    for title, lines in sections:
+        if lines:
+            click.echo(f"\n{title}: {len(lines)}")
+            for line in lines:
+                click.echo(f"  - {line}")
+    failed = sum(len(report[k]) for k in ("validator_errors", "errors", "route_errors"))
+    click.echo(f"\n{failed} error(s), {len(report['warnings'])} warning(s)." if failed else "\nNo errors found.")

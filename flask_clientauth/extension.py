@@ -21,7 +21,7 @@ from .credentials import hide
 from .errors import AuthFailure, default_response
 from .models import Base
 from .routing import Override, RouteInfo, RouteTable
-from .spec import Spec, SpecError, load_spec
+from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
 from .store import ClientStore
 from .throttle import FailureThrottle
 from .verify import Authenticator, escape
@@ -121,7 +121,8 @@ class ClientAuthState:
             with self._lock:
                 if self._spec is None:
                     spec = self._load_spec()
-                    _warn_query_secrets(spec)
+                    for warning in spec.warnings:  # once per app, at init_app when the document is a file
+                        logger.warning("clientauth: %s", warning)
                     self._spec = spec
         return self._spec
 
@@ -153,6 +154,9 @@ class ClientAuthState:
             self.startup_error, self.checked, self.ready = error, True, False
             raise error from exc
         self.startup_error, self.checked, self.ready = None, True, True
+        warning = unrequired_keys_warning(self.spec(), [(f"{r.method} {r.rule}", r.policy) for r in rows])
+        if warning is not None:
+            logger.warning("clientauth: %s", warning)
         return rows
 
     def check_once(self, rules: Iterable[Rule]) -> SpecError | None:
@@ -361,20 +365,6 @@ class ClientAuth:
         return self.state(target).check(target.url_map.iter_rules())
 
     # -- the hook ---------------------------------------------------------------------
-
-
-def _warn_query_secrets(spec: Spec) -> None:
-    """Once per app: a client secret in the query string ends up in access logs (the seeds' warning)."""
-    for scheme in spec.schemes.values():
-        if scheme.location == "query" and scheme.key_type == "client_secret":
-            logger.warning(
-                "clientauth: %s: security scheme %r takes the client secret in the query parameter %r; "
-                "this is less secure, as the secret can end up in access logs: prefer a header, or redact "
-                "the parameter from your logs",
-                spec.source,
-                scheme.name,
-                scheme.param,
-            )
 
 
 def _source_label(source: Any) -> str:

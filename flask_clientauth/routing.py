@@ -18,7 +18,7 @@ from typing import Any, Literal
 from werkzeug.routing import Rule
 
 from .requirements import Policy
-from .spec import Operation, Spec, SpecError
+from .spec import LISTED, Operation, Spec, SpecError, group_problems
 
 _FLASK_VAR = re.compile(r"<(?:[^<>:]+:)?[^<>:]+>")
 _SPEC_VAR = re.compile(r"\{[^{}/]+\}")
@@ -267,10 +267,10 @@ class RouteTable:
         deny = not kept and not policy.optional
         return dataclasses.replace(policy, alternatives=kept, deny=deny, dropped=tuple(names))
 
-    def inspect(self, rules: Iterable[Rule]) -> tuple[list[RouteInfo], list[str]]:
-        """Resolve every rule and method; the rows (errors included) and one line per problem.
+    def inspect(self, rules: Iterable[Rule], *, limit: int | None = LISTED) -> tuple[list[RouteInfo], list[str]]:
+        """Resolve every rule and method; the rows (errors included) and one line per distinct problem.
 
-        Problems of one rule shared by several methods (``GET``, ``HEAD``, ``OPTIONS``) make one line.
+        A line names the routes a problem affects (``limit`` of them); methods of one rule are one route.
         """
         rows = []
         problems: dict[tuple[str, str | None, str], list[str]] = {}
@@ -286,16 +286,16 @@ class RouteTable:
                     rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, label, Policy(deny=True), problem))
                     continue
                 rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, label, policy))
-        lines = [
-            f"{', '.join(methods)} {rule}" + (f" (operation {operation})" if operation else "") + f": {problem}"
+        places = [
+            (f"{', '.join(methods)} {rule}" + (f" (operation {operation})" if operation else ""), problem)
             for (rule, operation, problem), methods in problems.items()
         ]
-        return rows, lines
+        return rows, group_problems(places, noun="routes", limit=limit)
 
     def build(self, rules: Iterable[Rule]) -> list[RouteInfo]:
         """Resolve every rule and method now (start-up, diagnostics); raise naming every error."""
         rows, lines = self.inspect(rules)
-        if len(lines) == 1:
+        if len(lines) == 1 and "\n" not in lines[0]:
             raise SpecError(self.spec.source, lines[0])
         if lines:
             listed = "".join(f"\n  - {line}" for line in lines)

@@ -244,8 +244,8 @@ def test_ref_to_a_missing_file_names_that_file(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(document(paths={"/a": {"$ref": "gone.yaml#/a"}})))
     with pytest.raises(SpecError) as info:
         load_spec(path)
-    assert info.value.source == str(tmp_path / "gone.yaml")
-    assert info.value.rule == "file not found"
+    assert info.value.source == str(path)  # the document, the path and the missing file
+    assert info.value.rule == f"path /a: $ref 'gone.yaml#/a': {tmp_path / 'gone.yaml'}: file not found"
 
 
 # -- documents that cannot be enforced as written: SpecError(source, rule) -----------------------
