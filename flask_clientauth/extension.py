@@ -21,6 +21,7 @@ from .credentials import hide
 from .errors import AuthFailure, default_response
 from .models import Base
 from .routing import Override, RouteInfo, RouteTable
+from .settings import DEFAULTS, read_settings
 from .spec import Spec, SpecError, load_spec
 from .store import ClientStore
 from .throttle import FailureThrottle
@@ -35,29 +36,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: What ``exempt`` / ``require`` decorate: a view function, a class-based view or a blueprint.
 V = TypeVar("V", bound=Callable[..., Any] | Blueprint)
 
-#: Every configuration key with its default (documented in the README).
-DEFAULTS: dict[str, Any] = {
-    "CLIENTAUTH_SPEC": None,
-    "CLIENTAUTH_DATABASE_URI": None,
-    "CLIENTAUTH_ENGINE_OPTIONS": {},
-    "CLIENTAUTH_BCRYPT_ROUNDS": 12,
-    "CLIENTAUTH_MIN_SECRET_LENGTH": 16,
-    "CLIENTAUTH_ERROR_DETAIL": "default",
-    "CLIENTAUTH_HIDE_CREDENTIALS": False,
-    "CLIENTAUTH_STRICT_NAMES": False,
-    "CLIENTAUTH_CORS_PREFLIGHT": "auto",
-    "CLIENTAUTH_UNHANDLED_SCHEMES": "error",
-    "CLIENTAUTH_CACHE_SIZE": 10_000,
-    "CLIENTAUTH_CACHE_TTL": 300.0,
-    "CLIENTAUTH_NEGATIVE_CACHE_SIZE": 10_000,
-    "CLIENTAUTH_NEGATIVE_CACHE_TTL": 5.0,
-    "CLIENTAUTH_REVOCATION_INTERVAL": 1.0,
-    "CLIENTAUTH_RATELIMIT_ENABLED": True,
-    "CLIENTAUTH_RATELIMIT_STORAGE_URI": "memory://",
-    "CLIENTAUTH_RATELIMIT_STRATEGY": "fixed-window",
-    "CLIENTAUTH_RATELIMIT_PER_CLIENT": "20/minute",
-    "CLIENTAUTH_RATELIMIT_PER_ADDRESS": "60/minute",
-}
 
 
 class ClientAuthState:
@@ -266,14 +244,7 @@ class ClientAuth:
             raise RuntimeError("Flask-ClientAuth is already registered on this app.")
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        if app.config["CLIENTAUTH_SPEC"] is None:
-            raise RuntimeError("CLIENTAUTH_SPEC must be set to an OpenAPI document (path, dict or callable).")
-        if app.config["CLIENTAUTH_ERROR_DETAIL"] not in ("default", "gateway"):
-            raise RuntimeError("CLIENTAUTH_ERROR_DETAIL must be 'default' or 'gateway'.")
-        if app.config["CLIENTAUTH_CORS_PREFLIGHT"] not in ("auto", "enforce", "allow"):
-            raise RuntimeError("CLIENTAUTH_CORS_PREFLIGHT must be 'auto', 'enforce' or 'allow'.")
-        if app.config["CLIENTAUTH_UNHANDLED_SCHEMES"] not in ("error", "deny"):
-            raise RuntimeError("CLIENTAUTH_UNHANDLED_SCHEMES must be 'error' or 'deny'.")
+        read_settings(app.config)  # a ConfigurationError naming the key, before anything is built
         engine = None
         if self.db is not None:
             db = self.db
