@@ -18,8 +18,9 @@ from . import errors
 from .cache import CredentialCache
 from .context import set_auth_state
 from .credentials import hide
-from .errors import AuthFailure, default_response
+from .errors import AuthFailure, default_response, www_authenticate
 from .models import Base
+from .requirements import Policy
 from .routing import Override, RouteInfo, RouteTable
 from .settings import DEFAULTS, read_settings
 from .spec import Spec, SpecError, load_spec
@@ -35,7 +36,6 @@ logger = logging.getLogger("flask_clientauth")
 F = TypeVar("F", bound=Callable[..., Any])
 #: What ``exempt`` / ``require`` decorate: a view function, a class-based view or a blueprint.
 V = TypeVar("V", bound=Callable[..., Any] | Blueprint)
-
 
 
 class ClientAuthState:
@@ -198,7 +198,7 @@ class ClientAuthState:
                 auth = self.authenticator.check(policy, req)
             except AuthFailure as failure:
                 logger.info("clientauth: %s %s -> %s %s", req.method, escape(req.path), failure.status, failure.code)
-                return self.respond(failure)
+                return self.respond(failure, policy)
             except Exception:  # never a traceback to the client, never an open door
                 logger.exception("clientauth: unexpected error while checking %s %s", req.method, escape(req.path))
                 return self.respond(AuthFailure(errors.STORE_UNAVAILABLE))
@@ -207,12 +207,22 @@ class ClientAuthState:
             hide(req, policy.api_keys)
         return None
 
-    def respond(self, failure: AuthFailure) -> Response:
-        """The response for a refusal: the app's ``@auth.error_handler``, or the JSON body."""
+    def respond(self, failure: AuthFailure, policy: Policy | None = None) -> Response:
+        """The response for a refusal: the app's ``@auth.error_handler``, or the JSON body.
+
+        A 401 gets the route's ``WWW-Authenticate`` challenge (RFC 9110 requires one) unless the
+        handler set its own.
+        """
         handler = self.extension._error_handler
         if handler is not None:
-            return current_app.make_response(handler(failure))
-        return default_response(failure, detail_mode=self.error_detail)
+            response = current_app.make_response(handler(failure))
+        else:
+            response = default_response(failure, detail_mode=self.error_detail)
+        if response.status_code == 401 and policy is not None and "WWW-Authenticate" not in response.headers:
+            challenge = www_authenticate(policy)
+            if challenge:
+                response.headers["WWW-Authenticate"] = challenge
+        return response
 
     def __repr__(self) -> str:
         return f"<ClientAuthState spec={self._spec.source if self._spec else self._spec_source!r}>"

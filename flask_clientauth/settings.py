@@ -121,7 +121,7 @@ def rate_limit(key: str, value: Any) -> str | None:
 
 def _text(key: str, value: Any, *, optional: bool = False) -> str | None:
     if (optional and value is None) or isinstance(value, str):
-        return value  # type: ignore[no-any-return]
+        return value
     raise ConfigurationError(f"{key} must be a string{' or None' if optional else ''}, not {type(value).__name__}")
 
 
