@@ -391,7 +391,11 @@ def _check_requirement(source: str, req: Requirement, at: str) -> None:
     if len(keys) > 2:
         raise SpecError(source, f"{at}: more than two API key schemes in one requirement ({names})")
     if len(ids) > 1:
-        raise SpecError(source, f"{at}: at most one client ID key per requirement ({names})")
+        raise SpecError(
+            source,
+            f"{at}: at most one client ID key per requirement ({names}); a key is a client secret when its "
+            "name contains 'secret' (any case) or it has x-key-type: client_secret, otherwise a client ID",
+        )
     if len(secrets) > 1:
         raise SpecError(source, f"{at}: at most one client secret key per requirement ({names})")
     if secrets and not ids:
