@@ -119,10 +119,22 @@ def rate_limit(key: str, value: Any) -> str | None:
     )
 
 
-def _text(key: str, value: Any, *, optional: bool = False) -> str | None:
-    if (optional and value is None) or isinstance(value, str):
-        return value
-    raise ConfigurationError(f"{key} must be a string{' or None' if optional else ''}, not {type(value).__name__}")
+def storage_uri(key: str, value: Any) -> str:
+    """A `limits` storage URI of a synchronous storage (``memory://``, ``redis://...``); only its scheme
+    is ever shown, the rest may hold a password."""
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key} must be a string, not {type(value).__name__}")
+    from limits import storage
+
+    scheme, found, _rest = value.partition("://")
+    known = sorted(s for s in getattr(storage, "SCHEMES", {}) if not s.startswith("async+"))
+    if not found or (known and scheme not in known):
+        shown = f"the scheme {scheme!r}" if found else "a value without '<scheme>://'"
+        raise ConfigurationError(
+            f"{key} must be a limits storage URI such as 'memory://' or 'redis://host:6379', not {shown}"
+            f" (known schemes: {', '.join(known)})"
+        )
+    return value
 
 
 def _mapping(key: str, value: Any) -> Mapping[str, Any]:
@@ -166,7 +178,7 @@ READERS: dict[str, Callable[[str, Any], Any]] = {
     "CLIENTAUTH_NEGATIVE_CACHE_TTL": number,
     "CLIENTAUTH_REVOCATION_INTERVAL": number,
     "CLIENTAUTH_RATELIMIT_ENABLED": flag,
-    "CLIENTAUTH_RATELIMIT_STORAGE_URI": _text,
+    "CLIENTAUTH_RATELIMIT_STORAGE_URI": storage_uri,
     "CLIENTAUTH_RATELIMIT_STRATEGY": lambda k, v: choice(k, v, RATELIMIT_STRATEGIES),
     "CLIENTAUTH_RATELIMIT_PER_CLIENT": rate_limit,
     "CLIENTAUTH_RATELIMIT_PER_ADDRESS": rate_limit,

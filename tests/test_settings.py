@@ -44,6 +44,18 @@ from conftest import AppFactory
         ("CLIENTAUTH_ERROR_DETAIL", "verbose", "CLIENTAUTH_ERROR_DETAIL must be 'default' or 'gateway', not 'verbose'"),
         ("CLIENTAUTH_ENGINE_OPTIONS", "pool_size=5", "CLIENTAUTH_ENGINE_OPTIONS must be a dict, not str"),
         ("CLIENTAUTH_RATELIMIT_STORAGE_URI", None, "CLIENTAUTH_RATELIMIT_STORAGE_URI must be a string, not NoneType"),
+        (
+            "CLIENTAUTH_RATELIMIT_STORAGE_URI",
+            "localhost:6379",
+            "CLIENTAUTH_RATELIMIT_STORAGE_URI must be a limits storage URI such as 'memory://' or "
+            "'redis://host:6379', not a value without '<scheme>://'",
+        ),
+        (
+            "CLIENTAUTH_RATELIMIT_STORAGE_URI",
+            "async+redis://:pw@localhost:6379",
+            "CLIENTAUTH_RATELIMIT_STORAGE_URI must be a limits storage URI such as 'memory://' or "
+            "'redis://host:6379', not the scheme 'async+redis'",
+        ),
     ],
 )
 def test_a_bad_value_fails_init_app_naming_the_key(make_app: AppFactory, key: str, value: Any, expected: str) -> None:
@@ -76,11 +88,16 @@ def test_good_values_are_accepted(make_app: AppFactory, config: dict[str, Any]) 
 def test_a_value_that_may_hold_a_password_is_never_shown(make_app: AppFactory) -> None:
     """A database URL pasted into the wrong key: the error names the key and the type, not the URL."""
     url = "postgresql://app:hunter2-very-secret@db.internal/clients"
-    for key in ("CLIENTAUTH_CACHE_TTL", "CLIENTAUTH_BCRYPT_ROUNDS", "CLIENTAUTH_RATELIMIT_PER_CLIENT"):
+    for key in (
+        "CLIENTAUTH_CACHE_TTL",
+        "CLIENTAUTH_BCRYPT_ROUNDS",
+        "CLIENTAUTH_RATELIMIT_PER_CLIENT",
+        "CLIENTAUTH_RATELIMIT_STORAGE_URI",
+    ):
         with pytest.raises(ConfigurationError, match=key) as info:
             make_app(**{key: url})
         assert "hunter2" not in str(info.value) and "db.internal" not in str(info.value)
-        assert "of type str" in str(info.value)
+        assert "of type str" in str(info.value) or "the scheme 'postgresql'" in str(info.value)
 
 
 def test_an_unknown_key_is_logged_with_the_closest_known_one(
