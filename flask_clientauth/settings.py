@@ -154,8 +154,9 @@ def _spec(key: str, value: Any) -> Any:
 
 
 def _database_uri(key: str, value: Any) -> Any:
-    # a str, or a sqlalchemy.engine.URL (create_engine takes both)
-    if value is None or isinstance(value, str) or type(value).__name__ == "URL":
+    from sqlalchemy.engine import URL
+
+    if value is None or isinstance(value, (str, URL)):  # create_engine takes both
         return value
     raise ConfigurationError(f"{key} must be a database URL (str) or None, not {type(value).__name__}")
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from flask_clientauth import ConfigurationError
 from flask_clientauth.settings import DEFAULTS, READERS
@@ -43,6 +44,7 @@ from conftest import AppFactory
         ),
         ("CLIENTAUTH_ERROR_DETAIL", "verbose", "CLIENTAUTH_ERROR_DETAIL must be 'default' or 'gateway', not 'verbose'"),
         ("CLIENTAUTH_ENGINE_OPTIONS", "pool_size=5", "CLIENTAUTH_ENGINE_OPTIONS must be a dict, not str"),
+        ("CLIENTAUTH_DATABASE_URI", 5432, "CLIENTAUTH_DATABASE_URI must be a database URL (str) or None, not int"),
         ("CLIENTAUTH_RATELIMIT_STORAGE_URI", None, "CLIENTAUTH_RATELIMIT_STORAGE_URI must be a string, not NoneType"),
         (
             "CLIENTAUTH_RATELIMIT_STORAGE_URI",
@@ -83,6 +85,11 @@ def test_the_configuration_error_is_a_runtime_error() -> None:
 def test_good_values_are_accepted(make_app: AppFactory, config: dict[str, Any]) -> None:
     app = make_app(**config)
     assert app.test_client().get("/api/status").status_code == 200
+
+
+def test_a_sqlalchemy_url_object_is_a_database_uri(make_app: AppFactory, sqlite_url: str) -> None:
+    app = make_app(CLIENTAUTH_DATABASE_URI=make_url(sqlite_url))
+    assert app.test_client().get("/api/branches").status_code == 401
 
 
 def test_a_value_that_may_hold_a_password_is_never_shown(make_app: AppFactory) -> None:
