@@ -1,5 +1,9 @@
-# make run       start the example app (SQLite in instance/) and print a ready-to-paste curl line
-# make test      run the whole test suite
+# make run       start the example app (SQLite in instance/) and print a ready-to-paste curl line;
+#                PORT=5001 make run (or make run PORT=5001) serves on another port (default 5000).
+#                It installs only the project itself (Flask, SQLAlchemy, ...), not the test extras.
+# make test      run the whole test suite; the PostgreSQL / MariaDB / Redis tests run only when
+#                CLIENTAUTH_TEST_POSTGRES_URL / _MARIADB_URL / _REDIS_URL are set (see README),
+#                and the summary says how many were skipped for each
 # make check     quality gates: ruff check, ruff format --check, mypy --strict, docs, packaging smoke test
 # make docs      build the Sphinx documentation (warnings are errors) into docs/_build/html
 # make dist      build sdist + wheel, twine check, install the wheel in a fresh venv and smoke-test it
@@ -14,6 +18,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# make run: the project alone (example_app imports only flask_clientauth, Flask and the standard library)
+RUN_STAMP := $(VENV)/.installed-run
+PORT   ?= 5000
 
 .PHONY: run test clean venv check lint typecheck docs dist test-min
 
@@ -28,8 +35,12 @@ $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e '.[test]'
 	@touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/python -m example_app
+$(RUN_STAMP): setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e .
+	@touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
+	PORT=$(PORT) $(BIN)/python -m example_app
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

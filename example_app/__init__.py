@@ -28,7 +28,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from flask_clientauth import ClientAuth
-from flask_clientauth.extension import DEFAULTS
+from flask_clientauth.settings import DEFAULTS
 
 from . import logs
 from .views import BranchBook, api

@@ -1,24 +1,37 @@
 """``python -m example_app`` (what ``make run`` runs): set up, register a client, serve.
 
-1. create or upgrade the client tables (the shipped migrations, as ``flask clients init-db``);
-2. resolve every route against the spec, failing now if one cannot be enforced;
-3. register a fresh client "Branch mobile app" and print a curl line with its ID and secret;
-4. serve on http://127.0.0.1:$PORT (default 5000) until Ctrl-C.
+1. resolve every route against the spec, failing now if one cannot be enforced;
+2. take the port (``PORT``, default 5000) on 127.0.0.1, failing with a clear message, before
+   anything is written, when another program holds it;
+3. create or upgrade the client tables (the shipped migrations, as ``flask clients init-db``);
+4. give the demo client "Branch mobile app" a new secret and print a curl line with its ID and
+   secret. The client is made once per store and reused by later runs (same ID, new secret: the
+   previous run's secret stops working), so repeated runs leave one working demo client;
+5. serve on http://127.0.0.1:$PORT until Ctrl-C or SIGTERM (both exit with status 0).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shlex
+import signal
+import socket
 import sys
+from types import FrameType
 
 from flask import Flask
+from werkzeug.serving import make_server
 
+from flask_clientauth import ClientRecord, ClientStore
 from flask_clientauth.migrate import upgrade
 
 from . import auth, create_app
 
 CLIENT_NAME = "Branch mobile app"
+#: Marks the clients this script made, so that a later run reuses them (and never touches the user's own).
+CLIENT_DESCRIPTION = "Created by 'python -m example_app'"
+HOST = "127.0.0.1"
 
 
 def curl_command(app: Flask, base_url: str, client_id: str, secret: str, path: str = "/branches") -> str:
@@ -43,24 +56,73 @@ def curl_command(app: Flask, base_url: str, client_id: str, secret: str, path: s
     return shlex.join(["curl", "-i", *headers, url])
 
 
+def listen(port: int) -> socket.socket:
+    """The server's listening socket, taken before any client is made; a busy port ends the run here."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Werkzeug: restart despite TIME_WAIT
+    try:
+        sock.bind((HOST, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        reason = "is in use by another program" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+        raise SystemExit(
+            f"example_app: port {port} on {HOST} {reason}; nothing was changed. Stop that program, or choose "
+            f"another port: PORT={port + 1} make run (or PORT={port + 1} python -m example_app)"
+        ) from None
+    return sock
+
+
+def demo_client(store: ClientStore) -> tuple[ClientRecord, str, bool]:
+    """The demo client with a new secret, and whether an earlier run made it.
+
+    Earlier runs' client keeps its ID and is enabled again; more than one (as older versions of
+    this script left behind) are deleted but the first.
+    """
+    earlier = [r for r in store.list() if r.name == CLIENT_NAME and r.description == CLIENT_DESCRIPTION]
+    if not earlier:
+        record, secret = store.create(CLIENT_NAME, description=CLIENT_DESCRIPTION)
+        assert secret is not None
+        return record, secret, False
+    keep, *extra = earlier
+    for record in extra:
+        store.delete(record.client_id)
+    if not keep.enabled:
+        store.set_enabled(keep.client_id, True)
+    record, secret = store.reset_secret(keep.client_id)
+    return record, secret, True
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # the server's loop ends on it, as on Ctrl-C
+
+
 def main() -> None:
-    port = int(os.environ.get("PORT", "5000"))
+    raw_port = os.environ.get("PORT", "5000")
+    if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
+        raise SystemExit(f"example_app: PORT must be a TCP port number (1-65535), not {raw_port!r}")
+    port = int(raw_port)
     app = create_app()
+    sock = listen(port)
     state = auth.state(app)
     upgrade(state.store.engine)
-    record, secret = state.store.create(CLIENT_NAME, description="Created by 'python -m example_app'")
-    assert secret is not None
-    base_url = f"http://127.0.0.1:{port}"
+    record, secret, reused = demo_client(state.store)
+    base_url = f"http://{HOST}:{port}"
     spec = state.spec()
     print(f"Spec:          {spec.source} (OpenAPI {spec.openapi})", flush=True)
-    print(f"Client:        {record.name}", flush=True)
+    note = "   (from an earlier run: same ID, new secret)" if reused else ""
+    print(f"Client:        {record.name}{note}", flush=True)
     print(f"Client ID:     {record.client_id}", flush=True)
     print(f"Client secret: {secret}   (shown once: only its hash is stored)", flush=True)
     print("Call the API:", flush=True)
     print(f"  {curl_command(app, base_url, record.client_id, secret)}", flush=True)
     print(f"  curl -i {base_url}/api/status   # public", flush=True)
     sys.stdout.flush()
-    app.run(host="127.0.0.1", port=port, threaded=True, use_reloader=False, debug=False)
+    server = make_server(HOST, port, app, threaded=True, fd=sock.fileno())
+    sock.close()  # the server holds its own copy of the socket
+    signal.signal(signal.SIGTERM, _stop)  # also when started with SIGINT ignored (a background job)
+    server.log_startup()
+    server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from .context import AuthenticatedClient, client_key, current_client, get_curren
 from .errors import AuthFailure
 from .extension import ClientAuth, ClientAuthState
 from .requirements import Policy, Requirement, Scheme
+from .settings import ConfigurationError
 from .spec import Spec, SpecError, load_spec
 from .store import ClientNotFound, ClientRecord, ClientStore, StoreError
 
@@ -17,6 +18,7 @@ __all__ = [
     "ClientNotFound",
     "ClientRecord",
     "ClientStore",
+    "ConfigurationError",
     "Policy",
     "Requirement",
     "Scheme",

@@ -103,12 +103,18 @@ def init_db() -> None:
 
 @clients.command("create")
 @click.argument("name")
-@click.option("--description", default="", help="Free text shown by 'show' and 'list'.")
-@click.option("--no-secret", is_flag=True, help="Create an ID-only client (a secret can be set later).")
+@click.option("--description", default="", help="Free text shown by 'show' and 'list --json'.")
+@click.option(
+    "--no-secret", is_flag=True, help="Create an ID-only client: SECRET is 'none' (set one later with 'set-secret')."
+)
 @json_option
 @_errors
 def create(name: str, description: str, no_secret: bool, as_json: bool) -> None:
-    """Register a client; prints its ID and secret once."""
+    """Register a client named NAME; prints its client ID and secret once.
+
+    The new client gets a generated CLIENT ID, is ENABLED, and has a generated SECRET (only its
+    hash is stored), which is how 'list' shows it: CLIENT ID, ENABLED yes, SECRET set, NAME.
+    """
     try:
         record, secret = _state().store.create(name, description=description, with_secret=not no_secret)
     except ValueError as exc:
@@ -221,7 +227,15 @@ def delete(client_id: str, yes: bool, as_json: bool) -> None:
     store = _state().store
     record = store.require(client_id)
     if not yes:
-        click.confirm(f"Delete client {record.client_id} ({record.name})?", abort=True)
+        try:  # the question goes to stderr: stdout holds only the result (--json)
+            confirmed = click.confirm(f"Delete client {record.client_id} ({record.name})?", err=True)
+        except click.Abort:  # end of input: nobody answered (no terminal, stdin empty)
+            raise click.ClickException(
+                f"client {record.client_id} not deleted: no answer to the confirmation question "
+                "(standard input is not a terminal); pass --yes to delete without asking"
+            ) from None
+        if not confirmed:
+            raise click.Abort()
     store.delete(client_id)
     if as_json:
         _echo_json({"client_id": client_id, "deleted": True})

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from flask import Response
+
+if TYPE_CHECKING:
+    from .requirements import Policy
 
 #: ``CLIENTAUTH_ERROR_DETAIL = "gateway"``: the DataPower API Gateway's one text for every 401.
 GATEWAY_401_TEXT = "Invalid client id or secret."
@@ -82,3 +87,25 @@ def default_response(failure: AuthFailure, *, detail_mode: str = "default") -> R
         message = GATEWAY_401_TEXT
     body = json.dumps(error_body(failure.status, message))
     return Response(body, status=failure.status, mimetype="application/json", headers=failure.headers)
+
+
+def www_authenticate(policy: Policy) -> str:
+    """The ``WWW-Authenticate`` value of a 401 on a route: one ``ApiKey`` challenge per place a client
+    ID is accepted, e.g. ``ApiKey in="header", name="X-IBM-Client-Id"``.
+
+    No scheme is registered for API keys; this is the form ASP.NET Core's ApiKey handlers send,
+    with OpenAPI's own words (``in``, ``name``). It depends only on the route, never on what
+    failed, so ``CLIENTAUTH_ERROR_DETAIL = "gateway"`` 401s stay identical. Empty when no
+    alternative takes an API key (the app's scheme handlers know their own challenge).
+    """
+    challenges: list[str] = []
+    for requirement in policy.alternatives:
+        scheme = requirement.client_id
+        if scheme is None or scheme.location is None or scheme.param is None:
+            continue
+        # a quoted-string of printable ASCII: a query or cookie name is shown as it is sent, encoded
+        name = quote(scheme.param, safe="!#$&'()*+,/:;=?@[]~^`{|}<>%")
+        challenge = f'ApiKey in="{scheme.location}", name="{name}"'
+        if challenge not in challenges:
+            challenges.append(challenge)
+    return ", ".join(challenges)

@@ -18,9 +18,11 @@ from . import errors
 from .cache import CredentialCache
 from .context import set_auth_state
 from .credentials import hide
-from .errors import AuthFailure, default_response
+from .errors import AuthFailure, default_response, www_authenticate
 from .models import Base
+from .requirements import Policy
 from .routing import Override, RouteInfo, RouteTable
+from .settings import DEFAULTS, read_settings
 from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
 from .store import ClientStore
 from .throttle import FailureThrottle
@@ -34,30 +36,6 @@ logger = logging.getLogger("flask_clientauth")
 F = TypeVar("F", bound=Callable[..., Any])
 #: What ``exempt`` / ``require`` decorate: a view function, a class-based view or a blueprint.
 V = TypeVar("V", bound=Callable[..., Any] | Blueprint)
-
-#: Every configuration key with its default (documented in the README).
-DEFAULTS: dict[str, Any] = {
-    "CLIENTAUTH_SPEC": None,
-    "CLIENTAUTH_DATABASE_URI": None,
-    "CLIENTAUTH_ENGINE_OPTIONS": {},
-    "CLIENTAUTH_BCRYPT_ROUNDS": 12,
-    "CLIENTAUTH_MIN_SECRET_LENGTH": 16,
-    "CLIENTAUTH_ERROR_DETAIL": "default",
-    "CLIENTAUTH_HIDE_CREDENTIALS": False,
-    "CLIENTAUTH_STRICT_NAMES": False,
-    "CLIENTAUTH_CORS_PREFLIGHT": "auto",
-    "CLIENTAUTH_UNHANDLED_SCHEMES": "error",
-    "CLIENTAUTH_CACHE_SIZE": 10_000,
-    "CLIENTAUTH_CACHE_TTL": 300.0,
-    "CLIENTAUTH_NEGATIVE_CACHE_SIZE": 10_000,
-    "CLIENTAUTH_NEGATIVE_CACHE_TTL": 5.0,
-    "CLIENTAUTH_REVOCATION_INTERVAL": 1.0,
-    "CLIENTAUTH_RATELIMIT_ENABLED": True,
-    "CLIENTAUTH_RATELIMIT_STORAGE_URI": "memory://",
-    "CLIENTAUTH_RATELIMIT_STRATEGY": "fixed-window",
-    "CLIENTAUTH_RATELIMIT_PER_CLIENT": "20/minute",
-    "CLIENTAUTH_RATELIMIT_PER_ADDRESS": "60/minute",
-}
 
 
 class ClientAuthState:
@@ -224,7 +202,7 @@ class ClientAuthState:
                 auth = self.authenticator.check(policy, req)
             except AuthFailure as failure:
                 logger.info("clientauth: %s %s -> %s %s", req.method, escape(req.path), failure.status, failure.code)
-                return self.respond(failure)
+                return self.respond(failure, policy)
             except Exception:  # never a traceback to the client, never an open door
                 logger.exception("clientauth: unexpected error while checking %s %s", req.method, escape(req.path))
                 return self.respond(AuthFailure(errors.STORE_UNAVAILABLE))
@@ -233,12 +211,22 @@ class ClientAuthState:
             hide(req, policy.api_keys)
         return None
 
-    def respond(self, failure: AuthFailure) -> Response:
-        """The response for a refusal: the app's ``@auth.error_handler``, or the JSON body."""
+    def respond(self, failure: AuthFailure, policy: Policy | None = None) -> Response:
+        """The response for a refusal: the app's ``@auth.error_handler``, or the JSON body.
+
+        A 401 gets the route's ``WWW-Authenticate`` challenge (RFC 9110 requires one) unless the
+        handler set its own.
+        """
         handler = self.extension._error_handler
         if handler is not None:
-            return current_app.make_response(handler(failure))
-        return default_response(failure, detail_mode=self.error_detail)
+            response = current_app.make_response(handler(failure))
+        else:
+            response = default_response(failure, detail_mode=self.error_detail)
+        if response.status_code == 401 and policy is not None and "WWW-Authenticate" not in response.headers:
+            challenge = www_authenticate(policy)
+            if challenge:
+                response.headers["WWW-Authenticate"] = challenge
+        return response
 
     def __repr__(self) -> str:
         return f"<ClientAuthState spec={self._spec.source if self._spec else self._spec_source!r}>"
@@ -270,14 +258,7 @@ class ClientAuth:
             raise RuntimeError("Flask-ClientAuth is already registered on this app.")
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        if app.config["CLIENTAUTH_SPEC"] is None:
-            raise RuntimeError("CLIENTAUTH_SPEC must be set to an OpenAPI document (path, dict or callable).")
-        if app.config["CLIENTAUTH_ERROR_DETAIL"] not in ("default", "gateway"):
-            raise RuntimeError("CLIENTAUTH_ERROR_DETAIL must be 'default' or 'gateway'.")
-        if app.config["CLIENTAUTH_CORS_PREFLIGHT"] not in ("auto", "enforce", "allow"):
-            raise RuntimeError("CLIENTAUTH_CORS_PREFLIGHT must be 'auto', 'enforce' or 'allow'.")
-        if app.config["CLIENTAUTH_UNHANDLED_SCHEMES"] not in ("error", "deny"):
-            raise RuntimeError("CLIENTAUTH_UNHANDLED_SCHEMES must be 'error' or 'deny'.")
+        read_settings(app.config)  # a ConfigurationError naming the key, before anything is built
         engine = None
         if self.db is not None:
             db = self.db

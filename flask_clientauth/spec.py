@@ -701,7 +701,12 @@ def _check_requirement(source: str, req: Requirement, at: str) -> None:
     if len(keys) > 2:
         raise SpecError(source, f"more than two API key schemes in one requirement ({names})", where=at)
     if len(ids) > 1:
-        raise SpecError(source, f"at most one client ID key per requirement ({names})", where=at)
+        raise SpecError(
+            source,
+            f"at most one client ID key per requirement ({names}); a key is a client secret when its "
+            "name contains 'secret' (any case) or it has x-key-type: client_secret, otherwise a client ID",
+            where=at,
+        )
     if len(secrets) > 1:
         raise SpecError(source, f"at most one client secret key per requirement ({names})", where=at)
     if secrets and not ids:

@@ -285,3 +285,35 @@ class CallCounter:
         out = (self.gets, self.bcrypts)
         self.gets = self.bcrypts = 0
         return out
+
+
+# -- what was skipped for want of a server ----------------------------------------------------
+
+#: The variables that enable each server's tests (``.ci/run`` exports all three).
+SERVER_VARIABLES = {
+    "CLIENTAUTH_TEST_POSTGRES_URL": "PostgreSQL",
+    "CLIENTAUTH_TEST_MARIADB_URL": "MariaDB",
+    "CLIENTAUTH_TEST_REDIS_URL": "Redis",
+}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Count the tests skipped because a server's URL is unset, so a green run on SQLite alone
+    does not pass for a full one."""
+    counts = dict.fromkeys(SERVER_VARIABLES, 0)
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        for variable in SERVER_VARIABLES:
+            if variable in reason:
+                counts[variable] += 1
+                break
+    if not any(counts.values()):
+        return
+    terminalreporter.section("tests skipped: database / Redis URLs not set")
+    for variable, server in SERVER_VARIABLES.items():
+        if counts[variable]:
+            count = counts[variable]
+            terminalreporter.line(f"{server}: {count} test{'s' if count != 1 else ''} skipped ({variable} is not set)")
+    terminalreporter.line(
+        "To run them all, export the URLs as README.md's 'Running the tests' shows (as .ci/run does)."
+    )

