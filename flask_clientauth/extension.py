@@ -6,10 +6,12 @@ import contextvars
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Blueprint, Flask, Request, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, create_engine
 from werkzeug.routing import Rule
@@ -38,6 +40,7 @@ V = TypeVar("V", bound=Callable[..., Any] | Blueprint)
 #: Every configuration key with its default (documented in the README).
 DEFAULTS: dict[str, Any] = {
     "CLIENTAUTH_SPEC": None,
+    "CLIENTAUTH_BASE_PATH": None,
     "CLIENTAUTH_DATABASE_URI": None,
     "CLIENTAUTH_ENGINE_OPTIONS": {},
     "CLIENTAUTH_BCRYPT_ROUNDS": 12,
@@ -102,6 +105,8 @@ class ClientAuthState:
         self._app = app
         self._preflight = config["CLIENTAUTH_CORS_PREFLIGHT"]
         self._unhandled = config["CLIENTAUTH_UNHANDLED_SCHEMES"]
+        self._base_path = _base_path(config["CLIENTAUTH_BASE_PATH"])
+        self._registrations = ext._registrations.setdefault(app, {})
         self._view_functions = app.view_functions
         self._blueprints = app.blueprints
         self._spec: Spec | None = None
@@ -187,8 +192,10 @@ class ClientAuthState:
                         handlers=self.extension._scheme_handlers,
                         view_functions=self._view_functions,
                         blueprints=self._blueprints,
+                        registrations=self._registrations,
                         preflight=self._preflight,
                         unhandled=self._unhandled,
+                        base_path=self._base_path,
                     )
         return self._table
 
@@ -203,7 +210,9 @@ class ClientAuthState:
             return None  # routing failed: Flask answers 404 / 405 and no view runs
         try:
             table = self._table or self.table()
-            policy = table.policies.get((id(rule), req.method)) or table.lookup(rule, req.method)
+            if req.root_path != table.base_path and table.wrong_mount(req.root_path):
+                return self._refuse_mount(req)
+            policy = table.policies.get((id(rule), req.method)) or table.lookup(rule, req.method, req.path)
         except SpecError as exc:
             logger.critical("clientauth: refusing %s %s: %s", req.method, rule.rule, exc)
             return self.respond(AuthFailure(errors.CONFIG_ERROR))
@@ -229,6 +238,18 @@ class ClientAuthState:
             hide(req, policy.api_keys)
         return None
 
+    def _refuse_mount(self, req: Request) -> Response:
+        """The app is served under a prefix the routes were not matched for: refuse, saying why."""
+        logger.critical(
+            "clientauth: refusing %s %s: the app is served under %r (SCRIPT_NAME), but the routes were matched "
+            "to the document for %r; set CLIENTAUTH_BASE_PATH to the prefix the app is mounted under",
+            req.method,
+            escape(req.path),
+            escape(req.root_path),
+            self._base_path or "no prefix",
+        )
+        return self.respond(AuthFailure(errors.CONFIG_ERROR))
+
     def respond(self, failure: AuthFailure) -> Response:
         """The response for a refusal: the app's ``@auth.error_handler``, or the JSON body."""
         handler = self.extension._error_handler
@@ -252,6 +273,10 @@ class ClientAuth:
         self._view_overrides: dict[Callable[..., Any], Override] = {}
         self._blueprint_overrides: dict[Blueprint, Override] = {}
         self._scheme_handlers: dict[str, Callable[..., Any]] = {}
+        #: Per app: registered blueprint name -> the endpoints that registration added. Recorded as
+        #: decorated blueprints (and the ones nested in them) register, so that an app endpoint
+        #: merely named like a blueprint's (``docs.report``) is not taken for one of its views.
+        self._registrations: weakref.WeakKeyDictionary[Flask, dict[str, set[str]]] = weakref.WeakKeyDictionary()
         self._error_handler: Callable[[AuthFailure], ResponseReturnValue] | None = None
         if db is not None:
             for table in Base.metadata.sorted_tables:
@@ -274,6 +299,7 @@ class ClientAuth:
             raise RuntimeError("CLIENTAUTH_CORS_PREFLIGHT must be 'auto', 'enforce' or 'allow'.")
         if app.config["CLIENTAUTH_UNHANDLED_SCHEMES"] not in ("error", "deny"):
             raise RuntimeError("CLIENTAUTH_UNHANDLED_SCHEMES must be 'error' or 'deny'.")
+        _base_path(app.config["CLIENTAUTH_BASE_PATH"])
         engine = None
         if self.db is not None:
             db = self.db
@@ -320,8 +346,28 @@ class ClientAuth:
     def _register(self, obj: Any, override: Override) -> None:
         if isinstance(obj, Blueprint):
             self._blueprint_overrides[obj] = override
+            self._watch(obj)
         else:
             self._view_overrides[obj] = override
+
+    def _watch(self, blueprint: Blueprint) -> None:
+        """Record the endpoints each registration of ``blueprint`` adds (first of its setup functions)."""
+        if self._note_registration not in blueprint.deferred_functions:
+            blueprint.deferred_functions.insert(0, self._note_registration)
+
+    def _note_registration(self, state: BlueprintSetupState) -> None:
+        name = f"{state.name_prefix}.{state.name}".lstrip(".")
+        endpoints = self._registrations.setdefault(state.app, {}).setdefault(name, set())
+        add_url_rule = state.add_url_rule
+
+        def recording(rule: str, endpoint: str | None = None, view_func: Any = None, **options: Any) -> None:
+            endpoints.add(f"{name}.{endpoint if endpoint is not None else getattr(view_func, '__name__', '')}")
+            add_url_rule(rule, endpoint, view_func, **options)
+
+        # the later setup functions of this registration add their rules through the state
+        state.add_url_rule = recording  # type: ignore[method-assign]
+        for child, _options in getattr(state.blueprint, "_blueprints", ()):  # nested ones register next
+            self._watch(child)
 
     def scheme_handler(self, name: str) -> Callable[[F], F]:
         """Register the verifier of a non-apiKey scheme (oauth2, http, ...): ``f(request) -> truthy``."""
@@ -375,6 +421,15 @@ def _warn_query_secrets(spec: Spec) -> None:
                 scheme.name,
                 scheme.param,
             )
+
+
+def _base_path(value: Any) -> str:
+    """``CLIENTAUTH_BASE_PATH`` as a prefix: ``"/api"``; ``""`` for none."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or not value.startswith("/") or "//" in value or "{" in value:
+        raise RuntimeError("CLIENTAUTH_BASE_PATH must be a path starting with '/' (the prefix the app is mounted under).")
+    return value.rstrip("/")
 
 
 def _source_label(source: Any) -> str:

@@ -2,13 +2,20 @@
 
 Flask rules are matched to spec operations by method and path template
 (``/branches/<int:id>`` ~ ``/branches/{id}``), under the document's ``basePath`` /
-``servers`` prefixes. The result is cached per (rule, method), so a request costs one
-dictionary lookup.
+``servers`` prefixes, less ``CLIENTAUTH_BASE_PATH`` (the prefix the app is mounted under).
+The result is cached per (rule, method), so a request costs one dictionary lookup.
+
+OpenAPI matches concrete paths before templated ones: a rule such as ``/items/<id>`` also
+serves ``/items/export``, which the document may secure on its own. The few rules that can
+reach a more specific documented path get a :class:`ConcretePaths` instead of a policy; it
+picks the operation by the request's path (only those rules pay for it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import posixpath
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -20,26 +27,67 @@ from werkzeug.routing import Rule
 from .requirements import Policy
 from .spec import Operation, Spec, SpecError
 
+logger = logging.getLogger("flask_clientauth")
+
 _FLASK_VAR = re.compile(r"<(?:[^<>:]+:)?[^<>:]+>")
 _SPEC_VAR = re.compile(r"\{[^{}/]+\}")
 _SLASHES = re.compile(r"/{2,}")
+#: What a template's ``{}`` matches in a concrete path (one segment), and a final one that a
+#: converter spanning slashes (``<path:...>``) is read with (the rest of the path).
+_SEGMENT = "[^/]+"
+_REST = "[^/].*"
 
 PreflightMode = Literal["auto", "enforce", "allow"]
 UnhandledMode = Literal["error", "deny"]
 
 
 def flask_template(rule: str) -> str:
-    """``/a/<int:id>/`` -> ``/a/{}``: the shape used to match rules with spec paths."""
-    return _normalise(_FLASK_VAR.sub("{}", rule))
+    """``/a/<int:id>/`` -> ``/a/{}/``: the shape used to match rules with spec paths."""
+    return _path_key(_FLASK_VAR.sub("{}", rule))
 
 
 def spec_template(prefix: str, path: str) -> str:
     """``/v1`` + ``/a/{id}`` -> ``/v1/a/{}``."""
-    return _normalise(prefix + _SPEC_VAR.sub("{}", path))
+    return _path_key(prefix + _SPEC_VAR.sub("{}", path))
 
 
-def _normalise(path: str) -> str:
-    return _SLASHES.sub("/", path).rstrip("/") or "/"
+def _path_key(path: str) -> str:
+    """Slashes merged, a trailing slash kept: ``/reports`` and ``/reports/`` are two paths."""
+    return _SLASHES.sub("/", "/" + path.lstrip("/"))
+
+
+def _other_slash(key: str) -> str:
+    """``/reports`` <-> ``/reports/``: a rule matches the other form when its own is not documented."""
+    if key == "/":
+        return key
+    return key[:-1] if key.endswith("/") else key + "/"
+
+
+def _canonical(path: str) -> str:
+    """A request path as the document reads it: slashes merged, ``.`` and ``..`` segments removed.
+
+    Werkzeug hands ``<path:...>`` converters ``private//x`` or ``a/../private/x`` as they came, and
+    the view may resolve them; the requirement must be that of the path they stand for.
+    """
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
+    if "/." in path:
+        trailing = path.endswith("/")
+        path = posixpath.normpath(path)
+        if trailing and path != "/":
+            path += "/"
+    return path
+
+
+def _literal_segments(key: str) -> int:
+    return sum("{}" not in part for part in key.split("/")[1:])
+
+
+def _template_regex(key: str, rest: bool = False) -> re.Pattern[str]:
+    """The concrete paths a template matches; ``rest``: its final ``{}`` takes the rest of the path."""
+    if rest:
+        return re.compile(_SEGMENT.join(re.escape(p) for p in key[:-2].split("{}")) + _REST)
+    return re.compile(_SEGMENT.join(re.escape(p) for p in key.split("{}")))
 
 
 @dataclass(frozen=True)
@@ -61,6 +109,9 @@ class RouteInfo:
     operation: str | None
     policy: Policy
     error: str | None = None
+    #: A documented path more specific than the rule that the rule also serves (``/items/export``
+    #: under ``/items/<id>``): the row gives the requirement of requests to that path.
+    path: str | None = None
 
 
 class RouteError(SpecError):
@@ -78,105 +129,135 @@ class RouteError(SpecError):
 class _SegmentNode:
     """One level of the spec's path templates: literal segments, and ``{}`` (a path variable)."""
 
-    __slots__ = ("literal", "variable", "ops", "order")
+    __slots__ = ("literal", "variable", "key", "order")
 
     def __init__(self) -> None:
         self.literal: dict[str, _SegmentNode] = {}
         self.variable: _SegmentNode | None = None
-        self.ops: dict[str, Operation] | None = None
+        self.key: str | None = None
         self.order = 0
 
     @classmethod
-    def build(cls, index: Mapping[str, dict[str, Operation]]) -> _SegmentNode:
+    def build(cls, keys: Iterable[str]) -> _SegmentNode:
         root = cls()
-        for order, (template, ops) in enumerate(index.items()):
+        for order, key in enumerate(keys):
             node = root
-            for part in template.split("/"):
+            for part in key.split("/"):
                 if part == "{}":
                     node.variable = node.variable or cls()
                     node = node.variable
                 else:
                     node = node.literal.setdefault(part, cls())
-            node.ops, node.order = ops, order
+            node.key, node.order = key, order
         return root
 
 
-class RouteTable:
-    """Maps (URL rule, method) to the policy to enforce, computed once per pair."""
+@dataclass(frozen=True)
+class _Template:
+    """One documented path under one server prefix: ``key`` is ``/v1/items/{}``."""
 
-    def __init__(
-        self,
-        spec: Spec,
-        *,
-        view_overrides: Mapping[Callable[..., Any], Override],
-        blueprint_overrides: Mapping[Any, Override],
-        handlers: Mapping[str, Callable[..., Any]],
-        view_functions: Mapping[str, Callable[..., Any]],
-        blueprints: Mapping[str, Any] | None = None,
-        preflight: PreflightMode = "auto",
-        unhandled: UnhandledMode = "error",
-    ) -> None:
-        self.spec = spec
-        self._view_functions = view_functions
-        self._views = view_overrides
-        self._blueprints = blueprint_overrides
-        self._app_blueprints = blueprints if blueprints is not None else {}
-        self._handlers = handlers
-        self._preflight = preflight
-        self._unhandled = unhandled
-        #: (id of a URL rule, method) -> its policy, filled on first use; read on every request.
-        self.policies: dict[tuple[int, str], Policy] = {}
-        self._lock = threading.Lock()
-        self.index: dict[str, dict[str, Operation]] = {}
-        self._tree: _SegmentNode | None = None
-        for op in spec.operations:
-            for prefix in op.prefixes or ("",):
-                self.index.setdefault(spec_template(prefix, op.path), {})[op.method] = op
-        if spec.global_policy is not None and spec.global_policy.alternatives:
-            self.undocumented = dataclasses.replace(spec.global_policy, origin="undocumented: global")
-        elif spec.global_policy is not None:
-            self.undocumented = Policy(origin="undocumented: global (public)")
-        else:
-            self.undocumented = Policy(deny=True, origin="undocumented")
+    key: str
+    order: int
+    ops: dict[str, Operation]
+    literal: int
+    #: The path as the document writes it, under its prefix: ``/v1/items/{itemId}``.
+    shown: str
 
-    def lookup(self, rule: Rule, method: str) -> Policy:
-        """The policy for a matched rule; the hot path is one dict lookup."""
-        key = (id(rule), method)
-        policy = self.policies.get(key)
-        if policy is None:
-            policy = self.resolve(rule, method)
-            with self._lock:
-                self.policies[key] = policy
-        return policy
-
-    def operation_for(self, rule: str, method: str) -> Operation | None:
-        template = flask_template(rule)
-        ops = self.index.get(template) or self._covering(template)
-        if not ops:
-            return None
-        op = ops.get(method)
+    def op(self, method: str) -> Operation | None:
+        op = self.ops.get(method)
         if op is None and method == "HEAD":
-            op = ops.get("GET")
+            op = self.ops.get("GET")
         return op
 
-    def _covering(self, template: str) -> dict[str, Operation] | None:
-        """Operations of the spec path whose variables match literal parts of ``template``.
 
-        A gateway matches the URL ``/items/latest`` to ``/items/{id}``; a Flask rule
-        ``/items/latest`` must get that operation's requirement too. The most literal
-        candidate wins (the first in the document on a tie). A walk of a segment tree: the
-        cost depends on the rule's depth, not on the size of the document.
+class DocumentPaths:
+    """The document's operations by effective path (server prefix + path), as Flask rules see them.
+
+    ``base_path`` (``CLIENTAUTH_BASE_PATH``) is removed from the server prefixes: the app is
+    mounted under it, so its rules do not contain it. Two operations on one effective path and
+    method (``/x/{a}`` and ``/x/{b}``; ``/v1/admin`` and ``/admin`` under a server ``/v1``) and an
+    operation none of whose servers is under the base path are :class:`SpecError`\\ s.
+    """
+
+    def __init__(self, spec: Spec, base_path: str = "") -> None:
+        self.spec = spec
+        self.base_path = base_path
+        self.templates: dict[str, _Template] = {}
+        where: dict[tuple[str, str], str] = {}
+        problems: list[str] = []
+        for op in spec.operations:
+            prefixes = [p for p in (self._strip(p) for p in op.prefixes or ("",)) if p is not None]
+            if not prefixes:
+                listed = ", ".join(repr(p) for p in op.prefixes)
+                problems.append(
+                    f"operation {op.label}: none of its server prefixes ({listed}) is under "
+                    f"CLIENTAUTH_BASE_PATH {base_path!r}, so no route of this app can serve it"
+                )
+            for prefix in prefixes:
+                key = spec_template(prefix, op.path)
+                template = self.templates.get(key)
+                if template is None:
+                    shown = _path_key(prefix + op.path)
+                    template = _Template(key, len(self.templates), {}, _literal_segments(key), shown)
+                    self.templates[key] = template
+                described = f"{op.label}" + (f" under the server prefix {base_path + prefix}" if prefix else "")
+                other = template.ops.get(op.method)
+                if other is not None and other is not op:
+                    problems.append(
+                        f"{where[key, op.method]} and {described} are the same path {key!r}: a request cannot "
+                        "tell them apart (rename one, or remove the duplicate)"
+                    )
+                    continue
+                template.ops[op.method] = op
+                where[key, op.method] = described
+        if problems:
+            if len(problems) == 1:
+                raise SpecError(spec.source, problems[0])
+            raise SpecError(spec.source, "paths that cannot be enforced:" + "".join(f"\n  - {p}" for p in problems))
+        self._tree = _SegmentNode.build(self.templates)
+
+    def _strip(self, prefix: str) -> str | None:
+        """The server prefix as the app's rules see it; ``None`` if it is not under the base path.
+
+        A prefix of ``""`` (no server path) is relative to wherever the app is served.
         """
-        if self._tree is None:
-            self._tree = _SegmentNode.build(self.index)
-        parts = template.split("/")
-        best: tuple[int, int, dict[str, Operation]] | None = None
+        base = self.base_path
+        if not base or not prefix:
+            return prefix
+        if prefix == base:
+            return ""
+        return prefix[len(base) :] if prefix.startswith(base + "/") else None
+
+    def match(self, key: str) -> tuple[_Template, bool] | None:
+        """The documented path a rule's template stands for, and whether it is the rule's own form.
+
+        Exact first (``/reports/`` is not ``/reports`` when both are documented), then the other
+        trailing slash, then the most literal template covering it (``/items/latest`` is
+        ``/items/{id}``; first in the document on a tie).
+        """
+        for candidate, exact in ((key, True), (_other_slash(key), False)):
+            template = self.templates.get(candidate)
+            if template is not None:
+                return template, exact
+        for candidate, exact in ((key, True), (_other_slash(key), False)):
+            found = self._covering(candidate)
+            if found is not None:
+                return self.templates[found], exact
+        return None
+
+    def _covering(self, key: str) -> str | None:
+        """The key of the most literal template whose variables match literal parts of ``key``.
+
+        A walk of a segment tree: the cost depends on the rule's depth, not on the size of the document.
+        """
+        parts = key.split("/")
+        best: tuple[int, int, str] | None = None
         stack = [(self._tree, 0, 0)]
         while stack:
             node, depth, literal = stack.pop()
             if depth == len(parts):
-                if node.ops is not None and (best is None or (literal, -node.order) > best[:2]):
-                    best = (literal, -node.order, node.ops)
+                if node.key is not None and (best is None or (literal, -node.order) > best[:2]):
+                    best = (literal, -node.order, node.key)
                 continue
             part = parts[depth]
             child = node.literal.get(part)
@@ -186,17 +267,262 @@ class RouteTable:
                 stack.append((node.variable, depth + 1, literal))
         return best[2] if best is not None else None
 
-    def resolve(self, rule: Rule, method: str) -> Policy:
-        """Compute the policy for one rule and method (decorators first, then the spec)."""
+    def reachable(self, rule: Rule, own: tuple[_Template, bool] | None) -> list[_Template]:
+        """The documented paths, other than the rule's own, that may win for a path the rule serves.
+
+        ``/items/<id>`` serves ``/items/export``; ``/files/<path:p>`` serves ``/files/private/x``;
+        ``/reports`` with ``strict_slashes=False`` serves ``/reports/``. A template counts if the
+        rule may reach a path it matches and it may outrank the rule's own template there (more
+        literal segments; on a tie, earlier in the document or exact where the own one is not).
+        Over-approximated where unsure: that only costs the rule a per-request match.
+        """
+        shapes = _rule_shapes(rule)
+        spans = shapes is None or any(multi for shape in shapes for _, multi in shape)
+        floor: tuple[int, int, int] = (-1, 0, 0)
+        if own is not None:
+            template, exact = own
+            always_exact = exact and not spans and bool(rule.strict_slashes)
+            floor = (template.literal, int(always_exact), -template.order)
+        found = []
+        for template in self.templates.values():
+            if own is not None and template is own[0]:
+                continue
+            if (template.literal, 1, -template.order) <= floor:
+                continue
+            parts = [(None if "{}" in p else p, _template_regex(p).pattern) for p in template.key.split("/")[1:]]
+            if shapes is None or any(_may_reach(shape, parts) for shape in shapes):
+                found.append(template)
+        return found
+
+
+def _rule_shapes(rule: Rule) -> list[list[tuple[str, bool]]] | None:
+    """The rule's path as segments ``(regex, spans slashes)``, once per trailing-slash form it serves.
+
+    Read from Werkzeug's parse of the rule (its converters' own regexes); ``None`` if unreadable.
+    """
+    trace = getattr(rule, "_trace", None)
+    converters = getattr(rule, "_converters", None)
+    if not trace or converters is None or (False, "|") not in trace:
+        return None
+    segments: list[tuple[str, bool]] = []
+    regex, multi = "", False
+    for is_var, data in trace[trace.index((False, "|")) + 1 :]:
+        if not is_var and data == "/":
+            segments.append((regex, multi))
+            regex, multi = "", False
+        elif is_var:
+            converter = converters.get(data)
+            if converter is None:
+                return None
+            regex += f"(?:{converter.regex})"
+            multi = multi or not converter.part_isolating
+        else:
+            regex += re.escape(data)
+    segments.append((regex, multi))
+    shape = segments[1:]  # the first is the empty text before the leading "/"
+    if rule.strict_slashes:
+        return [shape]
+    toggled = shape[:-1] if shape and shape[-1] == ("", False) else [*shape, ("", False)]
+    return [shape, toggled]
+
+
+def _may_reach(shape: list[tuple[str, bool]], parts: list[tuple[str | None, str]]) -> bool:
+    """Whether a path the rule's ``shape`` serves may match a template's ``parts`` ``(literal, regex)``."""
+    for i, (regex, multi) in enumerate(shape):
+        if multi:
+            return len(parts) > i  # a converter spanning slashes may reach anything deeper
+        if i >= len(parts):
+            return False
+        literal, pattern = parts[i]
+        if literal is not None:
+            if re.fullmatch(regex, literal) is None:
+                return False
+        elif _is_literal(regex) and re.fullmatch(pattern, re.sub(r"\\(.)", r"\1", regex)) is None:
+            return False
+    return len(parts) == len(shape)
+
+
+def _is_literal(regex: str) -> bool:
+    """An escaped literal (``re.escape`` output), not a converter's pattern."""
+    return "(?:" not in regex
+
+
+class ConcretePaths:
+    """The policy of a rule that also serves more specific documented paths, picked per request.
+
+    ``entries`` are (matcher, policy) in OpenAPI's order of precedence: the most literal template
+    first, exact matches before a converter spanning slashes, the document's order on a tie. The
+    last entry matches every path: the rule's own template (or the undocumented policy).
+    """
+
+    __slots__ = ("entries", "default", "paths")
+
+    def __init__(
+        self,
+        entries: list[tuple[Callable[[str], object], Policy]],
+        default: Policy,
+        paths: list[tuple[str, Operation | None, Policy]],
+    ) -> None:
+        self.entries = entries
+        #: The rule's own requirement (what ``flask clients routes`` shows on the rule's row).
+        self.default = default
+        #: (documented path, its operation for the method or None, policy), for the listing.
+        self.paths = paths
+
+    def policy(self, path: str) -> Policy:
+        path = _canonical(path)
+        for match, policy in self.entries:
+            if match(path) is not None:
+                return policy
+        return self.default  # not reached: the last entry matches everything
+
+    def __repr__(self) -> str:
+        return f"<ConcretePaths {[p for p, _, _ in self.paths]}>"
+
+
+def _everything(path: str) -> bool:
+    return True
+
+
+def _same_requirement(a: Policy, b: Policy) -> bool:
+    """Whether two policies ask a request for the same (their labels aside)."""
+    return (a.alternatives, a.optional, a.deny, a.allow_preflight, a.dropped) == (
+        b.alternatives,
+        b.optional,
+        b.deny,
+        b.allow_preflight,
+        b.dropped,
+    )
+
+
+class RouteTable:
+    """Maps (URL rule, method) to the policy to enforce, computed once per pair."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        view_overrides: Mapping[Any, Override],
+        blueprint_overrides: Mapping[Any, Override],
+        handlers: Mapping[str, Callable[..., Any]],
+        view_functions: Mapping[str, Callable[..., Any]],
+        blueprints: Mapping[str, Any] | None = None,
+        registrations: Mapping[str, set[str]] | None = None,
+        preflight: PreflightMode = "auto",
+        unhandled: UnhandledMode = "error",
+        base_path: str = "",
+    ) -> None:
+        self.spec = spec
+        self._view_functions = view_functions
+        self._views = view_overrides
+        self._blueprints = blueprint_overrides
+        self._app_blueprints = blueprints if blueprints is not None else {}
+        #: Registered blueprint name -> the endpoints that registration added (see ClientAuth).
+        self._registrations = registrations if registrations is not None else {}
+        self._handlers = handlers
+        self._preflight = preflight
+        self._unhandled = unhandled
+        #: The prefix the app is served under (``CLIENTAUTH_BASE_PATH``; "" for none).
+        self.base_path = base_path
+        self.paths = DocumentPaths(spec, base_path)
+        #: Server prefixes (less the base path) a mount point must not be part of: see ``wrong_mount``.
+        self._prefixes = sorted({p for op in spec.operations for p in op.prefixes if p})
+        #: (id of a URL rule, method) -> its policy, filled on first use; read on every request.
+        self.policies: dict[tuple[int, str], Policy] = {}
+        #: The same for the few rules whose requirement depends on the concrete path.
+        self.concrete: dict[tuple[int, str], ConcretePaths] = {}
+        self._used: set[Any] = set()
+        self._lock = threading.Lock()
+        if spec.global_policy is not None and spec.global_policy.alternatives:
+            self.undocumented = dataclasses.replace(spec.global_policy, origin="undocumented: global")
+        elif spec.global_policy is not None:
+            self.undocumented = Policy(origin="undocumented: global (public)")
+        else:
+            self.undocumented = Policy(deny=True, origin="undocumented")
+
+    def lookup(self, rule: Rule, method: str, path: str) -> Policy:
+        """The policy of a request to ``path`` (relative to the app's root) matched by ``rule``.
+
+        The hot path, one dict lookup in ``policies``, is inlined in the hook.
+        """
+        entry = self.entry(rule, method)
+        return entry.policy(path) if isinstance(entry, ConcretePaths) else entry
+
+    def entry(self, rule: Rule, method: str) -> Policy | ConcretePaths:
+        """The rule's policy, or its :class:`ConcretePaths` when the concrete path decides."""
+        key = (id(rule), method)
+        found: Policy | ConcretePaths | None = self.policies.get(key) or self.concrete.get(key)
+        if found is None:
+            found = self.resolve(rule, method)
+            with self._lock:
+                if isinstance(found, ConcretePaths):
+                    self.concrete[key] = found
+                else:
+                    self.policies[key] = found
+        return found
+
+    def operation_for(self, rule: str, method: str) -> Operation | None:
+        """The operation a rule's template stands for (the concrete paths it also serves aside)."""
+        found = self.paths.match(flask_template(rule))
+        return found[0].op(method) if found is not None else None
+
+    def wrong_mount(self, root: str) -> bool:
+        """Whether a request's mount point (``SCRIPT_NAME``) contradicts what the table was built for.
+
+        With ``CLIENTAUTH_BASE_PATH`` the app must be served under exactly it. Without, a mount
+        point that the document's server URLs contain (``/api`` of ``https://host/api/v1``) was not
+        removed from them, so the routes were matched against the wrong paths.
+        """
+        if root == self.base_path:
+            return False
+        if self.base_path:
+            return True
+        return any(p == root or p.startswith(root + "/") for p in self._prefixes)
+
+    def resolve(self, rule: Rule, method: str) -> Policy | ConcretePaths:
+        """Compute the policy of one rule and method (decorators first, then the spec)."""
         endpoint = rule.endpoint or ""
-        override = self._override(endpoint, self._view_functions.get(endpoint))
-        op = self.operation_for(rule.rule, method)
+        override = self._override(endpoint, self._view_functions.get(endpoint), method)
+        own = self.paths.match(flask_template(rule.rule))
+        op = own[0].op(method) if own is not None else None
+        policy = self._finish(rule, method, op, override)
+        if override is not None:
+            return policy  # the decorator decides for every path the rule serves
+        others = self.paths.reachable(rule, own)
+        if not others:
+            return policy
+        spans = any(multi for shape in _rule_shapes(rule) or [[("", True)]] for _, multi in shape)
+        ranked: list[tuple[tuple[int, int, int], Callable[[str], object], Policy]] = []
+        paths = []
+        for template in [own[0]] if own is not None else []:
+            ranked.append(((template.literal, 1, -template.order), _template_regex(template.key).fullmatch, policy))
+            ranked.append(((template.literal, 0, -template.order), _everything, policy))
+        if own is None:
+            ranked.append(((-1, 0, 0), _everything, policy))
+        for template in others:
+            other_op = template.op(method)
+            other = self._finish(rule, method, other_op, None, template)
+            paths.append((template.shown, other_op, other))
+            rank = (template.literal, 1, -template.order)
+            ranked.append((rank, _template_regex(template.key).fullmatch, other))
+            if spans and template.key.endswith("/{}"):
+                ranked.append(((rank[0], 0, rank[2]), _template_regex(template.key, rest=True).fullmatch, other))
+        if all(_same_requirement(p, policy) for _, _, p in paths):
+            return policy  # every path the rule reaches asks for the same
+        ranked.sort(key=lambda entry: entry[0], reverse=True)
+        return ConcretePaths([(match, p) for _, match, p in ranked], policy, paths)
+
+    def _finish(
+        self, rule: Rule, method: str, op: Operation | None, override: Override | None, template: _Template | None = None
+    ) -> Policy:
+        """The policy of ``op`` (``None``: undocumented) on this rule, decorators, preflight and handlers applied."""
         label = op.label if op is not None else None
+        where = rule.rule if template is None else f"{rule.rule} (path {template.key})"
         if override is not None:
             try:
                 policy = self._from_override(override, op)
             except SpecError as exc:
-                raise RouteError(self.spec.source, method, rule.rule, label, exc.rule) from None
+                raise RouteError(self.spec.source, method, where, label, exc.rule) from None
         elif op is not None:
             policy = op.policy
         else:
@@ -208,23 +534,28 @@ class RouteTable:
         try:
             return self._apply_handlers(policy)
         except SpecError as exc:
-            raise RouteError(self.spec.source, method, rule.rule, label, exc.rule) from None
+            raise RouteError(self.spec.source, method, where, label, exc.rule) from None
 
-    def _override(self, endpoint: str, view: Callable[..., Any] | None) -> Override | None:
-        if view is not None:
-            # a class-based view is decorated as a class; Flask keeps the function as_view() made
-            found = self._views.get(view) or self._views.get(getattr(view, "view_class", view))
+    def _override(self, endpoint: str, view: Callable[..., Any] | None, method: str) -> Override | None:
+        """The innermost decorator that applies: a class-based view's method, its class, the view
+        function (or a function it wraps), then the blueprints that really registered the endpoint."""
+        for candidate in _decorated(view, method):
+            try:
+                found = self._views.get(candidate)
+            except TypeError:  # an unhashable attribute of a view class
+                continue
             if found is not None:
+                self._used.add(candidate)
                 return found
-        # innermost blueprint first: "parent.child.view" -> "parent.child", then "parent"; the
-        # app's registry gives the Blueprint object whatever name it was registered under
-        parts = endpoint.split(".")[:-1]
-        while parts:
-            blueprint = self._app_blueprints.get(".".join(parts))
+        # innermost blueprint first: "parent.child" then "parent"; the app's registry gives the
+        # Blueprint object whatever name it was registered under
+        owner = next((name for name, endpoints in self._registrations.items() if endpoint in endpoints), "")
+        while owner:
+            blueprint = self._app_blueprints.get(owner)
             found = self._blueprints.get(blueprint) if blueprint is not None else None
             if found is not None:
                 return found
-            parts.pop()
+            owner = owner.rpartition(".")[0]
         return None
 
     def _from_override(self, override: Override, op: Operation | None) -> Policy:
@@ -271,26 +602,78 @@ class RouteTable:
         """Resolve every rule and method; the rows (errors included) and one line per problem.
 
         Problems of one rule shared by several methods (``GET``, ``HEAD``, ``OPTIONS``) make one line.
+        A rule that serves more specific documented paths gets one more row for each.
         """
+        rules = list(rules)
         rows = []
         problems: dict[tuple[str, str | None, str], list[str]] = {}
         for rule in rules:
             for method in sorted(rule.methods or ()):
-                op = self.operation_for(rule.rule, method)
-                label = op.label if op is not None else None
+                label = (op := self.operation_for(rule.rule, method)) and op.label
                 try:
-                    policy = self.lookup(rule, method)
+                    entry = self.entry(rule, method)
                 except SpecError as exc:
                     problem = exc.problem if isinstance(exc, RouteError) else exc.rule
-                    problems.setdefault((rule.rule, label, problem), []).append(method)
+                    where = exc.url_rule if isinstance(exc, RouteError) else rule.rule
+                    label = exc.operation if isinstance(exc, RouteError) else label
+                    problems.setdefault((where, label, problem), []).append(method)
                     rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, label, Policy(deny=True), problem))
                     continue
-                rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, label, policy))
+                if not isinstance(entry, ConcretePaths):
+                    rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, label, entry))
+                    continue
+                rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, label, entry.default))
+                for path, path_op, policy in entry.paths:
+                    path_label = path_op.label if path_op is not None else None
+                    rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, path_label, policy, path=path))
         lines = [
             f"{', '.join(methods)} {rule}" + (f" (operation {operation})" if operation else "") + f": {problem}"
             for (rule, operation, problem), methods in problems.items()
         ]
+        hint = self._prefix_hint(rules, rows)
+        if hint is not None:
+            lines.append(hint)
+        lines.extend(self._unregistered_blueprints())
         return rows, lines
+
+    def _prefix_hint(self, rules: list[Rule], rows: list[RouteInfo]) -> str | None:
+        """When no route serves any operation but would once a leading part of the server prefixes is
+        removed, the app is served under a prefix the document includes: say which, and the fix."""
+        if not self.spec.operations or any(r.operation is not None for r in rows):
+            return None
+        keys = [flask_template(rule.rule) for rule in rules]
+        stripped = sorted({p for op in self.spec.operations for p in op.prefixes if p})
+        for prefix in stripped:
+            parts = prefix.split("/")
+            for end in range(2, len(parts) + 1):
+                head = "/".join(parts[:end])
+                try:
+                    trial = DocumentPaths(self.spec, head)
+                except SpecError:
+                    continue
+                if any(trial.match(key) is not None for key in keys):
+                    rest = prefix[len(head) :] or "/"
+                    return (
+                        f"no route serves any operation of the document under its server prefix {prefix!r}, but "
+                        f"routes match the operations under {rest!r}: if the app is served under {head!r} "
+                        "(a SCRIPT_NAME mount, DispatcherMiddleware, a proxy's X-Forwarded-Prefix), set "
+                        f"CLIENTAUTH_BASE_PATH = {head!r}"
+                    )
+        return None
+
+    def _unregistered_blueprints(self) -> list[str]:
+        """Decorated blueprints this app registered before the decorator was applied.
+
+        Which endpoints a blueprint registered is recorded as it registers them; without that
+        record the decorator cannot be applied, and the routes would silently keep the document's
+        requirement.
+        """
+        return [
+            f"{override.kind} on blueprint {name!r}: the decorator was applied after app.register_blueprint(); "
+            "apply it before registering the blueprint"
+            for name, blueprint in self._app_blueprints.items()
+            if (override := self._blueprints.get(blueprint)) is not None and name not in self._registrations
+        ]
 
     def build(self, rules: Iterable[Rule]) -> list[RouteInfo]:
         """Resolve every rule and method now (start-up, diagnostics); raise naming every error."""
@@ -300,9 +683,40 @@ class RouteTable:
         if lines:
             listed = "".join(f"\n  - {line}" for line in lines)
             raise SpecError(self.spec.source, f"these routes cannot be enforced:{listed}")
+        unused = sorted(o.where for obj, o in self._views.items() if obj not in self._used)
+        if unused:
+            logger.warning(
+                "clientauth: %s: @auth.exempt / @auth.require on %s matched no route of this app, so it has "
+                "no effect here: decorate the function (or MethodView class or method) that is registered "
+                "as the view",
+                self.spec.source,
+                ", ".join(unused),
+            )
         return rows
 
     def unserved(self, rules: Iterable[Rule]) -> list[Operation]:
-        """Spec operations that no Flask rule serves."""
-        served = {(flask_template(r.rule), m) for r in rules for m in (r.methods or ())}
-        return [op for key, ops in self.index.items() for op in ops.values() if (key, op.method) not in served]
+        """Spec operations that no Flask rule serves (through its template or a concrete path)."""
+        served: set[int] = set()
+        for rule in rules:
+            own = self.paths.match(flask_template(rule.rule))
+            templates = ([own[0]] if own is not None else []) + self.paths.reachable(rule, own)
+            served.update(id(op) for t in templates for m in rule.methods or () if (op := t.ops.get(m)) is not None)
+        return [op for t in self.paths.templates.values() for op in t.ops.values() if id(op) not in served]
+
+
+def _decorated(view: Callable[..., Any] | None, method: str) -> list[Any]:
+    """What a decorator may have been put on, innermost first: the method of a class-based view
+    that ``method`` dispatches to, the view class, the view function and the functions it wraps."""
+    if view is None:
+        return []
+    found: list[Any] = []
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        handler = getattr(view_class, method.lower(), None)
+        if handler is None and method == "HEAD":  # MethodView answers HEAD with get()
+            handler = getattr(view_class, "get", None)
+        found += [handler, view_class] if handler is not None else [view_class]
+    while view is not None and len(found) < 16:
+        found.append(view)
+        view = getattr(view, "__wrapped__", None)
+    return found
