@@ -309,9 +309,9 @@ def _echo_routes(
         )
         for r in rows
     ]
-    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(header) - 1)]
-    for line in [header, *cells]:
-        click.echo("  ".join([*(c.ljust(w) for c, w in zip(line[:-1], widths, strict=True)), line[-1]]).rstrip())
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header) - 1)]
+    for row in [header, *cells]:
+        click.echo("  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]]).rstrip())
     sections = (
         ("Spec operations no route serves:", unserved),
         ("Routes the spec does not describe:", undocumented),

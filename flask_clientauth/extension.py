@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
+from flask.sansio.app import App
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, create_engine
 from werkzeug.routing import Rule
@@ -276,7 +277,7 @@ class ClientAuth:
         #: Per app: registered blueprint name -> the endpoints that registration added. Recorded as
         #: decorated blueprints (and the ones nested in them) register, so that an app endpoint
         #: merely named like a blueprint's (``docs.report``) is not taken for one of its views.
-        self._registrations: weakref.WeakKeyDictionary[Flask, dict[str, set[str]]] = weakref.WeakKeyDictionary()
+        self._registrations: weakref.WeakKeyDictionary[App, dict[str, set[str]]] = weakref.WeakKeyDictionary()
         self._error_handler: Callable[[AuthFailure], ResponseReturnValue] | None = None
         if db is not None:
             for table in Base.metadata.sorted_tables:
@@ -428,7 +429,9 @@ def _base_path(value: Any) -> str:
     if value is None or value == "":
         return ""
     if not isinstance(value, str) or not value.startswith("/") or "//" in value or "{" in value:
-        raise RuntimeError("CLIENTAUTH_BASE_PATH must be a path starting with '/' (the prefix the app is mounted under).")
+        raise RuntimeError(
+            "CLIENTAUTH_BASE_PATH must be a path starting with '/' (the prefix the app is mounted under)."
+        )
     return value.rstrip("/")
 
 

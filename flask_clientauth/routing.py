@@ -513,7 +513,12 @@ class RouteTable:
         return ConcretePaths([(match, p) for _, match, p in ranked], policy, paths)
 
     def _finish(
-        self, rule: Rule, method: str, op: Operation | None, override: Override | None, template: _Template | None = None
+        self,
+        rule: Rule,
+        method: str,
+        op: Operation | None,
+        override: Override | None,
+        template: _Template | None = None,
     ) -> Policy:
         """The policy of ``op`` (``None``: undocumented) on this rule, decorators, preflight and handlers applied."""
         label = op.label if op is not None else None
@@ -609,7 +614,8 @@ class RouteTable:
         problems: dict[tuple[str, str | None, str], list[str]] = {}
         for rule in rules:
             for method in sorted(rule.methods or ()):
-                label = (op := self.operation_for(rule.rule, method)) and op.label
+                op = self.operation_for(rule.rule, method)
+                label = op.label if op is not None else None
                 try:
                     entry = self.entry(rule, method)
                 except SpecError as exc:

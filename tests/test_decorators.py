@@ -17,8 +17,7 @@ from flask import Blueprint, Flask
 from flask.views import MethodView
 
 from flask_clientauth import ClientAuth, SpecError
-
-from test_routing import ID_AND_SECRET, auth_of, doc3, headers, new_client, op, view
+from test_routing import auth_of, doc3, headers, new_client, op, view
 
 #: The document asks for ID + secret everywhere, except /open (public).
 SPEC = doc3({"/items": {"get": op(), "post": op()}, "/open": {"get": op([]), "post": op([])}})
@@ -109,7 +108,9 @@ def test_a_decorator_that_matches_no_view_is_logged(make_app: Any, caplog: pytes
 
     app.add_url_rule("/open", "open", view)
     auth.routes(app)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "matched no route" in r.getMessage()]
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "matched no route" in r.getMessage()
+    ]
     assert len(warnings) == 1
     assert "test_a_decorator_that_matches_no_view_is_logged.<locals>.helper" in warnings[0]
 

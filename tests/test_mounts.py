@@ -28,7 +28,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.serving import make_server
 
 from flask_clientauth import ClientAuth, ClientStore, SpecError
-
 from test_e2e import HTTP_TIMEOUT, Server, example_env, free_port
 from test_routing import ID_AND_SECRET, MISCONFIGURED, doc2, doc3, headers, op
 
@@ -234,7 +233,9 @@ def test_routes_shows_the_base_path(tmp_path: Path, sqlite_url: str) -> None:
     app = mounted_app(tmp_path, sqlite_url, CLIENTAUTH_BASE_PATH="/api")
     text = app.test_cli_runner().invoke(args=["clients", "routes"])
     assert text.exit_code == 0, text.output
-    assert text.output.splitlines()[0] == "Spec: <dict> (OpenAPI 3.x); the app is served under /api (CLIENTAUTH_BASE_PATH)"
+    assert (
+        text.output.splitlines()[0] == "Spec: <dict> (OpenAPI 3.x); the app is served under /api (CLIENTAUTH_BASE_PATH)"
+    )
     data = json.loads(app.test_cli_runner().invoke(args=["clients", "routes", "--json"]).output)
     assert data["base_path"] == "/api"
     rows = {(r["method"], r["rule"]): r for r in data["routes"]}

@@ -21,7 +21,6 @@ import requests
 from sqlalchemy import create_engine
 
 from flask_clientauth import ClientStore, SpecError
-
 from test_e2e import HTTP_TIMEOUT, Server, example_env, free_port
 from test_routing import ID_AND_SECRET, NOT_DESCRIBED, auth_of, build, doc3, headers, new_client, op
 
@@ -143,7 +142,10 @@ def test_rules_that_cannot_reach_a_more_specific_path_cost_one_dict_lookup(make_
     table = app.extensions["clientauth"].table()
     assert table.concrete == {}
     assert {(rule.rule, m) for rule in app.url_map.iter_rules() for m in rule.methods or ()} == {
-        (rule.rule, m) for rule in app.url_map.iter_rules() for m in rule.methods or () if (id(rule), m) in table.policies
+        (rule.rule, m)
+        for rule in app.url_map.iter_rules()
+        for m in rule.methods or ()
+        if (id(rule), m) in table.policies
     }
 
 
@@ -154,7 +156,9 @@ REPORTS = doc3({"/reports": {"get": op([])}, "/reports/": {"get": op(ID_AND_SECR
 
 def test_trailing_slash_paths_keep_their_own_requirements(make_app: Any) -> None:
     app = build(make_app, REPORTS, [("/reports",), ("/reports/",)])
-    assert {(r.rule, r.operation) for r in auth_of(app).routes(app) if r.method == "GET" and "static" not in r.rule} == {
+    assert {
+        (r.rule, r.operation) for r in auth_of(app).routes(app) if r.method == "GET" and "static" not in r.rule
+    } == {
         ("/reports", "GET /reports"),
         ("/reports/", "GET /reports/"),
     }
@@ -315,4 +319,3 @@ def test_concrete_paths_through_gunicorn(credentials_db: tuple[Path, str, str, s
         assert get("/files/private/x/meta", headers=headers(cid)).text == "file private/x/meta"
     finally:
         server.stop()
-
