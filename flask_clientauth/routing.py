@@ -14,6 +14,7 @@ picks the operation by the request's path (only those rules pay for it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import posixpath
 import re
@@ -32,10 +33,6 @@ logger = logging.getLogger("flask_clientauth")
 _FLASK_VAR = re.compile(r"<(?:[^<>:]+:)?[^<>:]+>")
 _SPEC_VAR = re.compile(r"\{[^{}/]+\}")
 _SLASHES = re.compile(r"/{2,}")
-#: What a template's ``{}`` matches in a concrete path (one segment), and a final one that a
-#: converter spanning slashes (``<path:...>``) is read with (the rest of the path).
-_SEGMENT = "[^/]+"
-_REST = "[^/].*"
 
 PreflightMode = Literal["auto", "enforce", "allow"]
 UnhandledMode = Literal["error", "deny"]
@@ -83,11 +80,44 @@ def _literal_segments(key: str) -> int:
     return sum("{}" not in part for part in key.split("/")[1:])
 
 
-def _template_regex(key: str, rest: bool = False) -> re.Pattern[str]:
-    """The concrete paths a template matches; ``rest``: its final ``{}`` takes the rest of the path."""
-    if rest:
-        return re.compile(_SEGMENT.join(re.escape(p) for p in key[:-2].split("{}")) + _REST)
-    return re.compile(_SEGMENT.join(re.escape(p) for p in key.split("{}")))
+def _template_regex(part: str) -> re.Pattern[str]:
+    """What a template's segment with a variable among text (``{}.json``) matches."""
+    return re.compile("[^/]+".join(re.escape(p) for p in part.split("{}")))
+
+
+class _Segments:
+    """Matches a concrete path, split into segments, against a template: ``{}`` is one non-empty
+    segment; with ``rest``, the final ``{}`` takes every segment left (a ``<path:...>`` rule's view)."""
+
+    __slots__ = ("parts", "rest")
+
+    def __init__(self, key: str, rest: bool = False) -> None:
+        parts = key.split("/")[1:]
+        if rest:
+            parts = parts[:-1]  # the final "{}" is whatever remains
+        self.rest = rest
+        #: Per segment: its text, ``None`` for ``{}``, or a pattern for a variable among text.
+        self.parts: list[str | re.Pattern[str] | None] = [
+            p if "{}" not in p else None if p == "{}" else _template_regex(p) for p in parts
+        ]
+
+    def __call__(self, segments: list[str]) -> bool:
+        count = len(self.parts)
+        if self.rest:
+            if len(segments) <= count or not segments[count]:
+                return False
+        elif len(segments) != count:
+            return False
+        for part, segment in zip(self.parts, segments, strict=False):  # with rest, more segments than parts
+            if part is None:
+                if not segment:
+                    return False
+            elif isinstance(part, str):
+                if part != segment:
+                    return False
+            elif part.fullmatch(segment) is None:
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -129,13 +159,27 @@ class RouteError(SpecError):
 class _SegmentNode:
     """One level of the spec's path templates: literal segments, and ``{}`` (a path variable)."""
 
-    __slots__ = ("literal", "variable", "key", "order")
+    __slots__ = ("literal", "mixed", "variable", "key", "order")
 
     def __init__(self) -> None:
         self.literal: dict[str, _SegmentNode] = {}
+        #: The children of ``literal`` whose segment holds a variable among text (``{}.json``).
+        self.mixed: list[tuple[re.Pattern[str], _SegmentNode]] = []
         self.variable: _SegmentNode | None = None
         self.key: str | None = None
         self.order = 0
+
+    def keys_below(self) -> list[str]:
+        """The templates deeper than this node."""
+        found, stack = [], [*self.literal.values(), *([self.variable] if self.variable else [])]
+        while stack:
+            node = stack.pop()
+            if node.key is not None:
+                found.append(node.key)
+            stack.extend(node.literal.values())
+            if node.variable is not None:
+                stack.append(node.variable)
+        return found
 
     @classmethod
     def build(cls, keys: Iterable[str]) -> _SegmentNode:
@@ -146,8 +190,13 @@ class _SegmentNode:
                 if part == "{}":
                     node.variable = node.variable or cls()
                     node = node.variable
+                elif part in node.literal:
+                    node = node.literal[part]
                 else:
-                    node = node.literal.setdefault(part, cls())
+                    child = node.literal[part] = cls()
+                    if "{}" in part:
+                        node.mixed.append((_template_regex(part), child))
+                    node = child
             node.key, node.order = key, order
         return root
 
@@ -162,6 +211,16 @@ class _Template:
     literal: int
     #: The path as the document writes it, under its prefix: ``/v1/items/{itemId}``.
     shown: str
+
+    @functools.cached_property
+    def exact(self) -> _Segments:
+        """Matches the concrete paths of this template (each ``{}`` one segment)."""
+        return _Segments(self.key)
+
+    @functools.cached_property
+    def rest(self) -> _Segments:
+        """The same, its final ``{}`` taking the rest of the path (read by a ``<path:...>`` rule)."""
+        return _Segments(self.key, rest=True)
 
     def op(self, method: str) -> Operation | None:
         op = self.ops.get(method)
@@ -215,6 +274,7 @@ class DocumentPaths:
                 raise SpecError(spec.source, problems[0])
             raise SpecError(spec.source, "paths that cannot be enforced:" + "".join(f"\n  - {p}" for p in problems))
         self._tree = _SegmentNode.build(self.templates)
+        self._rules: dict[int, tuple[tuple[_Template, bool] | None, list[_Template], bool]] = {}
 
     def _strip(self, prefix: str) -> str | None:
         """The server prefix as the app's rules see it; ``None`` if it is not under the base path.
@@ -267,7 +327,20 @@ class DocumentPaths:
                 stack.append((node.variable, depth + 1, literal))
         return best[2] if best is not None else None
 
-    def reachable(self, rule: Rule, own: tuple[_Template, bool] | None) -> list[_Template]:
+    def for_rule(self, rule: Rule) -> tuple[tuple[_Template, bool] | None, list[_Template], bool]:
+        """The rule's own documented path (see :meth:`match`), the other documented paths that may win
+        for a path it serves (:meth:`reachable`), and whether a converter of it spans slashes."""
+        found = self._rules.get(id(rule))
+        if found is None:
+            own = self.match(flask_template(rule.rule))
+            shapes = _rule_shapes(rule)
+            spans = shapes is None or any(multi for shape in shapes for _, _, multi in shape)
+            found = self._rules[id(rule)] = (own, self.reachable(rule, own, shapes, spans), spans)
+        return found
+
+    def reachable(
+        self, rule: Rule, own: tuple[_Template, bool] | None, shapes: list[list[_Shape]] | None, spans: bool
+    ) -> list[_Template]:
         """The documented paths, other than the rule's own, that may win for a path the rule serves.
 
         ``/items/<id>`` serves ``/items/export``; ``/files/<path:p>`` serves ``/files/private/x``;
@@ -276,27 +349,61 @@ class DocumentPaths:
         literal segments; on a tie, earlier in the document or exact where the own one is not).
         Over-approximated where unsure: that only costs the rule a per-request match.
         """
-        shapes = _rule_shapes(rule)
-        spans = shapes is None or any(multi for shape in shapes for _, multi in shape)
         floor: tuple[int, int, int] = (-1, 0, 0)
         if own is not None:
             template, exact = own
             always_exact = exact and not spans and bool(rule.strict_slashes)
             floor = (template.literal, int(always_exact), -template.order)
-        found = []
-        for template in self.templates.values():
-            if own is not None and template is own[0]:
+        keys = set().union(*(self._reach(shape) for shape in shapes)) if shapes is not None else self.templates
+        return [
+            template
+            for key in keys
+            if (template := self.templates[key]) is not (own[0] if own is not None else None)
+            and (template.literal, 1, -template.order) > floor
+        ]
+
+    def _reach(self, shape: list[_Shape]) -> set[str]:
+        """The templates a path the rule's ``shape`` serves may match: a walk of the segment tree.
+
+        Over-approximated where two patterns meet (``<int:id>`` against ``{id}.json``).
+        """
+        found: set[str] = set()
+        top = self._tree.literal.get("")  # every key starts with "/": the tree's first segment is ""
+        stack = [(top, 0)] if top is not None else []
+        while stack:
+            node, depth = stack.pop()
+            if depth == len(shape):
+                if node.key is not None:
+                    found.add(node.key)
                 continue
-            if (template.literal, 1, -template.order) <= floor:
+            text, regex, spans = shape[depth]
+            if spans:  # a converter spanning slashes (``<path:...>``) may reach anything deeper
+                found.update(node.keys_below())
                 continue
-            parts = [(None if "{}" in p else p, _template_regex(p).pattern) for p in template.key.split("/")[1:]]
-            if shapes is None or any(_may_reach(shape, parts) for shape in shapes):
-                found.append(template)
+            if node.variable is not None:
+                stack.append((node.variable, depth + 1))
+            if text is not None:
+                child = node.literal.get(text)
+                if child is not None:
+                    stack.append((child, depth + 1))
+                stack.extend((child, depth + 1) for pattern, child in node.mixed if pattern.fullmatch(text))
+            else:
+                compiled = re.compile(regex)
+                stack.extend(
+                    (child, depth + 1)
+                    for part, child in node.literal.items()
+                    if "{}" in part or compiled.fullmatch(part) is not None
+                )
         return found
 
 
-def _rule_shapes(rule: Rule) -> list[list[tuple[str, bool]]] | None:
-    """The rule's path as segments ``(regex, spans slashes)``, once per trailing-slash form it serves.
+#: One segment of a rule: its literal text (``None`` if it holds a converter), its regex, and
+#: whether a converter in it matches slashes.
+_Shape = tuple[str | None, str, bool]
+
+
+def _rule_shapes(rule: Rule) -> list[list[_Shape]] | None:
+    """The rule's path as segments, once per trailing-slash form it serves.
 
     Read from Werkzeug's parse of the rule (its converters' own regexes); ``None`` if unreadable.
     """
@@ -304,47 +411,28 @@ def _rule_shapes(rule: Rule) -> list[list[tuple[str, bool]]] | None:
     converters = getattr(rule, "_converters", None)
     if not trace or converters is None or (False, "|") not in trace:
         return None
-    segments: list[tuple[str, bool]] = []
-    regex, multi = "", False
+    segments: list[_Shape] = []
+    text: str | None = ""
+    regex, spans = "", False
     for is_var, data in trace[trace.index((False, "|")) + 1 :]:
         if not is_var and data == "/":
-            segments.append((regex, multi))
-            regex, multi = "", False
+            segments.append((text, regex, spans))
+            text, regex, spans = "", "", False
         elif is_var:
             converter = converters.get(data)
             if converter is None:
                 return None
-            regex += f"(?:{converter.regex})"
-            multi = multi or not converter.part_isolating
+            text, regex = None, regex + f"(?:{converter.regex})"
+            spans = spans or not converter.part_isolating
         else:
+            text = text + data if text is not None else None
             regex += re.escape(data)
-    segments.append((regex, multi))
+    segments.append((text, regex, spans))
     shape = segments[1:]  # the first is the empty text before the leading "/"
     if rule.strict_slashes:
         return [shape]
-    toggled = shape[:-1] if shape and shape[-1] == ("", False) else [*shape, ("", False)]
-    return [shape, toggled]
-
-
-def _may_reach(shape: list[tuple[str, bool]], parts: list[tuple[str | None, str]]) -> bool:
-    """Whether a path the rule's ``shape`` serves may match a template's ``parts`` ``(literal, regex)``."""
-    for i, (regex, multi) in enumerate(shape):
-        if multi:
-            return len(parts) > i  # a converter spanning slashes may reach anything deeper
-        if i >= len(parts):
-            return False
-        literal, pattern = parts[i]
-        if literal is not None:
-            if re.fullmatch(regex, literal) is None:
-                return False
-        elif _is_literal(regex) and re.fullmatch(pattern, re.sub(r"\\(.)", r"\1", regex)) is None:
-            return False
-    return len(parts) == len(shape)
-
-
-def _is_literal(regex: str) -> bool:
-    """An escaped literal (``re.escape`` output), not a converter's pattern."""
-    return "(?:" not in regex
+    empty: _Shape = ("", "", False)
+    return [shape, shape[:-1] if shape and shape[-1] == empty else [*shape, empty]]
 
 
 class ConcretePaths:
@@ -359,7 +447,7 @@ class ConcretePaths:
 
     def __init__(
         self,
-        entries: list[tuple[Callable[[str], object], Policy]],
+        entries: list[tuple[Callable[[list[str]], bool], Policy]],
         default: Policy,
         paths: list[tuple[str, Operation | None, Policy]],
     ) -> None:
@@ -370,9 +458,9 @@ class ConcretePaths:
         self.paths = paths
 
     def policy(self, path: str) -> Policy:
-        path = _canonical(path)
+        segments = _canonical(path).split("/")[1:]
         for match, policy in self.entries:
-            if match(path) is not None:
+            if match(segments):
                 return policy
         return self.default  # not reached: the last entry matches everything
 
@@ -380,7 +468,7 @@ class ConcretePaths:
         return f"<ConcretePaths {[p for p, _, _ in self.paths]}>"
 
 
-def _everything(path: str) -> bool:
+def _everything(segments: list[str]) -> bool:
     return True
 
 
@@ -483,19 +571,15 @@ class RouteTable:
         """Compute the policy of one rule and method (decorators first, then the spec)."""
         endpoint = rule.endpoint or ""
         override = self._override(endpoint, self._view_functions.get(endpoint), method)
-        own = self.paths.match(flask_template(rule.rule))
+        own, others, spans = self.paths.for_rule(rule)
         op = own[0].op(method) if own is not None else None
         policy = self._finish(rule, method, op, override)
-        if override is not None:
-            return policy  # the decorator decides for every path the rule serves
-        others = self.paths.reachable(rule, own)
-        if not others:
-            return policy
-        spans = any(multi for shape in _rule_shapes(rule) or [[("", True)]] for _, multi in shape)
-        ranked: list[tuple[tuple[int, int, int], Callable[[str], object], Policy]] = []
+        if override is not None or not others:
+            return policy  # a decorator decides for every path the rule serves
+        ranked: list[tuple[tuple[int, int, int], Callable[[list[str]], bool], Policy]] = []
         paths = []
         for template in [own[0]] if own is not None else []:
-            ranked.append(((template.literal, 1, -template.order), _template_regex(template.key).fullmatch, policy))
+            ranked.append(((template.literal, 1, -template.order), template.exact, policy))
             ranked.append(((template.literal, 0, -template.order), _everything, policy))
         if own is None:
             ranked.append(((-1, 0, 0), _everything, policy))
@@ -504,9 +588,9 @@ class RouteTable:
             other = self._finish(rule, method, other_op, None, template)
             paths.append((template.shown, other_op, other))
             rank = (template.literal, 1, -template.order)
-            ranked.append((rank, _template_regex(template.key).fullmatch, other))
+            ranked.append((rank, template.exact, other))
             if spans and template.key.endswith("/{}"):
-                ranked.append(((rank[0], 0, rank[2]), _template_regex(template.key, rest=True).fullmatch, other))
+                ranked.append(((rank[0], 0, rank[2]), template.rest, other))
         if all(_same_requirement(p, policy) for _, _, p in paths):
             return policy  # every path the rule reaches asks for the same
         ranked.sort(key=lambda entry: entry[0], reverse=True)
@@ -704,8 +788,8 @@ class RouteTable:
         """Spec operations that no Flask rule serves (through its template or a concrete path)."""
         served: set[int] = set()
         for rule in rules:
-            own = self.paths.match(flask_template(rule.rule))
-            templates = ([own[0]] if own is not None else []) + self.paths.reachable(rule, own)
+            own, others, _ = self.paths.for_rule(rule)
+            templates = ([own[0]] if own is not None else []) + others
             served.update(id(op) for t in templates for m in rule.methods or () if (op := t.ops.get(m)) is not None)
         return [op for t in self.paths.templates.values() for op in t.ops.values() if id(op) not in served]
 
