@@ -325,14 +325,16 @@ class ClientAuth:
 
     # -- decorators -------------------------------------------------------------------
     def exempt(self, obj: V) -> V:
-        """Make a view (or every view of a blueprint) public, whatever the spec says."""
+        """Make a view public, whatever the spec says: a function, a class-based view, one method of a
+        ``MethodView`` (that method only), or a blueprint (every view it registers; decorate it
+        before ``app.register_blueprint``)."""
         self._register(obj, Override("exempt", where=_describe(obj)))
         return obj
 
     def require(self, *schemes: str, any_of: Sequence[Sequence[str]] | None = None) -> Callable[[V], V]:
         """Protect a view or blueprint with named schemes: all of ``schemes``, or one group of ``any_of``.
 
-        With no names, the document's global requirement applies.
+        With no names, the document's global requirement applies. Works where :meth:`exempt` does.
         """
         if schemes and any_of:
             raise TypeError("pass scheme names or any_of, not both")
