@@ -6,13 +6,10 @@ import contextvars
 import logging
 import os
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Blueprint, Flask, Request, Response, current_app, request
-from flask.blueprints import BlueprintSetupState
-from flask.sansio.app import App
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, create_engine
 from werkzeug.routing import Rule
@@ -107,7 +104,6 @@ class ClientAuthState:
         self._preflight = config["CLIENTAUTH_CORS_PREFLIGHT"]
         self._unhandled = config["CLIENTAUTH_UNHANDLED_SCHEMES"]
         self._base_path = _base_path(config["CLIENTAUTH_BASE_PATH"])
-        self._registrations = ext._registrations.setdefault(app, {})
         self._view_functions = app.view_functions
         self._blueprints = app.blueprints
         self._spec: Spec | None = None
@@ -193,7 +189,6 @@ class ClientAuthState:
                         handlers=self.extension._scheme_handlers,
                         view_functions=self._view_functions,
                         blueprints=self._blueprints,
-                        registrations=self._registrations,
                         preflight=self._preflight,
                         unhandled=self._unhandled,
                         base_path=self._base_path,
@@ -274,10 +269,6 @@ class ClientAuth:
         self._view_overrides: dict[Callable[..., Any], Override] = {}
         self._blueprint_overrides: dict[Blueprint, Override] = {}
         self._scheme_handlers: dict[str, Callable[..., Any]] = {}
-        #: Per app: registered blueprint name -> the endpoints that registration added. Recorded as
-        #: decorated blueprints (and the ones nested in them) register, so that an app endpoint
-        #: merely named like a blueprint's (``docs.report``) is not taken for one of its views.
-        self._registrations: weakref.WeakKeyDictionary[App, dict[str, set[str]]] = weakref.WeakKeyDictionary()
         self._error_handler: Callable[[AuthFailure], ResponseReturnValue] | None = None
         if db is not None:
             for table in Base.metadata.sorted_tables:
@@ -326,8 +317,7 @@ class ClientAuth:
     # -- decorators -------------------------------------------------------------------
     def exempt(self, obj: V) -> V:
         """Make a view public, whatever the spec says: a function, a class-based view, one method of a
-        ``MethodView`` (that method only), or a blueprint (every view it registers; decorate it
-        before ``app.register_blueprint``)."""
+        ``MethodView`` (that method only), or a blueprint (every view it registers)."""
         self._register(obj, Override("exempt", where=_describe(obj)))
         return obj
 
@@ -349,28 +339,8 @@ class ClientAuth:
     def _register(self, obj: Any, override: Override) -> None:
         if isinstance(obj, Blueprint):
             self._blueprint_overrides[obj] = override
-            self._watch(obj)
         else:
             self._view_overrides[obj] = override
-
-    def _watch(self, blueprint: Blueprint) -> None:
-        """Record the endpoints each registration of ``blueprint`` adds (first of its setup functions)."""
-        if self._note_registration not in blueprint.deferred_functions:
-            blueprint.deferred_functions.insert(0, self._note_registration)
-
-    def _note_registration(self, state: BlueprintSetupState) -> None:
-        name = f"{state.name_prefix}.{state.name}".lstrip(".")
-        endpoints = self._registrations.setdefault(state.app, {}).setdefault(name, set())
-        add_url_rule = state.add_url_rule
-
-        def recording(rule: str, endpoint: str | None = None, view_func: Any = None, **options: Any) -> None:
-            endpoints.add(f"{name}.{endpoint if endpoint is not None else getattr(view_func, '__name__', '')}")
-            add_url_rule(rule, endpoint, view_func, **options)
-
-        # the later setup functions of this registration add their rules through the state
-        state.add_url_rule = recording  # type: ignore[method-assign]
-        for child, _options in getattr(state.blueprint, "_blueprints", ()):  # nested ones register next
-            self._watch(child)
 
     def scheme_handler(self, name: str) -> Callable[[F], F]:
         """Register the verifier of a non-apiKey scheme (oauth2, http, ...): ``f(request) -> truthy``."""

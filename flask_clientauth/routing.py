@@ -495,7 +495,6 @@ class RouteTable:
         handlers: Mapping[str, Callable[..., Any]],
         view_functions: Mapping[str, Callable[..., Any]],
         blueprints: Mapping[str, Any] | None = None,
-        registrations: Mapping[str, set[str]] | None = None,
         preflight: PreflightMode = "auto",
         unhandled: UnhandledMode = "error",
         base_path: str = "",
@@ -505,8 +504,8 @@ class RouteTable:
         self._views = view_overrides
         self._blueprints = blueprint_overrides
         self._app_blueprints = blueprints if blueprints is not None else {}
-        #: Registered blueprint name -> the endpoints that registration added (see ClientAuth).
-        self._registrations = registrations if registrations is not None else {}
+        #: Blueprint -> the endpoint names (without its prefix) it registers.
+        self._blueprint_endpoints: dict[int, set[str]] = {}
         self._handlers = handlers
         self._preflight = preflight
         self._unhandled = unhandled
@@ -638,7 +637,7 @@ class RouteTable:
                 return found
         # innermost blueprint first: "parent.child" then "parent"; the app's registry gives the
         # Blueprint object whatever name it was registered under
-        owner = next((name for name, endpoints in self._registrations.items() if endpoint in endpoints), "")
+        owner = self._owner(endpoint)
         while owner:
             blueprint = self._app_blueprints.get(owner)
             found = self._blueprints.get(blueprint) if blueprint is not None else None
@@ -646,6 +645,21 @@ class RouteTable:
                 return found
             owner = owner.rpartition(".")[0]
         return None
+
+    def _owner(self, endpoint: str) -> str:
+        """The name under which the blueprint that registered ``endpoint`` is registered ("" for the app).
+
+        Not read from the name alone: ``app.add_url_rule(..., endpoint="docs.report")`` is the app's,
+        even next to a blueprint ``docs`` (which would register its views as ``docs.<name>``).
+        """
+        prefix, _, local = endpoint.rpartition(".")
+        blueprint = self._app_blueprints.get(prefix) if prefix else None
+        if blueprint is None:
+            return ""
+        endpoints = self._blueprint_endpoints.get(id(blueprint))
+        if endpoints is None:
+            endpoints = self._blueprint_endpoints[id(blueprint)] = _blueprint_endpoints(blueprint)
+        return prefix if local in endpoints else ""
 
     def _from_override(self, override: Override, op: Operation | None) -> Policy:
         label = op.label if op is not None else None
@@ -723,7 +737,6 @@ class RouteTable:
         hint = self._prefix_hint(rules, rows)
         if hint is not None:
             lines.append(hint)
-        lines.extend(self._unregistered_blueprints())
         return rows, lines
 
     def _prefix_hint(self, rules: list[Rule], rows: list[RouteInfo]) -> str | None:
@@ -750,20 +763,6 @@ class RouteTable:
                         f"CLIENTAUTH_BASE_PATH = {head!r}"
                     )
         return None
-
-    def _unregistered_blueprints(self) -> list[str]:
-        """Decorated blueprints this app registered before the decorator was applied.
-
-        Which endpoints a blueprint registered is recorded as it registers them; without that
-        record the decorator cannot be applied, and the routes would silently keep the document's
-        requirement.
-        """
-        return [
-            f"{override.kind} on blueprint {name!r}: the decorator was applied after app.register_blueprint(); "
-            "apply it before registering the blueprint"
-            for name, blueprint in self._app_blueprints.items()
-            if (override := self._blueprints.get(blueprint)) is not None and name not in self._registrations
-        ]
 
     def build(self, rules: Iterable[Rule]) -> list[RouteInfo]:
         """Resolve every rule and method now (start-up, diagnostics); raise naming every error."""
@@ -792,6 +791,38 @@ class RouteTable:
             templates = ([own[0]] if own is not None else []) + others
             served.update(id(op) for t in templates for m in rule.methods or () if (op := t.ops.get(m)) is not None)
         return [op for t in self.paths.templates.values() for op in t.ops.values() if id(op) not in served]
+
+
+class _SetupRecorder:
+    """Stands in for Flask's ``BlueprintSetupState`` when a blueprint's setup functions are replayed:
+    it notes the endpoints they add; whatever else they reach for does not exist here."""
+
+    __slots__ = ("endpoints",)
+
+    def __init__(self) -> None:
+        self.endpoints: set[str] = set()
+
+    def add_url_rule(self, rule: str, endpoint: str | None = None, view_func: Any = None, **options: Any) -> None:
+        self.endpoints.add(endpoint if endpoint is not None else getattr(view_func, "__name__", ""))
+
+
+def _blueprint_endpoints(blueprint: Any) -> set[str]:
+    """The endpoint names a blueprint registers (without its name): its setup functions replayed.
+
+    Flask records each ``add_url_rule`` of a blueprint as a setup function called with the
+    registration's state; replaying them with a recorder lists them whatever the order of the
+    decorator and ``register_blueprint``. The ones that set up the app (hooks, filters) fail on the
+    recorder and are skipped: they add no view.
+    """
+    recorder = _SetupRecorder()
+    for setup in getattr(blueprint, "deferred_functions", ()):
+        try:
+            setup(recorder)
+        except Exception:  # a setup function for the app itself (hooks, filters), not for a view
+            pass
+    if getattr(blueprint, "has_static_folder", False):  # added by Blueprint.register itself
+        recorder.endpoints.add("static")
+    return recorder.endpoints
 
 
 def _decorated(view: Callable[..., Any] | None, method: str) -> list[Any]:
