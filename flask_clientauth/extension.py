@@ -237,7 +237,7 @@ class ClientAuthState:
     def _refuse_mount(self, req: Request) -> Response:
         """The app is served under a prefix the routes were not matched for: refuse, saying why."""
         logger.critical(
-            "clientauth: refusing %s %s: the app is served under %r (SCRIPT_NAME), but the routes were matched "
+            "clientauth: refusing %s %s: the app is served under %s (SCRIPT_NAME), but the routes were matched "
             "to the document for %r; set CLIENTAUTH_BASE_PATH to the prefix the app is mounted under",
             req.method,
             escape(req.path),
