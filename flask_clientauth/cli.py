@@ -16,7 +16,7 @@ from flask.cli import AppGroup, ScriptInfo
 
 from .extension import ClientAuthState
 from .keys import check_secret_format
-from .routing import RouteInfo
+from .routing import RouteInfo, RouteTable
 from .spec import SpecError, error_lines, load_spec, read_document, unrequired_keys_warning
 from .store import ClientNotFound, ClientRecord, DuplicateClientId, StoreBusy, StoreError
 
@@ -255,20 +255,32 @@ def routes(as_json: bool) -> None:
     table = state.table()
     rules = list(current_app.url_map.iter_rules())
     rows, problems = table.inspect(rules)
-    rows.sort(key=lambda r: (r.rule, r.method))
+    rows.sort(key=lambda r: (r.rule, r.method))  # stable: a rule's concrete paths stay under its row
+    # one row per rule text and method: of two rules with one text (``/x`` GET, ``/x`` POST, each with
+    # Flask's automatic OPTIONS) Werkzeug sends the method to the first registered; the other never runs
+    unique: dict[tuple[str, str, str | None], RouteInfo] = {}
+    for row in rows:
+        unique.setdefault((row.rule, row.method, row.path), row)
+    rows = list(unique.values())
     unserved = sorted({op.label for op in table.unserved(rules)})
     refs = {op.label: op.ref for op in table.spec.operations if op.ref}
     undocumented = sorted(
-        {f"{r.method} {r.rule}" for r in rows if r.operation is None and r.method not in ("HEAD", "OPTIONS")}
+        {
+            f"{r.method} {r.rule}" + (f" (path {r.path})" if r.path else "")
+            for r in rows
+            if r.operation is None and r.method not in ("HEAD", "OPTIONS")
+        }
     )
     if as_json:
         _echo_json(
             {
                 "spec": table.spec.source,
                 "openapi": table.spec.openapi,
+                "base_path": table.base_path,
                 "routes": [
                     {
                         "rule": r.rule,
+                        "path": r.path,
                         "endpoint": r.endpoint,
                         "method": r.method,
                         "operation": r.operation,
@@ -287,14 +299,13 @@ def routes(as_json: bool) -> None:
             }
         )
     else:
-        _echo_routes(table.spec.source, table.spec.openapi, rows, refs, unserved, undocumented, problems)
+        _echo_routes(table, rows, refs, unserved, undocumented, problems)
     if problems:
         sys.exit(1)
 
 
 def _echo_routes(
-    source: str,
-    version: str,
+    table: RouteTable,
     rows: list[RouteInfo],
     refs: dict[str, str],
     unserved: list[str],
@@ -302,12 +313,14 @@ def _echo_routes(
     problems: list[str],
 ) -> None:
     """The human form of ``routes``: one aligned table, then what does not match up."""
-    click.echo(f"Spec: {source} (OpenAPI {version})")
+    spec = table.spec
+    mount = f"; the app is served under {table.base_path} (CLIENTAUTH_BASE_PATH)" if table.base_path else ""
+    click.echo(f"Spec: {spec.source} (OpenAPI {spec.openapi}){mount}")
     header = ("METHOD", "RULE", "OPERATION", "REQUIREMENT", "SCHEMES", "FROM")
-    table = [
+    cells = [
         (
             r.method,
-            r.rule,
+            f"{r.rule} = {r.path}" if r.path else r.rule,
             r.operation or "-",
             "ERROR (see below)" if r.error else r.policy.describe(),
             " | ".join("+".join(a.names) for a in r.policy.alternatives) or "-",
@@ -315,9 +328,9 @@ def _echo_routes(
         )
         for r in rows
     ]
-    widths = [max(len(cells[i]) for cells in [header, *table]) for i in range(len(header) - 1)]
-    for cells in [header, *table]:
-        click.echo("  ".join([*(c.ljust(w) for c, w in zip(cells[:-1], widths, strict=True)), cells[-1]]).rstrip())
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header) - 1)]
+    for row in [header, *cells]:
+        click.echo("  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]]).rstrip())
     sections = (
         ("Spec operations no route serves:", unserved),
         ("Routes the spec does not describe:", undocumented),

@@ -22,7 +22,7 @@ from .errors import AuthFailure, default_response, www_authenticate
 from .models import Base
 from .requirements import Policy
 from .routing import Override, RouteInfo, RouteTable
-from .settings import DEFAULTS, read_settings
+from .settings import DEFAULTS, base_path, read_settings
 from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
 from .store import ClientStore
 from .throttle import FailureThrottle
@@ -80,6 +80,7 @@ class ClientAuthState:
         self._app = app
         self._preflight = config["CLIENTAUTH_CORS_PREFLIGHT"]
         self._unhandled = config["CLIENTAUTH_UNHANDLED_SCHEMES"]
+        self._base_path = base_path("CLIENTAUTH_BASE_PATH", config["CLIENTAUTH_BASE_PATH"])
         self._view_functions = app.view_functions
         self._blueprints = app.blueprints
         self._spec: Spec | None = None
@@ -171,6 +172,7 @@ class ClientAuthState:
                         blueprints=self._blueprints,
                         preflight=self._preflight,
                         unhandled=self._unhandled,
+                        base_path=self._base_path,
                     )
         return self._table
 
@@ -185,7 +187,9 @@ class ClientAuthState:
             return None  # routing failed: Flask answers 404 / 405 and no view runs
         try:
             table = self._table or self.table()
-            policy = table.policies.get((id(rule), req.method)) or table.lookup(rule, req.method)
+            if req.root_path != table.base_path and table.wrong_mount(req.root_path):
+                return self._refuse_mount(req)
+            policy = table.policies.get((id(rule), req.method)) or table.lookup(rule, req.method, req.path)
         except SpecError as exc:
             logger.critical("clientauth: refusing %s %s: %s", req.method, rule.rule, exc)
             return self.respond(AuthFailure(errors.CONFIG_ERROR))
@@ -210,6 +214,18 @@ class ClientAuthState:
         if self.hide_credentials:
             hide(req, policy.api_keys)
         return None
+
+    def _refuse_mount(self, req: Request) -> Response:
+        """The app is served under a prefix the routes were not matched for: refuse, saying why."""
+        logger.critical(
+            "clientauth: refusing %s %s: the app is served under %s (SCRIPT_NAME), but the routes were matched "
+            "to the document for %r; set CLIENTAUTH_BASE_PATH to the prefix the app is mounted under",
+            req.method,
+            escape(req.path),
+            escape(req.root_path),
+            self._base_path or "no prefix",
+        )
+        return self.respond(AuthFailure(errors.CONFIG_ERROR))
 
     def respond(self, failure: AuthFailure, policy: Policy | None = None) -> Response:
         """The response for a refusal: the app's ``@auth.error_handler``, or the JSON body.
@@ -283,14 +299,15 @@ class ClientAuth:
 
     # -- decorators -------------------------------------------------------------------
     def exempt(self, obj: V) -> V:
-        """Make a view (or every view of a blueprint) public, whatever the spec says."""
+        """Make a view public, whatever the spec says: a function, a class-based view, one method of a
+        ``MethodView`` (that method only), or a blueprint (every view it registers)."""
         self._register(obj, Override("exempt", where=_describe(obj)))
         return obj
 
     def require(self, *schemes: str, any_of: Sequence[Sequence[str]] | None = None) -> Callable[[V], V]:
         """Protect a view or blueprint with named schemes: all of ``schemes``, or one group of ``any_of``.
 
-        With no names, the document's global requirement applies.
+        With no names, the document's global requirement applies. Works where :meth:`exempt` does.
         """
         if schemes and any_of:
             raise TypeError("pass scheme names or any_of, not both")

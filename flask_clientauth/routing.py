@@ -2,13 +2,21 @@
 
 Flask rules are matched to spec operations by method and path template
 (``/branches/<int:id>`` ~ ``/branches/{id}``), under the document's ``basePath`` /
-``servers`` prefixes. The result is cached per (rule, method), so a request costs one
-dictionary lookup.
+``servers`` prefixes, less ``CLIENTAUTH_BASE_PATH`` (the prefix the app is mounted under).
+The result is cached per (rule, method), so a request costs one dictionary lookup.
+
+OpenAPI matches concrete paths before templated ones: a rule such as ``/items/<id>`` also
+serves ``/items/export``, which the document may secure on its own. The few rules that can
+reach a more specific documented path get a :class:`ConcretePaths` instead of a policy; it
+picks the operation by the request's path (only those rules pay for it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
+import posixpath
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +28,8 @@ from werkzeug.routing import Rule
 from .requirements import Policy
 from .spec import LISTED, Operation, Spec, SpecError, group_problems
 
+logger = logging.getLogger("flask_clientauth")
+
 _FLASK_VAR = re.compile(r"<(?:[^<>:]+:)?[^<>:]+>")
 _SPEC_VAR = re.compile(r"\{[^{}/]+\}")
 _SLASHES = re.compile(r"/{2,}")
@@ -29,17 +39,85 @@ UnhandledMode = Literal["error", "deny"]
 
 
 def flask_template(rule: str) -> str:
-    """``/a/<int:id>/`` -> ``/a/{}``: the shape used to match rules with spec paths."""
-    return _normalise(_FLASK_VAR.sub("{}", rule))
+    """``/a/<int:id>/`` -> ``/a/{}/``: the shape used to match rules with spec paths."""
+    return _path_key(_FLASK_VAR.sub("{}", rule))
 
 
 def spec_template(prefix: str, path: str) -> str:
     """``/v1`` + ``/a/{id}`` -> ``/v1/a/{}``."""
-    return _normalise(prefix + _SPEC_VAR.sub("{}", path))
+    return _path_key(prefix + _SPEC_VAR.sub("{}", path))
 
 
-def _normalise(path: str) -> str:
-    return _SLASHES.sub("/", path).rstrip("/") or "/"
+def _path_key(path: str) -> str:
+    """Slashes merged, a trailing slash kept: ``/reports`` and ``/reports/`` are two paths."""
+    return _SLASHES.sub("/", "/" + path.lstrip("/"))
+
+
+def _other_slash(key: str) -> str:
+    """``/reports`` <-> ``/reports/``: a rule matches the other form when its own is not documented."""
+    if key == "/":
+        return key
+    return key[:-1] if key.endswith("/") else key + "/"
+
+
+def _canonical(path: str) -> str:
+    """A request path as the document reads it: slashes merged, ``.`` and ``..`` segments removed.
+
+    Werkzeug hands ``<path:...>`` converters ``private//x`` or ``a/../private/x`` as they came, and
+    the view may resolve them; the requirement must be that of the path they stand for.
+    """
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
+    if "/." in path:
+        trailing = path.endswith("/")
+        path = posixpath.normpath(path)
+        if trailing and path != "/":
+            path += "/"
+    return path
+
+
+def _literal_segments(key: str) -> int:
+    return sum("{}" not in part for part in key.split("/")[1:])
+
+
+def _template_regex(part: str) -> re.Pattern[str]:
+    """What a template's segment with a variable among text (``{}.json``) matches."""
+    return re.compile("[^/]+".join(re.escape(p) for p in part.split("{}")))
+
+
+class _Segments:
+    """Matches a concrete path, split into segments, against a template: ``{}`` is one non-empty
+    segment; with ``rest``, the final ``{}`` takes every segment left (a ``<path:...>`` rule's view)."""
+
+    __slots__ = ("parts", "rest")
+
+    def __init__(self, key: str, rest: bool = False) -> None:
+        parts = key.split("/")[1:]
+        if rest:
+            parts = parts[:-1]  # the final "{}" is whatever remains
+        self.rest = rest
+        #: Per segment: its text, ``None`` for ``{}``, or a pattern for a variable among text.
+        self.parts: list[str | re.Pattern[str] | None] = [
+            p if "{}" not in p else None if p == "{}" else _template_regex(p) for p in parts
+        ]
+
+    def __call__(self, segments: list[str]) -> bool:
+        count = len(self.parts)
+        if self.rest:
+            if len(segments) <= count or not segments[count]:
+                return False
+        elif len(segments) != count:
+            return False
+        for part, segment in zip(self.parts, segments, strict=False):  # with rest, more segments than parts
+            if part is None:
+                if not segment:
+                    return False
+            elif isinstance(part, str):
+                if part != segment:
+                    return False
+            elif part.fullmatch(segment) is None:
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -61,6 +139,9 @@ class RouteInfo:
     operation: str | None
     policy: Policy
     error: str | None = None
+    #: A documented path more specific than the rule that the rule also serves (``/items/export``
+    #: under ``/items/<id>``): the row gives the requirement of requests to that path.
+    path: str | None = None
 
 
 class RouteError(SpecError):
@@ -78,105 +159,165 @@ class RouteError(SpecError):
 class _SegmentNode:
     """One level of the spec's path templates: literal segments, and ``{}`` (a path variable)."""
 
-    __slots__ = ("literal", "variable", "ops", "order")
+    __slots__ = ("literal", "mixed", "variable", "key", "order")
 
     def __init__(self) -> None:
         self.literal: dict[str, _SegmentNode] = {}
+        #: The children of ``literal`` whose segment holds a variable among text (``{}.json``).
+        self.mixed: list[tuple[re.Pattern[str], _SegmentNode]] = []
         self.variable: _SegmentNode | None = None
-        self.ops: dict[str, Operation] | None = None
+        self.key: str | None = None
         self.order = 0
 
+    def keys_below(self) -> list[str]:
+        """The templates deeper than this node."""
+        found, stack = [], [*self.literal.values(), *([self.variable] if self.variable else [])]
+        while stack:
+            node = stack.pop()
+            if node.key is not None:
+                found.append(node.key)
+            stack.extend(node.literal.values())
+            if node.variable is not None:
+                stack.append(node.variable)
+        return found
+
     @classmethod
-    def build(cls, index: Mapping[str, dict[str, Operation]]) -> _SegmentNode:
+    def build(cls, keys: Iterable[str]) -> _SegmentNode:
         root = cls()
-        for order, (template, ops) in enumerate(index.items()):
+        for order, key in enumerate(keys):
             node = root
-            for part in template.split("/"):
+            for part in key.split("/"):
                 if part == "{}":
                     node.variable = node.variable or cls()
                     node = node.variable
+                elif part in node.literal:
+                    node = node.literal[part]
                 else:
-                    node = node.literal.setdefault(part, cls())
-            node.ops, node.order = ops, order
+                    child = node.literal[part] = cls()
+                    if "{}" in part:
+                        node.mixed.append((_template_regex(part), child))
+                    node = child
+            node.key, node.order = key, order
         return root
 
 
-class RouteTable:
-    """Maps (URL rule, method) to the policy to enforce, computed once per pair."""
+@dataclass(frozen=True)
+class _Template:
+    """One documented path under one server prefix: ``key`` is ``/v1/items/{}``."""
 
-    def __init__(
-        self,
-        spec: Spec,
-        *,
-        view_overrides: Mapping[Callable[..., Any], Override],
-        blueprint_overrides: Mapping[Any, Override],
-        handlers: Mapping[str, Callable[..., Any]],
-        view_functions: Mapping[str, Callable[..., Any]],
-        blueprints: Mapping[str, Any] | None = None,
-        preflight: PreflightMode = "auto",
-        unhandled: UnhandledMode = "error",
-    ) -> None:
-        self.spec = spec
-        self._view_functions = view_functions
-        self._views = view_overrides
-        self._blueprints = blueprint_overrides
-        self._app_blueprints = blueprints if blueprints is not None else {}
-        self._handlers = handlers
-        self._preflight = preflight
-        self._unhandled = unhandled
-        #: (id of a URL rule, method) -> its policy, filled on first use; read on every request.
-        self.policies: dict[tuple[int, str], Policy] = {}
-        self._lock = threading.Lock()
-        self.index: dict[str, dict[str, Operation]] = {}
-        self._tree: _SegmentNode | None = None
-        for op in spec.operations:
-            for prefix in op.prefixes or ("",):
-                self.index.setdefault(spec_template(prefix, op.path), {})[op.method] = op
-        if spec.global_policy is not None and spec.global_policy.alternatives:
-            self.undocumented = dataclasses.replace(spec.global_policy, origin="undocumented: global")
-        elif spec.global_policy is not None:
-            self.undocumented = Policy(origin="undocumented: global (public)")
-        else:
-            self.undocumented = Policy(deny=True, origin="undocumented")
+    key: str
+    order: int
+    ops: dict[str, Operation]
+    literal: int
+    #: The path as the document writes it, under its prefix: ``/v1/items/{itemId}``.
+    shown: str
 
-    def lookup(self, rule: Rule, method: str) -> Policy:
-        """The policy for a matched rule; the hot path is one dict lookup."""
-        key = (id(rule), method)
-        policy = self.policies.get(key)
-        if policy is None:
-            policy = self.resolve(rule, method)
-            with self._lock:
-                self.policies[key] = policy
-        return policy
+    @functools.cached_property
+    def exact(self) -> _Segments:
+        """Matches the concrete paths of this template (each ``{}`` one segment)."""
+        return _Segments(self.key)
 
-    def operation_for(self, rule: str, method: str) -> Operation | None:
-        template = flask_template(rule)
-        ops = self.index.get(template) or self._covering(template)
-        if not ops:
-            return None
-        op = ops.get(method)
+    @functools.cached_property
+    def rest(self) -> _Segments:
+        """The same, its final ``{}`` taking the rest of the path (read by a ``<path:...>`` rule)."""
+        return _Segments(self.key, rest=True)
+
+    def op(self, method: str) -> Operation | None:
+        op = self.ops.get(method)
         if op is None and method == "HEAD":
-            op = ops.get("GET")
+            op = self.ops.get("GET")
         return op
 
-    def _covering(self, template: str) -> dict[str, Operation] | None:
-        """Operations of the spec path whose variables match literal parts of ``template``.
 
-        A gateway matches the URL ``/items/latest`` to ``/items/{id}``; a Flask rule
-        ``/items/latest`` must get that operation's requirement too. The most literal
-        candidate wins (the first in the document on a tie). A walk of a segment tree: the
-        cost depends on the rule's depth, not on the size of the document.
+class DocumentPaths:
+    """The document's operations by effective path (server prefix + path), as Flask rules see them.
+
+    ``base_path`` (``CLIENTAUTH_BASE_PATH``) is removed from the server prefixes: the app is
+    mounted under it, so its rules do not contain it. Two operations on one effective path and
+    method (``/x/{a}`` and ``/x/{b}``; ``/v1/admin`` and ``/admin`` under a server ``/v1``) and an
+    operation none of whose servers is under the base path are :class:`SpecError`\\ s.
+    """
+
+    def __init__(self, spec: Spec, base_path: str = "") -> None:
+        self.spec = spec
+        self.base_path = base_path
+        self.templates: dict[str, _Template] = {}
+        where: dict[tuple[str, str], str] = {}
+        problems: list[str] = []
+        for op in spec.operations:
+            prefixes = [p for p in (self._strip(p) for p in op.prefixes or ("",)) if p is not None]
+            if not prefixes:
+                listed = ", ".join(repr(p) for p in op.prefixes)
+                problems.append(
+                    f"operation {op.label}: none of its server prefixes ({listed}) is under "
+                    f"CLIENTAUTH_BASE_PATH {base_path!r}, so no route of this app can serve it"
+                )
+            for prefix in prefixes:
+                key = spec_template(prefix, op.path)
+                template = self.templates.get(key)
+                if template is None:
+                    shown = _path_key(prefix + op.path)
+                    template = _Template(key, len(self.templates), {}, _literal_segments(key), shown)
+                    self.templates[key] = template
+                described = f"{op.label}" + (f" under the server prefix {base_path + prefix}" if prefix else "")
+                other = template.ops.get(op.method)
+                if other is not None and other is not op:
+                    problems.append(
+                        f"{where[key, op.method]} and {described} are the same path {key!r}: a request cannot "
+                        "tell them apart (rename one, or remove the duplicate)"
+                    )
+                    continue
+                template.ops[op.method] = op
+                where[key, op.method] = described
+        if problems:
+            if len(problems) == 1:
+                raise SpecError(spec.source, problems[0])
+            raise SpecError(spec.source, "paths that cannot be enforced:" + "".join(f"\n  - {p}" for p in problems))
+        self._tree = _SegmentNode.build(self.templates)
+        self._rules: dict[int, tuple[tuple[_Template, bool] | None, list[_Template], bool]] = {}
+
+    def _strip(self, prefix: str) -> str | None:
+        """The server prefix as the app's rules see it; ``None`` if it is not under the base path.
+
+        A prefix of ``""`` (no server path) is relative to wherever the app is served.
         """
-        if self._tree is None:
-            self._tree = _SegmentNode.build(self.index)
-        parts = template.split("/")
-        best: tuple[int, int, dict[str, Operation]] | None = None
+        base = self.base_path
+        if not base or not prefix:
+            return prefix
+        if prefix == base:
+            return ""
+        return prefix[len(base) :] if prefix.startswith(base + "/") else None
+
+    def match(self, key: str) -> tuple[_Template, bool] | None:
+        """The documented path a rule's template stands for, and whether it is the rule's own form.
+
+        Exact first (``/reports/`` is not ``/reports`` when both are documented), then the other
+        trailing slash, then the most literal template covering it (``/items/latest`` is
+        ``/items/{id}``; first in the document on a tie).
+        """
+        for candidate, exact in ((key, True), (_other_slash(key), False)):
+            template = self.templates.get(candidate)
+            if template is not None:
+                return template, exact
+        for candidate, exact in ((key, True), (_other_slash(key), False)):
+            found = self._covering(candidate)
+            if found is not None:
+                return self.templates[found], exact
+        return None
+
+    def _covering(self, key: str) -> str | None:
+        """The key of the most literal template whose variables match literal parts of ``key``.
+
+        A walk of a segment tree: the cost depends on the rule's depth, not on the size of the document.
+        """
+        parts = key.split("/")
+        best: tuple[int, int, str] | None = None
         stack = [(self._tree, 0, 0)]
         while stack:
             node, depth, literal = stack.pop()
             if depth == len(parts):
-                if node.ops is not None and (best is None or (literal, -node.order) > best[:2]):
-                    best = (literal, -node.order, node.ops)
+                if node.key is not None and (best is None or (literal, -node.order) > best[:2]):
+                    best = (literal, -node.order, node.key)
                 continue
             part = parts[depth]
             child = node.literal.get(part)
@@ -186,17 +327,290 @@ class RouteTable:
                 stack.append((node.variable, depth + 1, literal))
         return best[2] if best is not None else None
 
-    def resolve(self, rule: Rule, method: str) -> Policy:
-        """Compute the policy for one rule and method (decorators first, then the spec)."""
+    def for_rule(self, rule: Rule) -> tuple[tuple[_Template, bool] | None, list[_Template], bool]:
+        """The rule's own documented path (see :meth:`match`), the other documented paths that may win
+        for a path it serves (:meth:`reachable`), and whether a converter of it spans slashes."""
+        found = self._rules.get(id(rule))
+        if found is None:
+            own = self.match(flask_template(rule.rule))
+            shapes = _rule_shapes(rule)
+            spans = shapes is None or any(multi for shape in shapes for _, _, multi in shape)
+            found = self._rules[id(rule)] = (own, self.reachable(rule, own, shapes, spans), spans)
+        return found
+
+    def reachable(
+        self, rule: Rule, own: tuple[_Template, bool] | None, shapes: list[list[_Shape]] | None, spans: bool
+    ) -> list[_Template]:
+        """The documented paths, other than the rule's own, that may win for a path the rule serves.
+
+        ``/items/<id>`` serves ``/items/export``; ``/files/<path:p>`` serves ``/files/private/x``;
+        ``/reports`` with ``strict_slashes=False`` serves ``/reports/``. A template counts if the
+        rule may reach a path it matches and it may outrank the rule's own template there (more
+        literal segments; on a tie, earlier in the document or exact where the own one is not).
+        Over-approximated where unsure: that only costs the rule a per-request match.
+        """
+        floor: tuple[int, int, int] = (-1, 0, 0)
+        if own is not None:
+            template, exact = own
+            always_exact = exact and not spans and bool(rule.strict_slashes)
+            floor = (template.literal, int(always_exact), -template.order)
+        keys = set().union(*(self._reach(shape) for shape in shapes)) if shapes is not None else self.templates
+        return [
+            template
+            for key in keys
+            if (template := self.templates[key]) is not (own[0] if own is not None else None)
+            and (template.literal, 1, -template.order) > floor
+        ]
+
+    def _reach(self, shape: list[_Shape]) -> set[str]:
+        """The templates a path the rule's ``shape`` serves may match: a walk of the segment tree.
+
+        Over-approximated where two patterns meet (``<int:id>`` against ``{id}.json``).
+        """
+        found: set[str] = set()
+        top = self._tree.literal.get("")  # every key starts with "/": the tree's first segment is ""
+        stack = [(top, 0)] if top is not None else []
+        while stack:
+            node, depth = stack.pop()
+            if depth == len(shape):
+                if node.key is not None:
+                    found.add(node.key)
+                continue
+            text, regex, spans = shape[depth]
+            if spans:  # a converter spanning slashes (``<path:...>``) may reach anything deeper
+                found.update(node.keys_below())
+                continue
+            if node.variable is not None:
+                stack.append((node.variable, depth + 1))
+            if text is not None:
+                child = node.literal.get(text)
+                if child is not None:
+                    stack.append((child, depth + 1))
+                stack.extend((child, depth + 1) for pattern, child in node.mixed if pattern.fullmatch(text))
+            else:
+                compiled = re.compile(regex)
+                stack.extend(
+                    (child, depth + 1)
+                    for part, child in node.literal.items()
+                    if "{}" in part or compiled.fullmatch(part) is not None
+                )
+        return found
+
+
+#: One segment of a rule: its literal text (``None`` if it holds a converter), its regex, and
+#: whether a converter in it matches slashes.
+_Shape = tuple[str | None, str, bool]
+
+
+def _rule_shapes(rule: Rule) -> list[list[_Shape]] | None:
+    """The rule's path as segments, once per trailing-slash form it serves.
+
+    Read from Werkzeug's parse of the rule (its converters' own regexes); ``None`` if unreadable.
+    """
+    trace = getattr(rule, "_trace", None)
+    converters = getattr(rule, "_converters", None)
+    if not trace or converters is None or (False, "|") not in trace:
+        return None
+    segments: list[_Shape] = []
+    text: str | None = ""
+    regex, spans = "", False
+    for is_var, data in trace[trace.index((False, "|")) + 1 :]:
+        if not is_var and data == "/":
+            segments.append((text, regex, spans))
+            text, regex, spans = "", "", False
+        elif is_var:
+            converter = converters.get(data)
+            if converter is None:
+                return None
+            text, regex = None, regex + f"(?:{converter.regex})"
+            spans = spans or not converter.part_isolating
+        else:
+            text = text + data if text is not None else None
+            regex += re.escape(data)
+    segments.append((text, regex, spans))
+    shape = segments[1:]  # the first is the empty text before the leading "/"
+    if rule.strict_slashes:
+        return [shape]
+    empty: _Shape = ("", "", False)
+    return [shape, shape[:-1] if shape and shape[-1] == empty else [*shape, empty]]
+
+
+class ConcretePaths:
+    """The policy of a rule that also serves more specific documented paths, picked per request.
+
+    ``entries`` are (matcher, policy) in OpenAPI's order of precedence: the most literal template
+    first, exact matches before a converter spanning slashes, the document's order on a tie. The
+    last entry matches every path: the rule's own template (or the undocumented policy).
+    """
+
+    __slots__ = ("entries", "default", "paths")
+
+    def __init__(
+        self,
+        entries: list[tuple[Callable[[list[str]], bool], Policy]],
+        default: Policy,
+        paths: list[tuple[str, Operation | None, Policy]],
+    ) -> None:
+        self.entries = entries
+        #: The rule's own requirement (what ``flask clients routes`` shows on the rule's row).
+        self.default = default
+        #: (documented path, its operation for the method or None, policy), for the listing.
+        self.paths = paths
+
+    def policy(self, path: str) -> Policy:
+        segments = _canonical(path).split("/")[1:]
+        for match, policy in self.entries:
+            if match(segments):
+                return policy
+        return self.default  # not reached: the last entry matches everything
+
+    def __repr__(self) -> str:
+        return f"<ConcretePaths {[p for p, _, _ in self.paths]}>"
+
+
+def _everything(segments: list[str]) -> bool:
+    return True
+
+
+def _same_requirement(a: Policy, b: Policy) -> bool:
+    """Whether two policies ask a request for the same (their labels aside)."""
+    return (a.alternatives, a.optional, a.deny, a.allow_preflight, a.dropped) == (
+        b.alternatives,
+        b.optional,
+        b.deny,
+        b.allow_preflight,
+        b.dropped,
+    )
+
+
+class RouteTable:
+    """Maps (URL rule, method) to the policy to enforce, computed once per pair."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        view_overrides: Mapping[Any, Override],
+        blueprint_overrides: Mapping[Any, Override],
+        handlers: Mapping[str, Callable[..., Any]],
+        view_functions: Mapping[str, Callable[..., Any]],
+        blueprints: Mapping[str, Any] | None = None,
+        preflight: PreflightMode = "auto",
+        unhandled: UnhandledMode = "error",
+        base_path: str = "",
+    ) -> None:
+        self.spec = spec
+        self._view_functions = view_functions
+        self._views = view_overrides
+        self._blueprints = blueprint_overrides
+        self._app_blueprints = blueprints if blueprints is not None else {}
+        #: Blueprint -> the endpoint names (without its prefix) it registers.
+        self._blueprint_endpoints: dict[int, set[str]] = {}
+        self._handlers = handlers
+        self._preflight = preflight
+        self._unhandled = unhandled
+        #: The prefix the app is served under (``CLIENTAUTH_BASE_PATH``; "" for none).
+        self.base_path = base_path
+        self.paths = DocumentPaths(spec, base_path)
+        #: Server prefixes (less the base path) a mount point must not be part of: see ``wrong_mount``.
+        self._prefixes = sorted({p for op in spec.operations for p in op.prefixes if p})
+        #: (id of a URL rule, method) -> its policy, filled on first use; read on every request.
+        self.policies: dict[tuple[int, str], Policy] = {}
+        #: The same for the few rules whose requirement depends on the concrete path.
+        self.concrete: dict[tuple[int, str], ConcretePaths] = {}
+        self._used: set[Any] = set()
+        self._lock = threading.Lock()
+        if spec.global_policy is not None and spec.global_policy.alternatives:
+            self.undocumented = dataclasses.replace(spec.global_policy, origin="undocumented: global")
+        elif spec.global_policy is not None:
+            self.undocumented = Policy(origin="undocumented: global (public)")
+        else:
+            self.undocumented = Policy(deny=True, origin="undocumented")
+
+    def lookup(self, rule: Rule, method: str, path: str) -> Policy:
+        """The policy of a request to ``path`` (relative to the app's root) matched by ``rule``.
+
+        The hot path, one dict lookup in ``policies``, is inlined in the hook.
+        """
+        entry = self.entry(rule, method)
+        return entry.policy(path) if isinstance(entry, ConcretePaths) else entry
+
+    def entry(self, rule: Rule, method: str) -> Policy | ConcretePaths:
+        """The rule's policy, or its :class:`ConcretePaths` when the concrete path decides."""
+        key = (id(rule), method)
+        found: Policy | ConcretePaths | None = self.policies.get(key) or self.concrete.get(key)
+        if found is None:
+            found = self.resolve(rule, method)
+            with self._lock:
+                if isinstance(found, ConcretePaths):
+                    self.concrete[key] = found
+                else:
+                    self.policies[key] = found
+        return found
+
+    def operation_for(self, rule: str, method: str) -> Operation | None:
+        """The operation a rule's template stands for (the concrete paths it also serves aside)."""
+        found = self.paths.match(flask_template(rule))
+        return found[0].op(method) if found is not None else None
+
+    def wrong_mount(self, root: str) -> bool:
+        """Whether a request's mount point (``SCRIPT_NAME``) contradicts what the table was built for.
+
+        With ``CLIENTAUTH_BASE_PATH`` the app must be served under exactly it. Without, a mount
+        point that the document's server URLs contain (``/api`` of ``https://host/api/v1``) was not
+        removed from them, so the routes were matched against the wrong paths.
+        """
+        if root == self.base_path:
+            return False
+        if self.base_path:
+            return True
+        return any(p == root or p.startswith(root + "/") for p in self._prefixes)
+
+    def resolve(self, rule: Rule, method: str) -> Policy | ConcretePaths:
+        """Compute the policy of one rule and method (decorators first, then the spec)."""
         endpoint = rule.endpoint or ""
-        override = self._override(endpoint, self._view_functions.get(endpoint))
-        op = self.operation_for(rule.rule, method)
+        override = self._override(endpoint, self._view_functions.get(endpoint), method)
+        own, others, spans = self.paths.for_rule(rule)
+        op = own[0].op(method) if own is not None else None
+        policy = self._finish(rule, method, op, override)
+        if override is not None or not others:
+            return policy  # a decorator decides for every path the rule serves
+        ranked: list[tuple[tuple[int, int, int], Callable[[list[str]], bool], Policy]] = []
+        paths = []
+        for template in [own[0]] if own is not None else []:
+            ranked.append(((template.literal, 1, -template.order), template.exact, policy))
+            ranked.append(((template.literal, 0, -template.order), _everything, policy))
+        if own is None:
+            ranked.append(((-1, 0, 0), _everything, policy))
+        for template in others:
+            other_op = template.op(method)
+            other = self._finish(rule, method, other_op, None, template)
+            paths.append((template.shown, other_op, other))
+            rank = (template.literal, 1, -template.order)
+            ranked.append((rank, template.exact, other))
+            if spans and template.key.endswith("/{}"):
+                ranked.append(((rank[0], 0, rank[2]), template.rest, other))
+        if all(_same_requirement(p, policy) for _, _, p in paths):
+            return policy  # every path the rule reaches asks for the same
+        ranked.sort(key=lambda entry: entry[0], reverse=True)
+        return ConcretePaths([(match, p) for _, match, p in ranked], policy, paths)
+
+    def _finish(
+        self,
+        rule: Rule,
+        method: str,
+        op: Operation | None,
+        override: Override | None,
+        template: _Template | None = None,
+    ) -> Policy:
+        """The policy of ``op`` (``None``: undocumented) on this rule, decorators, preflight and handlers applied."""
         label = op.label if op is not None else None
+        where = rule.rule if template is None else f"{rule.rule} (path {template.key})"
         if override is not None:
             try:
                 policy = self._from_override(override, op)
             except SpecError as exc:
-                raise RouteError(self.spec.source, method, rule.rule, label, exc.rule) from None
+                raise RouteError(self.spec.source, method, where, label, exc.rule) from None
         elif op is not None:
             policy = op.policy
         else:
@@ -208,24 +622,44 @@ class RouteTable:
         try:
             return self._apply_handlers(policy)
         except SpecError as exc:
-            raise RouteError(self.spec.source, method, rule.rule, label, exc.rule) from None
+            raise RouteError(self.spec.source, method, where, label, exc.rule) from None
 
-    def _override(self, endpoint: str, view: Callable[..., Any] | None) -> Override | None:
-        if view is not None:
-            # a class-based view is decorated as a class; Flask keeps the function as_view() made
-            found = self._views.get(view) or self._views.get(getattr(view, "view_class", view))
+    def _override(self, endpoint: str, view: Callable[..., Any] | None, method: str) -> Override | None:
+        """The innermost decorator that applies: a class-based view's method, its class, the view
+        function (or a function it wraps), then the blueprints that really registered the endpoint."""
+        for candidate in _decorated(view, method):
+            try:
+                found = self._views.get(candidate)
+            except TypeError:  # an unhashable attribute of a view class
+                continue
             if found is not None:
+                self._used.add(candidate)
                 return found
-        # innermost blueprint first: "parent.child.view" -> "parent.child", then "parent"; the
-        # app's registry gives the Blueprint object whatever name it was registered under
-        parts = endpoint.split(".")[:-1]
-        while parts:
-            blueprint = self._app_blueprints.get(".".join(parts))
+        # innermost blueprint first: "parent.child" then "parent"; the app's registry gives the
+        # Blueprint object whatever name it was registered under
+        owner = self._owner(endpoint)
+        while owner:
+            blueprint = self._app_blueprints.get(owner)
             found = self._blueprints.get(blueprint) if blueprint is not None else None
             if found is not None:
                 return found
-            parts.pop()
+            owner = owner.rpartition(".")[0]
         return None
+
+    def _owner(self, endpoint: str) -> str:
+        """The name under which the blueprint that registered ``endpoint`` is registered ("" for the app).
+
+        Not read from the name alone: ``app.add_url_rule(..., endpoint="docs.report")`` is the app's,
+        even next to a blueprint ``docs`` (which would register its views as ``docs.<name>``).
+        """
+        prefix, _, local = endpoint.rpartition(".")
+        blueprint = self._app_blueprints.get(prefix) if prefix else None
+        if blueprint is None:
+            return ""
+        endpoints = self._blueprint_endpoints.get(id(blueprint))
+        if endpoints is None:
+            endpoints = self._blueprint_endpoints[id(blueprint)] = _blueprint_endpoints(blueprint)
+        return prefix if local in endpoints else ""
 
     def _from_override(self, override: Override, op: Operation | None) -> Policy:
         label = op.label if op is not None else None
@@ -271,7 +705,9 @@ class RouteTable:
         """Resolve every rule and method; the rows (errors included) and one line per distinct problem.
 
         A line names the routes a problem affects (``limit`` of them); methods of one rule are one route.
+        A rule that serves more specific documented paths gets one more row for each.
         """
+        rules = list(rules)
         rows = []
         problems: dict[tuple[str, str | None, str], list[str]] = {}
         for rule in rules:
@@ -279,18 +715,55 @@ class RouteTable:
                 op = self.operation_for(rule.rule, method)
                 label = op.label if op is not None else None
                 try:
-                    policy = self.lookup(rule, method)
+                    entry = self.entry(rule, method)
                 except SpecError as exc:
                     problem = exc.problem if isinstance(exc, RouteError) else exc.rule
-                    problems.setdefault((rule.rule, label, problem), []).append(method)
+                    where = exc.url_rule if isinstance(exc, RouteError) else rule.rule
+                    label = exc.operation if isinstance(exc, RouteError) else label
+                    problems.setdefault((where, label, problem), []).append(method)
                     rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, label, Policy(deny=True), problem))
                     continue
-                rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, label, policy))
+                if not isinstance(entry, ConcretePaths):
+                    rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, label, entry))
+                    continue
+                rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, label, entry.default))
+                for path, path_op, policy in entry.paths:
+                    path_label = path_op.label if path_op is not None else None
+                    rows.append(RouteInfo(rule.rule, rule.endpoint or "", method, path_label, policy, path=path))
         places = [
             (f"{', '.join(methods)} {rule}" + (f" (operation {operation})" if operation else ""), problem)
             for (rule, operation, problem), methods in problems.items()
         ]
-        return rows, group_problems(places, noun="routes", limit=limit)
+        lines = group_problems(places, noun="routes", limit=limit)
+        hint = self._prefix_hint(rules, rows)
+        if hint is not None:
+            lines.append(hint)
+        return rows, lines
+
+    def _prefix_hint(self, rules: list[Rule], rows: list[RouteInfo]) -> str | None:
+        """When no route serves any operation but would once a leading part of the server prefixes is
+        removed, the app is served under a prefix the document includes: say which, and the fix."""
+        if not self.spec.operations or any(r.operation is not None for r in rows):
+            return None
+        keys = [flask_template(rule.rule) for rule in rules]
+        stripped = sorted({p for op in self.spec.operations for p in op.prefixes if p})
+        for prefix in stripped:
+            parts = prefix.split("/")
+            for end in range(2, len(parts) + 1):
+                head = "/".join(parts[:end])
+                try:
+                    trial = DocumentPaths(self.spec, head)
+                except SpecError:
+                    continue
+                if any(trial.match(key) is not None for key in keys):
+                    rest = prefix[len(head) :] or "/"
+                    return (
+                        f"no route serves any operation of the document under its server prefix {prefix!r}, but "
+                        f"routes match the operations under {rest!r}: if the app is served under {head!r} "
+                        "(a SCRIPT_NAME mount, DispatcherMiddleware, a proxy's X-Forwarded-Prefix), set "
+                        f"CLIENTAUTH_BASE_PATH = {head!r}"
+                    )
+        return None
 
     def build(self, rules: Iterable[Rule]) -> list[RouteInfo]:
         """Resolve every rule and method now (start-up, diagnostics); raise naming every error."""
@@ -300,9 +773,72 @@ class RouteTable:
         if lines:
             listed = "".join(f"\n  - {line}" for line in lines)
             raise SpecError(self.spec.source, f"these routes cannot be enforced:{listed}")
+        unused = sorted(o.where for obj, o in self._views.items() if obj not in self._used)
+        if unused:
+            logger.warning(
+                "clientauth: %s: @auth.exempt / @auth.require on %s matched no route of this app, so it has "
+                "no effect here: decorate the function (or MethodView class or method) that is registered "
+                "as the view",
+                self.spec.source,
+                ", ".join(unused),
+            )
         return rows
 
     def unserved(self, rules: Iterable[Rule]) -> list[Operation]:
-        """Spec operations that no Flask rule serves."""
-        served = {(flask_template(r.rule), m) for r in rules for m in (r.methods or ())}
-        return [op for key, ops in self.index.items() for op in ops.values() if (key, op.method) not in served]
+        """Spec operations that no Flask rule serves (through its template or a concrete path)."""
+        served: set[int] = set()
+        for rule in rules:
+            own, others, _ = self.paths.for_rule(rule)
+            templates = ([own[0]] if own is not None else []) + others
+            served.update(id(op) for t in templates for m in rule.methods or () if (op := t.ops.get(m)) is not None)
+        return [op for t in self.paths.templates.values() for op in t.ops.values() if id(op) not in served]
+
+
+class _SetupRecorder:
+    """Stands in for Flask's ``BlueprintSetupState`` when a blueprint's setup functions are replayed:
+    it notes the endpoints they add; whatever else they reach for does not exist here."""
+
+    __slots__ = ("endpoints",)
+
+    def __init__(self) -> None:
+        self.endpoints: set[str] = set()
+
+    def add_url_rule(self, rule: str, endpoint: str | None = None, view_func: Any = None, **options: Any) -> None:
+        self.endpoints.add(endpoint if endpoint is not None else getattr(view_func, "__name__", ""))
+
+
+def _blueprint_endpoints(blueprint: Any) -> set[str]:
+    """The endpoint names a blueprint registers (without its name): its setup functions replayed.
+
+    Flask records each ``add_url_rule`` of a blueprint as a setup function called with the
+    registration's state; replaying them with a recorder lists them whatever the order of the
+    decorator and ``register_blueprint``. The ones that set up the app (hooks, filters) fail on the
+    recorder and are skipped: they add no view.
+    """
+    recorder = _SetupRecorder()
+    for setup in getattr(blueprint, "deferred_functions", ()):
+        try:
+            setup(recorder)
+        except Exception:  # a setup function for the app itself (hooks, filters), not for a view
+            pass
+    if getattr(blueprint, "has_static_folder", False):  # added by Blueprint.register itself
+        recorder.endpoints.add("static")
+    return recorder.endpoints
+
+
+def _decorated(view: Callable[..., Any] | None, method: str) -> list[Any]:
+    """What a decorator may have been put on, innermost first: the method of a class-based view
+    that ``method`` dispatches to, the view class, the view function and the functions it wraps."""
+    if view is None:
+        return []
+    found: list[Any] = []
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        handler = getattr(view_class, method.lower(), None)
+        if handler is None and method == "HEAD":  # MethodView answers HEAD with get()
+            handler = getattr(view_class, "get", None)
+        found += [handler, view_class] if handler is not None else [view_class]
+    while view is not None and len(found) < 16:
+        found.append(view)
+        view = getattr(view, "__wrapped__", None)
+    return found

@@ -18,6 +18,7 @@ logger = logging.getLogger("flask_clientauth")
 #: Every configuration key with its default (documented in the README and docs/config.rst).
 DEFAULTS: dict[str, Any] = {
     "CLIENTAUTH_SPEC": None,
+    "CLIENTAUTH_BASE_PATH": None,
     "CLIENTAUTH_DATABASE_URI": None,
     "CLIENTAUTH_ENGINE_OPTIONS": {},
     "CLIENTAUTH_BCRYPT_ROUNDS": 12,
@@ -153,6 +154,17 @@ def _spec(key: str, value: Any) -> Any:
     return value
 
 
+def base_path(key: str, value: Any) -> str:
+    """The prefix the app is mounted under, as ``"/api"``; ``""`` for none (``None`` or ``""``)."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or not value.startswith("/") or "//" in value or "{" in value:
+        raise ConfigurationError(
+            f"{key} must be a path starting with '/' (the prefix the app is mounted under), not {_shown(value)}"
+        )
+    return value.rstrip("/")
+
+
 def _database_uri(key: str, value: Any) -> Any:
     from sqlalchemy.engine import URL
 
@@ -164,6 +176,7 @@ def _database_uri(key: str, value: Any) -> Any:
 #: The reader of each key: ``reader(key, value) -> typed value``, or :class:`ConfigurationError`.
 READERS: dict[str, Callable[[str, Any], Any]] = {
     "CLIENTAUTH_SPEC": _spec,
+    "CLIENTAUTH_BASE_PATH": base_path,
     "CLIENTAUTH_DATABASE_URI": _database_uri,
     "CLIENTAUTH_ENGINE_OPTIONS": _mapping,
     "CLIENTAUTH_BCRYPT_ROUNDS": lambda k, v: integer(k, v, *BCRYPT_ROUNDS_RANGE),

@@ -103,14 +103,15 @@ class ClientAuthTestClient(FlaskClient):
         app = self.application
         state: ClientAuthState = app.extensions["clientauth"]
         try:
-            adapter = app.create_url_adapter(app.request_class(environ, populate_request=False))
+            request = app.request_class(environ, populate_request=False)
+            adapter = app.create_url_adapter(request)
             if adapter is None:
                 raise LookupError
             rule, _args = adapter.match(return_rule=True)
         except (HTTPException, LookupError):  # RequestRedirect and an untrusted host are HTTPExceptions
             return state.spec().global_policy  # 404, 405, redirect: what the gateway would ask for
         try:
-            return state.table().lookup(rule, environ.get("REQUEST_METHOD", "GET"))
+            return state.table().lookup(rule, environ.get("REQUEST_METHOD", "GET"), request.path)
         except SpecError:
             return None  # the app answers 503 whatever is sent
 

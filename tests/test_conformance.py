@@ -1451,6 +1451,7 @@ def test_routes_json(make_app: Any) -> None:
     row = rows[("GET", "/accounts/v1/accounts")]
     assert row == {
         "rule": "/accounts/v1/accounts",
+        "path": None,
         "endpoint": "r0",
         "method": "GET",
         "operation": "GET /accounts",
