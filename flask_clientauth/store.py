@@ -54,6 +54,8 @@ class StoreError(Exception):
 
     def __init__(self, message: str, *, fault: str | None = None) -> None:
         super().__init__(message)
+        #: What went wrong when it is known: ``"missing_tables"``, ``"unreachable"``,
+        #: ``"no_database"`` or ``"auth_failed"``.
         self.fault = fault
 
 

@@ -86,8 +86,9 @@ def assert_creates_only(revision: str, *tables: str) -> None:
 
 
 def test_apps_db_with_flask_migrate_first(project: UserApp, url: str, initialised: Path) -> None:
-    """``flask db migrate`` puts our tables in the app's history; ``init-db`` then finds them up to date."""
-    env = {"CLIENTAUTH_SETUP": "db", "USE_MIGRATE": "1"}
+    """The README's commands: ``flask db migrate`` puts our tables in the app's history; ``init-db`` then
+    finds them up to date."""
+    env = {"CLIENTAUTH_SETUP": "db", "USE_MIGRATE": "1", "INCLUDE_OBJECT": "1"}
     db_init(project, initialised)
     project.flask("db", "migrate", "-m", "initial", **env)
     (initial,) = project.revisions()
