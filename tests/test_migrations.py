@@ -251,6 +251,12 @@ def test_flask_migrate_autogenerate_includes_our_tables(database_url: str, tmp_p
         source = generated[0].read_text()
         for table in (*OUR_TABLES, "branch"):
             assert f"op.create_table('{table}'" in source or f'op.create_table("{table}"' in source, table
+        # a revision of the app creates the tables: init-db leaves them to it and names the command
+        early = runner.invoke(args=["clients", "init-db"])
+        assert early.exit_code == 1 and early.output.count("\n") == 1, early.output
+        assert "do not exist" in early.output and early.output.rstrip().endswith("run `flask db upgrade`")
+        with app.app_context():
+            assert not tables(db.engine) & OUR_TABLES
         result = runner.invoke(args=["db", "upgrade", "-d", directory])
         assert result.exit_code == 0, result.output
         with app.app_context():
@@ -265,5 +271,29 @@ def test_flask_migrate_autogenerate_includes_our_tables(database_url: str, tmp_p
         with app.app_context():
             assert VERSION_TABLE not in tables(db.engine)
         assert authenticates(app)
+        # tables that no longer match the models (here: an index gone): the commands that fix it
+        with app.app_context(), db.engine.begin() as conn:
+            on = " ON clientauth_events" if conn.dialect.name in ("mysql", "mariadb") else ""
+            conn.execute(text(f"DROP INDEX ix_clientauth_events_created_at{on}"))
+        stale = runner.invoke(args=["clients", "init-db"])
+        assert stale.exit_code == 1 and stale.output.count("\n") == 1, stale.output
+        assert "differ from this version's" in stale.output
+        assert 'run `flask db migrate -m "Flask-ClientAuth tables"`, then `flask db upgrade`' in stale.output
     finally:
         drop_user_tables(app, db)
+
+
+def test_init_db_adopts_tables_made_without_the_shipped_revisions(
+    make_app: AppFactory, database_url: str, engine: Engine
+) -> None:
+    """Tables made by ``create_all`` (or an app's migrations) on our own engine: recorded, not made twice."""
+    app = make_app(database_url=database_url, create_tables=True)
+    record, _ = app.extensions["clientauth"].store.create("Made before init-db")
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["clients", "init-db"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Client tables already up to date in ") and "now recorded" in result.output
+    assert current_revisions(engine) == heads()
+    again = runner.invoke(args=["clients", "init-db"])
+    assert again.output.startswith("Client tables already up to date in ") and "now recorded" not in again.output
+    assert [r.client_id for r in app.extensions["clientauth"].store.list()] == [record.client_id]
