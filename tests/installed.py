@@ -204,6 +204,23 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return _session["venv"]
 
 
+def migrations_template(venv: Installed, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What ``flask db init`` writes (the same for every app): run once per session, copied by ``db_init``."""
+    if "migrations" not in _session_dirs:
+        app = user_app(venv, tmp_path_factory.mktemp("db-init"), CLIENTAUTH_SETUP="db", USE_MIGRATE="1")
+        app.flask("db", "init", APP_DATABASE_URL=f"sqlite:///{app.directory}/unused.sqlite3")
+        _session_dirs["migrations"] = app.directory / "migrations"
+    return _session_dirs["migrations"]
+
+
+def db_init(app: UserApp, template: Path) -> None:
+    """``flask db init`` in ``app``'s project, from the session's template."""
+    shutil.copytree(template, app.directory / "migrations")
+
+
+_session_dirs: dict[str, Path] = {}
+
+
 def run(command: list[str], cwd: Path | None = None) -> str:
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, env=clean_env())
     assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"

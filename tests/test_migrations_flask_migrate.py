@@ -10,7 +10,6 @@ commands in subprocesses, against the installed wheel, on every backend (README,
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,16 @@ import pytest
 from sqlalchemy import create_engine
 
 from flask_clientauth import ClientStore
-from installed import Installed, UserApp, empty_database, installed, table_names, user_app
+from installed import (
+    Installed,
+    UserApp,
+    db_init,
+    empty_database,
+    installed,
+    migrations_template,
+    table_names,
+    user_app,
+)
 
 OURS = ("clientauth_clients", "clientauth_events")
 VERSION_TABLE = "clientauth_alembic_version"
@@ -32,10 +40,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 
 @pytest.fixture(scope="session")
 def initialised(venv: Installed, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What ``flask db init`` writes (the same for every app): run once, copied into each test's app."""
-    app = user_app(venv, tmp_path_factory.mktemp("db-init"), CLIENTAUTH_SETUP="db", USE_MIGRATE="1")
-    app.flask("db", "init", APP_DATABASE_URL=f"sqlite:///{app.directory}/unused.sqlite3")
-    return app.directory / "migrations"
+    return migrations_template(venv, tmp_path_factory)
 
 
 @pytest.fixture
@@ -68,10 +73,6 @@ def create_clients(url: str, *names: str, disable: tuple[str, ...] = ()) -> list
         return made
     finally:
         engine.dispose()
-
-
-def db_init(app: UserApp, initialised: Path) -> None:
-    shutil.copytree(initialised, app.directory / "migrations")
 
 
 def assert_leaves_ours_alone(revision: str) -> None:
