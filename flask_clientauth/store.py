@@ -127,6 +127,7 @@ _LIBPQ_FAULTS = (
         UNREACHABLE,
     ),
 )
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
 #: SQLite: SQLITE_CANTOPEN (the file or its directory is missing or not writable).
 _SQLITE_CANTOPEN = 14
 #: Why a connection failed, from the driver's message (phrases of libpq, PyMySQL and the OS).
@@ -196,9 +197,6 @@ def store_error(exc: SQLAlchemyError, url: URL) -> StoreError:
     else:
         return StoreError(f"client store unavailable ({type(exc).__name__}) at {where}")
     return StoreError(f"client store unavailable: {text}", fault=fault)
-
-
-_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
 
 
 @dataclass(frozen=True)
