@@ -91,7 +91,7 @@ def test_apps_db_with_flask_migrate_first(project: UserApp, url: str, initialise
     finds them up to date."""
     env = {"CLIENTAUTH_SETUP": "db", "USE_MIGRATE": "1", "INCLUDE_OBJECT": "1"}
     db_init(project, initialised)
-    project.flask("db", "migrate", "-m", "initial", **env)
+    project.flask("db", "migrate", "-m", "Flask-ClientAuth tables", **env)
     (initial,) = project.revisions()
     assert_creates_only(initial, "branch", *OURS)
     project.flask("db", "upgrade", **env)
