@@ -95,16 +95,16 @@ def init_db() -> None:
     from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .migrate import SchemaError, init_app_tables, init_own_tables
+    from .migrate import SchemaError, init_app_tables, init_own_tables, needs_include_object
 
     state = _state()
     engine = state.store.engine
     db = state.extension.db
+    migrate = current_app.extensions.get("migrate")
     try:
         if db is None:
             message = init_own_tables(engine)
         else:
-            migrate = current_app.extensions.get("migrate")
             directory = migrate.directory if migrate is not None and getattr(migrate, "db", None) is db else None
             message = init_app_tables(engine, db.metadata, directory)
     except SQLAlchemyError as exc:  # as the store does: no SQL, no values in the message
@@ -112,6 +112,13 @@ def init_db() -> None:
     except (CommandError, SchemaError) as exc:  # e.g. a revision this version does not know
         raise click.ClickException(f"cannot migrate the client tables: {exc}") from None
     click.echo(message)
+    if db is None and migrate is not None and needs_include_object(engine, migrate):
+        click.echo(
+            "Note: the app's Flask-Migrate works on this database too: pass it our hook, "
+            "`Migrate(app, db, include_object=flask_clientauth.migrate.include_object)`, "
+            "so that `flask db migrate` leaves the client tables alone.",
+            err=True,
+        )
 
 
 @clients.command("create")

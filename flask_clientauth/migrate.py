@@ -63,6 +63,20 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     return not (name in TABLES and reflected and compare_to is None)
 
 
+def needs_include_object(engine: Engine, migrate: Any) -> bool:
+    """Whether Flask-Migrate's app config ``migrate`` works on ``engine``'s database without
+    :func:`include_object`: its autogenerate would then propose to drop our tables."""
+    if migrate.configure_args.get("include_object") is include_object:
+        return False
+    ours, apps = engine.url, migrate.db.engine.url  # Flask-SQLAlchemy may add query options: compare the rest
+    return (ours.get_backend_name(), ours.host, ours.port, ours.database) == (
+        apps.get_backend_name(),
+        apps.host,
+        apps.port,
+        apps.database,
+    )
+
+
 def alembic_config() -> Config:
     from alembic.config import Config
 

@@ -297,3 +297,35 @@ def test_init_db_adopts_tables_made_without_the_shipped_revisions(
     again = runner.invoke(args=["clients", "init-db"])
     assert again.output.startswith("Client tables already up to date in ") and "now recorded" not in again.output
     assert [r.client_id for r in app.extensions["clientauth"].store.list()] == [record.client_id]
+
+
+@pytest.mark.parametrize("hook", [False, True], ids=["without-include_object", "with-include_object"])
+def test_init_db_on_the_apps_database_asks_for_the_hook(database_url: str, tmp_path: Path, hook: bool) -> None:
+    """``ClientAuth(app)`` on the database the app's Flask-Migrate works on: without our hook, its next
+    autogenerate would propose to drop the client tables, so ``init-db`` says how to pass it."""
+    from flask_clientauth.migrate import include_object
+
+    db = SQLAlchemy()
+    app = Flask("sharedapp", instance_path=str(tmp_path / "instance"))
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=database_url,
+        CLIENTAUTH_DATABASE_URI=database_url,
+        CLIENTAUTH_SPEC=TUTORIAL_SPEC,
+        CLIENTAUTH_BCRYPT_ROUNDS=4,
+    )
+    db.init_app(app)
+    Migrate(app, db, directory=str(tmp_path / "migrations"), **({"include_object": include_object} if hook else {}))
+    state = ClientAuth(app).state(app)
+    try:
+        result = app.test_cli_runner().invoke(args=["clients", "init-db"])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("Client tables created in ")
+        if hook:
+            assert result.stderr == ""
+        else:
+            assert "include_object=flask_clientauth.migrate.include_object" in result.stderr
+    finally:
+        assert state.engine is not None
+        state.engine.dispose()
+        with app.app_context():
+            db.engine.dispose()
