@@ -18,7 +18,7 @@ from .extension import ClientAuthState
 from .keys import check_secret_format
 from .routing import RouteInfo, RouteTable
 from .spec import SpecError, error_lines, load_spec, read_document, unrequired_keys_warning
-from .store import ClientNotFound, ClientRecord, DuplicateClientId, StoreBusy, StoreError
+from .store import MISSING_TABLES, ClientNotFound, ClientRecord, DuplicateClientId, StoreBusy, StoreError, store_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,8 +51,10 @@ def _errors(f: F) -> F:
                 "nothing was changed, try again"
             ) from None
         except StoreError as exc:
-            where = "the app's database" if _state().extension.db is not None else "CLIENTAUTH_DATABASE_URI"
-            raise click.ClickException(f"{exc}; check {where} and run 'flask clients init-db'") from None
+            if exc.fault == MISSING_TABLES:  # the message names the command to run
+                raise click.ClickException(str(exc)) from None
+            where = "the app's database URI" if _state().extension.db is not None else "CLIENTAUTH_DATABASE_URI"
+            raise click.ClickException(f"{exc}; check {where}") from None
         except SpecError as exc:
             raise click.ClickException(str(exc)) from None
 
@@ -86,19 +88,39 @@ def _echo_secret(record: ClientRecord, secret: str, as_json: bool) -> None:
 @clients.command("init-db")
 @_errors
 def init_db() -> None:
-    """Create or upgrade the client tables (runs the shipped Alembic migrations)."""
+    """Create or upgrade the client tables; says "created", "upgraded" or "already up to date".
+
+    With the extension's own engine it runs the shipped migrations. With ``ClientAuth(app, db=db)``
+    the tables belong to the app's migrations: it creates them only where none of the app's
+    revisions does, and otherwise names the ``flask db`` command to run.
+    """
     from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .migrate import upgrade
+    from .migrate import SchemaError, init_app_tables, init_own_tables, needs_include_object
 
+    state = _state()
+    engine = state.store.engine
+    db = state.extension.db
+    migrate = current_app.extensions.get("migrate")
     try:
-        upgrade(_state().store.engine)
+        if db is None:
+            message = init_own_tables(engine)
+        else:
+            directory = migrate.directory if migrate is not None and getattr(migrate, "db", None) is db else None
+            message = init_app_tables(engine, db.metadata, directory)
     except SQLAlchemyError as exc:  # as the store does: no SQL, no values in the message
-        raise StoreError(f"client store unavailable ({type(exc).__name__})") from None
-    except CommandError as exc:  # e.g. the database is at a revision this version does not know
+        raise store_error(exc, engine.url) from None
+    except (CommandError, SchemaError) as exc:  # e.g. a revision this version does not know
         raise click.ClickException(f"cannot migrate the client tables: {exc}") from None
-    click.echo("Client tables are up to date.")
+    click.echo(message)
+    if db is None and migrate is not None and needs_include_object(engine, migrate):
+        click.echo(
+            "Note: the app's Flask-Migrate works on this database too: pass it our hook, "
+            "`Migrate(app, db, include_object=flask_clientauth.migrate.include_object)`, "
+            "so that `flask db migrate` leaves the client tables alone.",
+            err=True,
+        )
 
 
 @clients.command("create")

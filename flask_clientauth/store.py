@@ -7,6 +7,7 @@ client is never half-written and every process learns of the change.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import (
+    URL,
     ColumnElement,
     Connection,
     Engine,
@@ -36,8 +38,25 @@ logger = logging.getLogger("flask_clientauth")
 EVENT_RETENTION = timedelta(days=1)
 
 
+#: What :attr:`StoreError.fault` names (``None``: another fault, named by its exception class only).
+MISSING_TABLES = "missing_tables"
+UNREACHABLE = "unreachable"
+NO_DATABASE = "no_database"
+AUTH_FAILED = "auth_failed"
+
+
 class StoreError(Exception):
-    """The client store could not be reached or used. The message never holds SQL or values."""
+    """The client store could not be reached or used. The message never holds SQL, values or a password.
+
+    ``fault`` names the cause when it is known (:data:`MISSING_TABLES`, :data:`UNREACHABLE`,
+    :data:`NO_DATABASE`, :data:`AUTH_FAILED`), and the message then says what to do.
+    """
+
+    def __init__(self, message: str, *, fault: str | None = None) -> None:
+        super().__init__(message)
+        #: What went wrong when it is known: ``"missing_tables"``, ``"unreachable"``,
+        #: ``"no_database"`` or ``"auth_failed"``.
+        self.fault = fault
 
 
 class StoreBusy(StoreError):
@@ -88,6 +107,96 @@ def _lock_timeout(exc: SQLAlchemyError) -> bool:
         return True
     code = getattr(orig, "sqlite_errorcode", None)
     return isinstance(code, int) and code & 0xFF in _SQLITE_BUSY
+
+
+def safe_url(url: URL) -> str:
+    """The database URL to show: no password, no query, the backend without its driver."""
+    return url.set(drivername=url.get_backend_name(), query={}).render_as_string(hide_password=True)
+
+
+#: PostgreSQL SQLSTATEs, MySQL/MariaDB error numbers and, for what psycopg reports at connect time
+#: without a SQLSTATE, libpq's message; only used to classify, never shown.
+_PG_FAULTS = {"42P01": MISSING_TABLES, "3D000": NO_DATABASE, "28P01": AUTH_FAILED, "28000": AUTH_FAILED}
+_MYSQL_FAULTS = {1146: MISSING_TABLES, 1049: NO_DATABASE, 1045: AUTH_FAILED, 1044: AUTH_FAILED}
+_MYSQL_UNREACHABLE = frozenset({2002, 2003, 2005, 2006, 2013})
+_LIBPQ_FAULTS = (
+    (re.compile(r'database ".*" does not exist'), NO_DATABASE),
+    (re.compile(r'password authentication failed|role ".*" does not exist|no password supplied'), AUTH_FAILED),
+    (
+        re.compile(r"^connection failed:|failed to resolve host|server closed the connection|timeout expired"),
+        UNREACHABLE,
+    ),
+)
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
+#: SQLite: SQLITE_CANTOPEN (the file or its directory is missing or not writable).
+_SQLITE_CANTOPEN = 14
+#: Why a connection failed, from the driver's message (phrases of libpq, PyMySQL and the OS).
+_REASONS = (
+    ("refused", "connection refused"),
+    ("resolve host", "unknown host name"),
+    ("name or service not known", "unknown host name"),
+    ("nodename nor servname", "unknown host name"),
+    ("timed out", "timed out"),
+    ("timeout", "timed out"),
+    ("no route to host", "no route to host"),
+    ("network is unreachable", "network unreachable"),
+    ("closed the connection", "the server closed the connection"),
+    ("lost connection", "the server closed the connection"),
+    ("gone away", "the server closed the connection"),
+)
+
+
+def _fault(orig: Any) -> tuple[str | None, str]:
+    """The fault a DBAPI error stands for, and the driver's message (lower case) to take a reason from."""
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    number = args[0] if args and isinstance(args[0], int) else None
+    message = " ".join(str(arg) for arg in args).lower()
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in _PG_FAULTS:
+        return _PG_FAULTS[sqlstate], message
+    if number is not None:
+        if number in _MYSQL_FAULTS:
+            return _MYSQL_FAULTS[number], message
+        return (UNREACHABLE if number in _MYSQL_UNREACHABLE else None), message
+    if type(orig).__module__ == "sqlite3":  # sqlite_errorcode is Python 3.11+: the messages are SQLite's own
+        if message.startswith("no such table"):
+            return MISSING_TABLES, message
+        code = getattr(orig, "sqlite_errorcode", None)
+        cantopen = code & 0xFF == _SQLITE_CANTOPEN if isinstance(code, int) else "unable to open" in message
+        return (NO_DATABASE if cantopen else None), message
+    if type(orig).__module__.startswith(("psycopg", "psycopg2")):
+        for pattern, fault in _LIBPQ_FAULTS:
+            if pattern.search(message):
+                return fault, message
+    return None, message
+
+
+def store_error(exc: SQLAlchemyError, url: URL) -> StoreError:
+    """A :class:`StoreError` that names the fault behind ``exc`` and what to do about it.
+
+    Built from the URL (password hidden) and error codes only: the driver's message can quote SQL
+    and values, so it is never shown.
+    """
+    fault, message = _fault(getattr(exc, "orig", None))
+    where = safe_url(url)
+    server = f"{url.host or 'localhost'}:{url.port or _DEFAULT_PORTS.get(url.get_backend_name(), '?')}"
+    if fault == MISSING_TABLES:
+        text = f"the client tables do not exist in {where}: run `flask clients init-db` (or `flask db upgrade`)"
+    elif fault == NO_DATABASE and url.get_backend_name() == "sqlite":
+        text = f"cannot open the SQLite database {where}: its directory must exist and be writable"
+    elif fault == NO_DATABASE:
+        text = f"the database {url.database!r} does not exist on the server at {server}: create it, or fix {where}"
+    elif fault == AUTH_FAILED:
+        text = (
+            f"the database server at {server} refused user {url.username!r} (authentication failed): "
+            f"check the user name and password of {where}"
+        )
+    elif fault == UNREACHABLE:
+        reason = next((why for phrase, why in _REASONS if phrase in message), "cannot connect")
+        text = f"cannot connect to the database server at {server} ({reason}): check that it runs and {where} is right"
+    else:
+        return StoreError(f"client store unavailable ({type(exc).__name__}) at {where}")
+    return StoreError(f"client store unavailable: {text}", fault=fault)
 
 
 @dataclass(frozen=True)
@@ -155,8 +264,8 @@ class ClientStore:
 
     @contextmanager
     def _connect(self, *, write: bool) -> Iterator[Connection]:
+        engine = self._get_engine()
         try:
-            engine = self._get_engine()
             if write:
                 with engine.begin() as conn:
                     yield conn
@@ -166,10 +275,9 @@ class ClientStore:
         except IntegrityError:
             raise DuplicateClientId("client ID already registered") from None
         except SQLAlchemyError as exc:
-            # Only the exception class: messages can quote SQL, and drivers' messages values.
             if _lock_timeout(exc):
                 raise StoreBusy(f"client store busy ({type(exc).__name__})") from None
-            raise StoreError(f"client store unavailable ({type(exc).__name__})") from None
+            raise store_error(exc, engine.url) from None
 
     # -- reads ------------------------------------------------------------------------
     def get(self, client_id: str) -> ClientRecord | None:

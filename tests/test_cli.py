@@ -371,11 +371,12 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def assert_store_message(result: Result) -> None:
+def assert_store_message(result: Result, *words: str) -> None:
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
     assert lines[0].startswith("Error: ")
-    assert "init-db" in lines[0]
+    for word in words:
+        assert word in lines[0], result.output
     for word in ("SELECT", "INSERT", "[SQL", "Db-Password"):
         assert word not in result.output
 
@@ -387,7 +388,7 @@ def test_missing_tables_give_one_line_pointing_to_init_db(
     make_app: AppFactory, database_url: str, command: tuple[str, ...]
 ) -> None:
     app = make_app(database_url=database_url, create_tables=False)
-    assert_store_message(failed(app, *command))
+    assert_store_message(failed(app, *command), "tables do not exist", "flask clients init-db")
 
 
 @pytest.mark.parametrize(
@@ -400,9 +401,13 @@ def test_missing_tables_give_one_line_pointing_to_init_db(
     ids=["postgresql", "mariadb", "sqlite"],
 )
 def test_unreachable_database_gives_one_line(make_app: AppFactory, url: str, tmp_path: Path) -> None:
-    app = make_app(database_url=url.format(port=_closed_port(), tmp=tmp_path), create_tables=False)
+    port = _closed_port()
+    app = make_app(database_url=url.format(port=port, tmp=tmp_path), create_tables=False)
+    # the server and why it cannot be used, not "run init-db" (which would fail the same way)
+    expected = ("cannot open the SQLite database",) if url.startswith("sqlite") else (f"127.0.0.1:{port}", "refused")
     for command in (("list",), ("create", NAME), ("init-db",)):
-        assert_store_message(failed(app, *command))
+        assert_store_message(failed(app, *command), *expected, "CLIENTAUTH_DATABASE_URI")
+        assert "init-db" not in failed(app, *command).output
 
 
 def test_commands_need_the_extension() -> None:

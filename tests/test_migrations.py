@@ -1,9 +1,9 @@
 """The shipped Alembic migrations produce exactly the models' schema, on every backend.
 
-Both ways of running them are covered: ``flask_clientauth.migrate.upgrade`` / ``flask clients
+Both set-ups are covered in-process here: ``flask_clientauth.migrate.upgrade`` / ``flask clients
 init-db`` (our own version table), and Flask-Migrate in a user's app (``flask db migrate``
-autogenerating our tables from ``db.metadata``, or ``flask db upgrade heads`` with our
-``VERSIONS_DIR`` in ``version_locations``).
+autogenerating our tables from ``db.metadata``). The same set-ups run from an installed wheel, in
+either order, in test_migrations_flask_migrate.py; upgrades with rows in test_schema_upgrade.py.
 """
 
 from __future__ import annotations
@@ -105,13 +105,14 @@ def test_init_db_command(make_app: AppFactory, database_url: str, engine: Engine
     runner = app.test_cli_runner()
     result = runner.invoke(args=["clients", "init-db"])
     assert result.exit_code == 0, result.output
-    assert "up to date" in result.output
+    assert result.output.startswith("Client tables created in ") and "ca0001" in result.output
     assert schema_diff(engine) == []
     assert current_revisions(engine) == heads()
     created = runner.invoke(args=["clients", "create", "After init-db"])
     assert created.exit_code == 0, created.output
     again = runner.invoke(args=["clients", "init-db"])
     assert again.exit_code == 0, again.output
+    assert again.output.startswith("Client tables already up to date in "), again.output
     listed = runner.invoke(args=["clients", "list"])
     assert "After init-db" in listed.output
 
@@ -190,7 +191,7 @@ def drop_alembic_version(database_url: str) -> Iterator[None]:
     drop()
 
 
-def user_app(database_url: str, tmp_path: Path, *, version_locations: bool) -> tuple[Flask, Any, str]:
+def user_app(database_url: str, tmp_path: Path) -> tuple[Flask, Any, str]:
     """A user's app: Flask-SQLAlchemy ``db`` with a model of its own, Flask-Migrate, ClientAuth."""
     db = SQLAlchemy()
 
@@ -209,17 +210,7 @@ def user_app(database_url: str, tmp_path: Path, *, version_locations: bool) -> t
     )
     db.init_app(app)
     directory = str(tmp_path / "migrations")
-    migrate = Migrate(app, db, directory=directory)
-    if version_locations:
-
-        @migrate.configure
-        def add_clientauth_versions(config: Any) -> Any:
-            config.set_main_option("path_separator", "os")
-            config.set_main_option(
-                "version_locations", os.pathsep.join([os.path.join(directory, "versions"), VERSIONS_DIR])
-            )
-            return config
-
+    Migrate(app, db, directory=directory)
     ClientAuth(app, db=db)
 
     @app.get("/api/branches")
@@ -248,7 +239,7 @@ def authenticates(app: Flask) -> bool:
 @pytest.mark.filterwarnings(FLASK_MIGRATE_TEMPLATE_WARNING)
 @pytest.mark.usefixtures("keep_logging", "drop_alembic_version")
 def test_flask_migrate_autogenerate_includes_our_tables(database_url: str, tmp_path: Path) -> None:
-    app, db, directory = user_app(database_url, tmp_path, version_locations=False)
+    app, db, directory = user_app(database_url, tmp_path)
     try:
         assert OUR_TABLES <= set(db.metadata.tables)
         runner = app.test_cli_runner()
@@ -260,56 +251,81 @@ def test_flask_migrate_autogenerate_includes_our_tables(database_url: str, tmp_p
         source = generated[0].read_text()
         for table in (*OUR_TABLES, "branch"):
             assert f"op.create_table('{table}'" in source or f'op.create_table("{table}"' in source, table
+        # a revision of the app creates the tables: init-db leaves them to it and names the command
+        early = runner.invoke(args=["clients", "init-db"])
+        assert early.exit_code == 1 and early.output.count("\n") == 1, early.output
+        assert "do not exist" in early.output and early.output.rstrip().endswith("run `flask db upgrade`")
+        with app.app_context():
+            assert not tables(db.engine) & OUR_TABLES
         result = runner.invoke(args=["db", "upgrade", "-d", directory])
         assert result.exit_code == 0, result.output
         with app.app_context():
             assert OUR_TABLES | {"branch"} <= tables(db.engine)
             assert schema_diff(db.engine, db.metadata) == []
-        assert authenticates(app)
-    finally:
-        drop_user_tables(app, db)
-
-
-@pytest.mark.filterwarnings(FLASK_MIGRATE_TEMPLATE_WARNING)
-@pytest.mark.usefixtures("keep_logging", "drop_alembic_version")
-def test_flask_migrate_upgrade_heads_with_our_version_location(database_url: str, tmp_path: Path) -> None:
-    app, db, directory = user_app(database_url, tmp_path, version_locations=True)
-    shipped = set(Path(VERSIONS_DIR).glob("*.py"))
-    try:
-        runner = app.test_cli_runner()
-        result = runner.invoke(args=["db", "init", "-d", directory])
-        assert result.exit_code == 0, result.output
-        result = runner.invoke(args=["db", "upgrade", "-d", directory, "heads"])
-        assert result.exit_code == 0, result.output
-        with app.app_context():
-            assert OUR_TABLES <= tables(db.engine)
-            # our revision is recorded in the app's own history, under its branch label
-            assert current_revisions(db.engine, "alembic_version") == {"ca0001"}
             assert VERSION_TABLE not in tables(db.engine)
-            assert schema_diff(db.engine) == []
-        assert authenticates(app)
-        # The app's first revision starts its own branch (``--head base``): without it Alembic
-        # would put it on top of ca0001, in the directory of its parent, i.e. inside our package.
-        result = runner.invoke(
-            args=[
-                "db", "migrate", "-d", directory, "-m", "app tables",
-                "--head", "base", "--branch-label", "app", "--version-path", str(Path(directory, "versions")),
-            ]
-        )  # fmt: skip
-        assert result.exit_code == 0, result.output
-        generated = list(Path(directory, "versions").glob("*.py"))
-        assert len(generated) == 1
-        source = generated[0].read_text()
-        assert "'branch'" in source or '"branch"' in source
-        assert "clientauth" not in source  # autogenerate sees our tables as up to date
-        result = runner.invoke(args=["db", "upgrade", "-d", directory, "heads"])
-        assert result.exit_code == 0, result.output
+        # the app's migrations hold the tables: init-db finds them up to date and records nothing
+        for _ in range(2):
+            result = runner.invoke(args=["clients", "init-db"])
+            assert result.exit_code == 0, result.output
+            assert result.output.startswith("Client tables already up to date in "), result.output
         with app.app_context():
-            assert schema_diff(db.engine, db.metadata) == []
-            assert len(current_revisions(db.engine, "alembic_version")) == 2
+            assert VERSION_TABLE not in tables(db.engine)
+        assert authenticates(app)
+        # tables that no longer match the models (here: an index gone): the commands that fix it
+        with app.app_context(), db.engine.begin() as conn:
+            on = " ON clientauth_events" if conn.dialect.name in ("mysql", "mariadb") else ""
+            conn.execute(text(f"DROP INDEX ix_clientauth_events_created_at{on}"))
+        stale = runner.invoke(args=["clients", "init-db"])
+        assert stale.exit_code == 1 and stale.output.count("\n") == 1, stale.output
+        assert "differ from this version's" in stale.output
+        assert 'run `flask db migrate -m "Flask-ClientAuth tables"`, then `flask db upgrade`' in stale.output
     finally:
-        stray = set(Path(VERSIONS_DIR).glob("*.py")) - shipped
-        for path in stray:
-            path.unlink()
-        assert not stray, "a revision was written into the package's versions directory"
         drop_user_tables(app, db)
+
+
+def test_init_db_adopts_tables_made_without_the_shipped_revisions(
+    make_app: AppFactory, database_url: str, engine: Engine
+) -> None:
+    """Tables made by ``create_all`` (or an app's migrations) on our own engine: recorded, not made twice."""
+    app = make_app(database_url=database_url, create_tables=True)
+    record, _ = app.extensions["clientauth"].store.create("Made before init-db")
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["clients", "init-db"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Client tables already up to date in ") and "now recorded" in result.output
+    assert current_revisions(engine) == heads()
+    again = runner.invoke(args=["clients", "init-db"])
+    assert again.output.startswith("Client tables already up to date in ") and "now recorded" not in again.output
+    assert [r.client_id for r in app.extensions["clientauth"].store.list()] == [record.client_id]
+
+
+@pytest.mark.parametrize("hook", [False, True], ids=["without-include_object", "with-include_object"])
+def test_init_db_on_the_apps_database_asks_for_the_hook(database_url: str, tmp_path: Path, hook: bool) -> None:
+    """``ClientAuth(app)`` on the database the app's Flask-Migrate works on: without our hook, its next
+    autogenerate would propose to drop the client tables, so ``init-db`` says how to pass it."""
+    from flask_clientauth.migrate import include_object
+
+    db = SQLAlchemy()
+    app = Flask("sharedapp", instance_path=str(tmp_path / "instance"))
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=database_url,
+        CLIENTAUTH_DATABASE_URI=database_url,
+        CLIENTAUTH_SPEC=TUTORIAL_SPEC,
+        CLIENTAUTH_BCRYPT_ROUNDS=4,
+    )
+    db.init_app(app)
+    Migrate(app, db, directory=str(tmp_path / "migrations"), **({"include_object": include_object} if hook else {}))
+    state = ClientAuth(app).state(app)
+    try:
+        result = app.test_cli_runner().invoke(args=["clients", "init-db"])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("Client tables created in ")
+        if hook:
+            assert result.stderr == ""
+        else:
+            assert "include_object=flask_clientauth.migrate.include_object" in result.stderr
+    finally:
+        assert state.engine is not None
+        state.engine.dispose()
+        with app.app_context():
+            db.engine.dispose()

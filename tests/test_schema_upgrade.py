@@ -1,0 +1,163 @@
+"""Schema upgrades with real rows: a database at an older revision, upgraded to head in both set-ups.
+
+Generic over the shipped history: every released revision is a starting point (``PAIRS``), so a
+schema change only adds a revision file and these tests upgrade to it. The rows are written at the
+first revision, whose schema never changes (a released migration is never edited): clients with a
+secret, a disabled one, an ID-only one, and their change log. After the upgrade, from the installed
+wheel: no row lost, every client in its state, every secret still accepted.
+
+- own engine: ``flask clients init-db`` runs the shipped revisions;
+- the app's db: the app's ``flask db migrate`` generates the step (without dropping anything of
+  ours) and ``flask db upgrade`` applies it; ``init-db`` then finds the tables up to date.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, MetaData, create_engine, func, insert, select, text
+
+from flask_clientauth.migrate import VERSION_TABLE, alembic_config, upgrade
+from installed import Installed, UserApp, db_init, empty_database, installed, migrations_template, user_app
+
+SCRIPT = ScriptDirectory.from_config(alembic_config())
+#: The shipped revisions, oldest first.
+HISTORY = [r.revision for r in reversed(list(SCRIPT.walk_revisions("base", "heads")))]
+FIRST, HEAD = HISTORY[0], HISTORY[-1]
+#: (start, target): each released revision, upgraded to head.
+PAIRS = [(start, HEAD) for start in HISTORY]
+
+#: Clients written at the first revision: (name, secret or None, enabled).
+CLIENTS = [
+    ("Branch mobile app", "Secret-of-the-mobile-app-0001", True),
+    ("Retired kiosk", "Secret-of-the-retired-kiosk-02", False),
+    ("Partner feed", None, True),
+]
+
+
+@pytest.fixture(scope="session")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    return installed(tmp_path_factory)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    empty_database(database_url)
+    eng = create_engine(database_url)
+    yield eng
+    eng.dispose()
+    empty_database(database_url)
+
+
+def at_revision(engine: Engine, start: str) -> list[dict[str, Any]]:
+    """The database at ``start`` holding ``CLIENTS`` and their change log, written at the first revision."""
+    upgrade(engine, FIRST)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    written = []
+    with engine.begin() as conn:
+        tables = MetaData()
+        tables.reflect(conn, only=["clientauth_clients", "clientauth_events"])
+        clients, events = tables.tables["clientauth_clients"], tables.tables["clientauth_events"]
+        for name, secret, enabled in CLIENTS:
+            client_id = secrets.token_hex(16)
+            hashed = bcrypt.hashpw(secret.encode(), bcrypt.gensalt(4)).decode() if secret else None
+            conn.execute(
+                insert(clients).values(
+                    client_id=client_id,
+                    name=name,
+                    description=f"written at {FIRST}",
+                    secret_hash=hashed,
+                    enabled=enabled,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            conn.execute(insert(events).values(client_id=client_id, action="create", created_at=now))
+            if not enabled:
+                conn.execute(insert(events).values(client_id=client_id, action="disable", created_at=now))
+            written.append({"client_id": client_id, "client_secret": secret, "name": name, "enabled": enabled})
+    upgrade(engine, start)
+    return written
+
+
+def event_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(text("clientauth_events"))).scalar_one())
+
+
+def assert_rows_kept(app: UserApp, engine: Engine, written: list[dict[str, Any]], events: int, **env: str) -> None:
+    listed = {c["client_id"]: c for c in json.loads(app.flask("clients", "list", "--json", **env).stdout)}
+    assert set(listed) == {c["client_id"] for c in written}
+    for client in written:
+        row = listed[client["client_id"]]
+        assert (row["name"], row["enabled"], row["has_secret"], row["description"]) == (
+            client["name"],
+            client["enabled"],
+            client["client_secret"] is not None,
+            f"written at {FIRST}",
+        )
+    with_secret = [c for c in written if c["client_secret"] is not None]
+    assert app.call(*with_secret, **env) == [200 if c["enabled"] else 403 for c in with_secret]
+    assert event_count(engine) == events
+
+
+def test_history_is_one_line_from_the_first_revision() -> None:
+    """The harness walks one line of revisions; a branch or a second base would need it extended."""
+    assert SCRIPT.get_bases() == [FIRST] and SCRIPT.get_heads() == [HEAD]
+    assert SCRIPT.get_revision(FIRST).branch_labels == {"clientauth"}
+
+
+@pytest.mark.parametrize(("start", "target"), PAIRS, ids=[f"{s}-{t}" for s, t in PAIRS])
+def test_own_engine_upgrade_keeps_every_row(
+    venv: Installed, engine: Engine, database_url: str, tmp_path: Path, start: str, target: str
+) -> None:
+    written = at_revision(engine, start)
+    events = event_count(engine)
+    env = {"CLIENTAUTH_SETUP": "own", "CLIENTAUTH_DATABASE_URI": database_url}
+    app = user_app(venv, tmp_path / "project", APP_DATABASE_URL=f"sqlite:///{tmp_path}/app.sqlite3")
+    said = app.flask("clients", "init-db", **env).stdout
+    if start == target:
+        assert said.startswith("Client tables already up to date in "), said
+    else:
+        assert said.startswith("Client tables upgraded in ") and f"from revision {start} to {target}" in said, said
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_heads() == (target,)
+    assert_rows_kept(app, engine, written, events, **env)
+
+
+@pytest.mark.parametrize(("start", "target"), PAIRS, ids=[f"{s}-{t}" for s, t in PAIRS])
+def test_apps_db_upgrade_keeps_every_row(
+    venv: Installed,
+    engine: Engine,
+    database_url: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    start: str,
+    target: str,
+) -> None:
+    """The tables as the app's own migrations made them at ``start`` (no version table of ours); the
+    app's next ``flask db migrate`` + ``flask db upgrade`` brings them to this version's models."""
+    written = at_revision(engine, start)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+    events = event_count(engine)
+    env = {"CLIENTAUTH_SETUP": "db", "USE_MIGRATE": "1"}
+    app = user_app(venv, tmp_path / "project", APP_DATABASE_URL=database_url)
+    db_init(app, migrations_template(venv, tmp_path_factory))
+    app.flask("db", "migrate", "-m", "Flask-ClientAuth upgrade", **env)
+    (revision,) = app.revisions()
+    upgrade_ops = revision.split("def downgrade")[0]
+    assert "drop_table" not in upgrade_ops and "drop_column" not in upgrade_ops, revision
+    app.flask("db", "upgrade", **env)
+    said = app.flask("clients", "init-db", **env).stdout
+    assert said.startswith("Client tables already up to date in "), said
+    assert_rows_kept(app, engine, written, events, **env)
