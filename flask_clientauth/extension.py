@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, make_url
 from werkzeug.routing import Rule
 
 from . import errors
@@ -22,7 +22,7 @@ from .errors import AuthFailure, default_response, www_authenticate
 from .models import Base
 from .requirements import Policy
 from .routing import Override, RouteInfo, RouteTable
-from .settings import DEFAULTS, base_path, read_settings
+from .settings import DEFAULTS, ConfigurationError, base_path, read_settings
 from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
 from .store import ClientStore
 from .throttle import FailureThrottle
@@ -385,4 +385,12 @@ def _create_engine(app: Flask) -> Engine:
         uri = "sqlite:///" + os.path.join(app.instance_path, "clientauth.sqlite3")
     options: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
     options.update(app.config["CLIENTAUTH_ENGINE_OPTIONS"])
-    return create_engine(uri, **options)
+    try:
+        return create_engine(uri, **options)
+    except ImportError as exc:  # the URL names a DBAPI driver that is not installed
+        dialect = make_url(uri).drivername
+        raise ConfigurationError(
+            f"CLIENTAUTH_DATABASE_URI: the database driver of {dialect!r} is not installed ({exc.name or exc}); "
+            "install it, or name an installed one: 'postgresql+psycopg://' (pip install "
+            "'Flask-ClientAuth[postgresql]'), 'mysql+pymysql://' (pip install 'Flask-ClientAuth[mysql]')"
+        ) from None

@@ -172,6 +172,13 @@ def read_document(source: SpecSource, *, root_path: str | None = None) -> tuple[
     elif isinstance(source, Mapping):
         label = "<dict>"
         document = source
+    elif isinstance(source, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", source):
+        # a URL, not a path; its user-info may hold a password, so only the scheme is shown
+        raise SpecError(
+            "<CLIENTAUTH_SPEC>",
+            f"{source.split('://', 1)[0]}:// URLs are not supported: CLIENTAUTH_SPEC takes a file path, a dict or "
+            "a callable (download the document at build time and ship it with the app)",
+        )
     elif isinstance(source, (str, os.PathLike)):
         file = Path(source)
         if not file.is_absolute() and root_path is not None:

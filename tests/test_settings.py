@@ -130,3 +130,21 @@ def test_known_keys_are_not_logged(make_app: AppFactory, caplog: pytest.LogCaptu
 
 def test_every_key_has_a_check() -> None:
     assert set(READERS) == set(DEFAULTS)
+
+
+def test_a_database_driver_that_is_not_installed_names_the_key_and_the_extras(make_app: AppFactory) -> None:
+    # "mysql://" means the MySQLdb driver, which the [mysql] extra does not install (pymysql is)
+    with pytest.raises(ConfigurationError) as info:
+        make_app(database_url="mysql://root:hunter2-password@127.0.0.1/x", create_tables=False)
+    message = str(info.value)
+    assert "CLIENTAUTH_DATABASE_URI" in message and "mysql+pymysql://" in message
+    assert "hunter2" not in message
+
+
+def test_a_url_as_the_spec_is_refused_without_showing_it(make_app: AppFactory) -> None:
+    from flask_clientauth import SpecError
+
+    with pytest.raises(SpecError) as info:
+        make_app(spec="https://user:hunter2-password@example.com/openapi.yaml", create_tables=False)
+    message = str(info.value)
+    assert "URLs are not supported" in message and "hunter2" not in message
