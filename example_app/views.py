@@ -16,6 +16,11 @@ from flask_clientauth import current_client
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
+#: What the documents' pattern ``\S`` calls blank: ECMAScript's white space and line terminators
+#: (OpenAPI patterns are ECMA-262). ``str.strip()`` differs: it also strips U+001C-U+001F and
+#: U+0085 (names the document accepts) and keeps U+FEFF.
+BLANK = "\t\n\v\f\r \u00a0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff" + "".join(map(chr, range(0x2000, 0x200B)))
+
 #: The branches every app starts with (fictitious addresses and numbers).
 BRANCHES: list[dict[str, Any]] = [
     {
@@ -112,7 +117,7 @@ def create_branch() -> Any:
     if not isinstance(data, dict):
         abort(400, description="The body must be a JSON object")
     name = data.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX:
+    if not isinstance(name, str) or not name.strip(BLANK) or len(name) > NAME_MAX:
         abort(400, description=f"'name' must be a non-empty string of at most {NAME_MAX} characters")
     kind = data.get("type", "branch")
     if kind not in TYPES:
@@ -125,7 +130,7 @@ def create_branch() -> Any:
         abort(400, description="'phone' must be a string")
     branch = _book().add(
         {
-            "name": name.strip(),
+            "name": name.strip(BLANK),
             "type": kind,
             "address": address,
             "phone": phone,

@@ -168,6 +168,7 @@ class Authenticator:
         if not secret or "," in secret or self.cache.digest(secret) not in entry.verified:
             return None
         entry.used = True
+        self._note_address(client_id, environ.get("REMOTE_ADDR"))
         id_header, secret_header = req.forward_names
         headers = {id_header: client_id, secret_header: secret}
         return AuthState(AuthenticatedClient(client_id, entry.record.name, req.key_names, True, headers), req.names)
@@ -301,6 +302,7 @@ class Authenticator:
         """Whether ``secret`` is the client's; at most one bcrypt check per secret per request."""
         digest = self.cache.digest(secret)
         if digest in entry.verified:
+            self._note_address(client_id, memo["address"])
             return True
         if digest in entry.rejected:  # refused by bcrypt before, for this very hash: not paid again,
             self._throttle(client_id, memo)  # but still a failure that counts
@@ -380,6 +382,14 @@ class Authenticator:
         wait = self.throttle.retry_after(client_id, address)
         if wait is not None:
             raise AuthFailure(errors.THROTTLED, headers={"Retry-After": str(wait)})
+
+    def _note_address(self, client_id: str, address: str | None) -> None:
+        """Remember ``address`` after a secret verified from the cache: proof as good as bcrypt's.
+        Without this, an owner's address first served from the cache (a second host of the owner,
+        a new IP) would lose the exemption, and get 429, once the entry expires during a flood.
+        An address already known is left in place: the hot path takes no lock."""
+        if self.throttle is not None and (client_id, address) not in self._known_addresses:
+            self._remember_address(client_id, address)
 
     def _remember_address(self, client_id: str, address: str | None) -> None:
         """Exempt ``address`` from the client's limit from now on, unless it is no IP address: peers

@@ -44,7 +44,13 @@ MAX_EXAMPLES = 25
 
 
 class Recorder:
-    """WSGI middleware noting, for every request, its method, path, credentials sent and status."""
+    """WSGI middleware noting, for every request, its method, path, credentials sent and status.
+
+    It also gives each request the ``REMOTE_ADDR`` a server on the loopback interface (or Flask's
+    test client) would: schemathesis calls the app through Werkzeug's ``Client``, which sets none,
+    and the failure throttle counts all peers without an IP address in one shared bucket that never
+    gets a known address's exemption. A real client has an address; its 429 is not in the document.
+    """
 
     def __init__(self, app: Callable[..., Iterable[bytes]], id_names: tuple[str, str]) -> None:
         self.app = app
@@ -52,6 +58,7 @@ class Recorder:
         self.calls: list[tuple[str, str, bool, int]] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ.setdefault("REMOTE_ADDR", "127.0.0.1")
         with_id = bool(
             environ.get("HTTP_" + self.header.upper().replace("-", "_"))
             or f"{self.query}=" in environ.get("QUERY_STRING", "")
@@ -123,3 +130,31 @@ def test_example_app_against_its_own_document(variant: str, tmp_path: Path) -> N
             continue
         without = [status for _m, _p, with_id, status in calls if not with_id]
         assert without and set(without) == {401}, f"{method} {path}: requests without credentials got {without}"
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        ("\x1f", 201),  # not white space to ECMA-262 (the document's ``\S``), though str.isspace() says so
+        ("\x85Bank", 201),  # NEL: likewise
+        (" \t\u3000\ufeff\u2028", 400),  # ECMAScript white space and line terminators only: blank
+    ],
+)
+def test_the_example_app_calls_blank_what_its_documents_pattern_does(name: str, status: int, tmp_path: Path) -> None:
+    app = create_app(
+        {
+            "EXAMPLE_SPEC": "openapi2",
+            "CLIENTAUTH_DATABASE_URI": f"sqlite:///{tmp_path}/clients.sqlite3",
+            "CLIENTAUTH_BCRYPT_ROUNDS": 4,
+            "TESTING": True,
+        }
+    )
+    state = auth.state(app)
+    with app.app_context():
+        state.store.create_all()
+        record, secret = state.store.create("schemathesis")
+    headers = {"X-IBM-Client-Id": record.client_id, "X-IBM-Client-Secret": secret}
+    resp = app.test_client().post("/api/branches", headers=headers, json={"name": name})
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    if status == 201:
+        assert resp.get_json()["name"] == name  # kept as sent: the response still matches the pattern

@@ -155,6 +155,27 @@ def test_wrong_secrets_for_one_client_id_from_many_addresses(env: Env) -> None:
     assert env.take()[1] == 0
 
 
+@pytest.mark.parametrize("interval", [60.0, 0.0], ids=["fast path", "general path"])
+def test_an_address_whose_secret_was_verified_from_the_cache_keeps_its_exemption(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, interval: float
+) -> None:
+    """A second address of the owner (another of its hosts, a new IP) first served from the cache
+    proved it holds the secret as much as one checked by bcrypt: once the entry expires during a
+    flood, its check that needs bcrypt is let through, not locked out for the window."""
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_REVOCATION_INTERVAL=interval)
+    first, second = random_address(), random_address()
+    assert env.call(first, env.cid, env.secret).status_code == 200
+    assert env.call(second, env.cid, env.secret).status_code == 200
+    assert env.take() == (1, 1)  # the second from the cache: no bcrypt
+    for i in range(PER_CLIENT):
+        assert env.call(random_address(), env.cid, f"wrong-secret-{i}").status_code == 401
+    assert_throttled(env.call(random_address(), env.cid, "another-wrong-secret"))
+    env.app.extensions["clientauth"].cache.clear()  # the entry expired: the next check needs bcrypt
+    env.take()
+    assert env.call(second, env.cid, env.secret).status_code == 200
+    assert env.take() == (1, 1)
+
+
 def test_a_repeated_wrong_secret_costs_one_bcrypt_but_still_counts(env: Env) -> None:
     owner = random_address()
     assert env.call(owner, env.cid, env.secret).status_code == 200
