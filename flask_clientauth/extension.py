@@ -16,15 +16,20 @@ from werkzeug.routing import Rule
 
 from . import errors
 from .cache import CredentialCache
-from .context import set_auth_state
-from .credentials import hide
+from .credentials import DocumentKeys, hide
 from .errors import AuthFailure, default_response
 from .models import Base
+from .requirements import Policy
 from .routing import Override, RouteInfo, RouteTable
 from .spec import Spec, SpecError, load_spec
 from .store import ClientStore
 from .throttle import FailureThrottle
 from .verify import Authenticator, escape
+
+try:  # the context variable behind ``request``: the dispatch check reads it on every request
+    from flask.globals import _cv_request
+except ImportError:  # pragma: no cover - a Flask that renamed it
+    _cv_request = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -108,6 +113,8 @@ class ClientAuthState:
         self._table: RouteTable | None = None
         self._lock = threading.Lock()
         self._check_lock = threading.Lock()
+        #: The app's own ``dispatch_request`` (``dispatch_request`` below takes its place).
+        self._dispatch: Callable[[], ResponseReturnValue] = app.dispatch_request
         #: Set once every route was resolved (``routes()`` or the first request); the error, if any.
         self.checked = False
         self.startup_error: SpecError | None = None
@@ -122,6 +129,7 @@ class ClientAuthState:
                 if self._spec is None:
                     spec = self._load_spec()
                     _warn_query_secrets(spec)
+                    self.authenticator.use_document(DocumentKeys(spec.schemes.values()))
                     self._spec = spec
         return self._spec
 
@@ -201,15 +209,17 @@ class ClientAuthState:
         rule = req.url_rule
         if rule is None:
             return None  # routing failed: Flask answers 404 / 405 and no view runs
+        key = (id(rule), req.method)
         try:
             table = self._table or self.table()
-            policy = table.policies.get((id(rule), req.method)) or table.lookup(rule, req.method)
+            policy = table.policies.get(key) or table.lookup(rule, req.method)
         except SpecError as exc:
             logger.critical("clientauth: refusing %s %s: %s", req.method, rule.rule, exc)
             return self.respond(AuthFailure(errors.CONFIG_ERROR))
         except Exception:  # whatever went wrong, the route stays closed
             logger.exception("clientauth: cannot resolve the requirement of %s %s", req.method, rule.rule)
             return self.respond(AuthFailure(errors.CONFIG_ERROR))
+        req._clientauth_checked = key  # type: ignore[attr-defined]  # what dispatch_request compares
         if policy.public:
             return None
         if policy.allow_preflight and req.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in req.environ:
@@ -224,10 +234,53 @@ class ClientAuthState:
             except Exception:  # never a traceback to the client, never an open door
                 logger.exception("clientauth: unexpected error while checking %s %s", req.method, escape(req.path))
                 return self.respond(AuthFailure(errors.STORE_UNAVAILABLE))
-        set_auth_state(auth)
+        req._clientauth_state = auth  # type: ignore[attr-defined]  # context.STATE_ATTR: this request's only
         if self.hide_credentials:
-            hide(req, policy.api_keys)
+            hide(req, self.authenticator.keys.keys)  # every key of the document, not only this route's
         return None
+
+    def dispatch_request(self) -> ResponseReturnValue:
+        """The app's ``dispatch_request``, refusing a view whose method or rule changed after the check.
+
+        An app's own ``before_request`` can set ``request.method`` (a method override header) or
+        re-route after ours; Flask then runs, e.g., a ``MethodView``'s ``delete`` on a request
+        checked as ``GET``. Installed as the app's ``dispatch_request``: a comparison per request.
+        """
+        req: Request = _cv_request.get().request if _cv_request is not None else request
+        try:
+            same = req._clientauth_checked == (id(req.url_rule), req.method)  # type: ignore[attr-defined]
+        except AttributeError:
+            same = False
+        if not same:
+            refusal = self._changed_after_check(req)
+            if refusal is not None:
+                return refusal
+        return self._dispatch()
+
+    def _changed_after_check(self, req: Request) -> Response | None:
+        """``None`` when the view may run after all: the requirement it is dispatched under is public,
+        or the one the request was checked against; otherwise the refusal (503, logged)."""
+        rule = req.url_rule
+        if rule is None:
+            return None  # routing failed: Flask raises the routing error, no view runs
+        checked: tuple[int, str] | None = getattr(req, "_clientauth_checked", None)
+        try:
+            table = self._table or self.table()
+            now = table.lookup(rule, req.method)
+            before = table.policies.get(checked) if checked is not None else None
+        except Exception:
+            logger.exception("clientauth: cannot resolve the requirement of %s %s", req.method, rule.rule)
+            return self.respond(AuthFailure(errors.CONFIG_ERROR))
+        if now.public or (before is not None and _same_requirement(before, now)):
+            return None
+        logger.error(
+            "clientauth: refusing %s %s: the method or rule changed after the credentials were checked%s "
+            "(an override in a before_request function?); override methods in WSGI middleware, before Flask",
+            req.method,
+            rule.rule,
+            f" (as {checked[1]})" if checked is not None else " (never checked)",
+        )
+        return self.respond(AuthFailure(errors.CONFIG_ERROR))
 
     def respond(self, failure: AuthFailure) -> Response:
         """The response for a refusal: the app's ``@auth.error_handler``, or the JSON body."""
@@ -287,6 +340,9 @@ class ClientAuth:
         app.extensions["clientauth"] = state
 
         app.before_request(state.before_request)
+        # Flask calls ``self.dispatch_request()``: an instance attribute takes its place, once
+        # (``state._dispatch`` keeps the app's own).
+        app.dispatch_request = state.dispatch_request  # type: ignore[method-assign]
         # First of the app's before_request functions, whatever order extensions were set up in:
         # the others (Flask-Limiter's key_func, the app's own hooks) can then use current_client.
         hooks = app.before_request_funcs[None]
@@ -375,6 +431,17 @@ def _warn_query_secrets(spec: Spec) -> None:
                 scheme.name,
                 scheme.param,
             )
+
+
+def _same_requirement(checked: Policy, now: Policy) -> bool:
+    """Whether a request checked under ``checked`` has met ``now`` too: the same alternatives, and
+    checked for real (not waved through as a CORS preflight)."""
+    return (
+        not checked.public
+        and not checked.deny
+        and not checked.allow_preflight
+        and (checked.alternatives, checked.optional) == (now.alternatives, now.optional)
+    )
 
 
 def _source_label(source: Any) -> str:

@@ -16,11 +16,12 @@ from typing import Any
 
 from flask import Request
 from werkzeug.exceptions import HTTPException
+from werkzeug.sansio.response import Response as _Response
 
 from . import errors
 from .cache import CredentialCache, Entry
 from .context import AuthenticatedClient, AuthState
-from .credentials import extract, presented, sent_elsewhere
+from .credentials import DocumentKeys, extract, presented, sent_elsewhere, sent_ids
 from .errors import AuthFailure
 from .keys import plausible_secret, secret_matches
 from .models import CLIENT_ID_MAX
@@ -90,6 +91,12 @@ class Authenticator:
         self._known_lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
+        self.use_document(DocumentKeys())
+
+    def use_document(self, keys: DocumentKeys) -> None:
+        """The API keys of the loaded document: every client ID location a request may carry."""
+        self.keys = keys
+        self._guards = keys.fast_guards
 
     # -- revocation -------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
@@ -146,6 +153,11 @@ class Authenticator:
         client_id = environ.get(fast.id_key)
         if not client_id or "," in client_id:
             return None
+        guards = self._guards
+        if guards:  # the document has other client ID locations: they must be empty here
+            guard = guards.get(fast.id_key)
+            if guard is None or guard.maybe_sent(environ):
+                return None
         now = time.monotonic()
         if now >= self._next_poll:
             return None
@@ -171,25 +183,36 @@ class Authenticator:
         """The request's auth state under ``policy``; raises :class:`AuthFailure` when refused."""
         if policy.deny:
             raise AuthFailure(errors.SCHEME_UNSUPPORTED if policy.dropped else errors.UNDOCUMENTED)
+        self._one_client(policy, request)
         try:
-            self.refresh()
+            if policy.reads_ids:  # routes of the app's own schemes alone keep working without the store
+                self.refresh()
             return self._check(policy, request)
         except (StoreError, ThrottleUnavailable) as exc:
             logger.error("clientauth: %s; answering 503", exc)
             raise AuthFailure(errors.STORE_UNAVAILABLE) from None
 
+    def _one_client(self, policy: Policy, request: Request) -> None:
+        """Refuse a request naming more than one client, in any client ID location of the document,
+        used by this route or not: a view or backend reading another location must not see a
+        second identity. The same ID in several locations is one client."""
+        schemes = self.keys.ids or tuple(r.client_id for r in policy.alternatives if r.client_id is not None)
+        seen: set[str] = set()
+        carriers = 0
+        for scheme in schemes:
+            values = sent_ids(request, scheme)
+            if values:
+                carriers += 1
+                seen.update(values)
+        if len(seen) > 1:  # within one location it is the key sent twice, as the route's own check says
+            raise (
+                AuthFailure(errors.DUPLICATE, {"credential": "Client ID"})
+                if carriers == 1
+                else AuthFailure(errors.CONFLICT)
+            )
+
     def _check(self, policy: Policy, request: Request) -> AuthState:
         alternatives = policy.alternatives
-        if len(alternatives) > 1:
-            ids = {
-                v
-                for r in alternatives
-                if r.client_id is not None
-                for v in [extract(request, r.client_id)[0]]
-                if v is not None
-            }
-            if len(ids) > 1:
-                raise AuthFailure(errors.CONFLICT)
         memo: dict[Any, Any] = {"address": request.remote_addr}
         best: AuthFailure | None = None
         for req in alternatives:
@@ -226,6 +249,14 @@ class Authenticator:
                 raise
             except Exception:
                 logger.exception("clientauth: the handler of scheme %r raised", scheme.name)
+                return AuthFailure(errors.CONFIG_ERROR)
+            if isinstance(result, (_Response, tuple)):  # a response is truthy, and never a verdict
+                logger.error(
+                    "clientauth: the handler of scheme %r returned a response (%s), not a verdict; refusing. "
+                    "Return a true value to accept, a false one to refuse, or raise (abort(403))",
+                    scheme.name,
+                    type(result).__name__,
+                )
                 return AuthFailure(errors.CONFIG_ERROR)
             if not result:
                 return AuthFailure(errors.SCHEME_REJECTED)
