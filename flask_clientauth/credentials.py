@@ -193,7 +193,8 @@ def hide(request: Request, schemes: Iterable[Scheme]) -> None:
     if cookies and raw:
         # A Werkzeug cookie starts after a ";" or at the start, so splitting on ";" finds every
         # one (a quoted value holding ";" can only make us drop more, never keep a key).
-        kept = ";".join(part for part in raw.split(";") if part.partition("=")[0].strip(" \t") not in cookies)
+        parts = (part.strip(" \t") for part in raw.split(";"))
+        kept = "; ".join(part for part in parts if part and part.partition("=")[0].rstrip(" \t") not in cookies)
         if not cookies.isdisjoint(parse_cookie(kept)):  # a parser we do not read alike: keep no cookie
             kept = ""
         environ["HTTP_COOKIE"] = kept
