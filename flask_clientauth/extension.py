@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, create_engine
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
 from . import errors
@@ -231,6 +232,8 @@ class ClientAuthState:
             except AuthFailure as failure:
                 logger.info("clientauth: %s %s -> %s %s", req.method, escape(req.path), failure.status, failure.code)
                 return self.respond(failure)
+            except HTTPException:  # a scheme handler's abort(403): a refusal of the app's own
+                raise
             except Exception:  # never a traceback to the client, never an open door
                 logger.exception("clientauth: unexpected error while checking %s %s", req.method, escape(req.path))
                 return self.respond(AuthFailure(errors.STORE_UNAVAILABLE))
