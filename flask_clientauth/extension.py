@@ -383,7 +383,15 @@ class ClientAuth:
             self._view_overrides[obj] = override
 
     def scheme_handler(self, name: str) -> Callable[[F], F]:
-        """Register the verifier of a non-apiKey scheme (oauth2, http, ...): ``f(request) -> truthy``."""
+        """Register the verifier of a non-apiKey scheme (oauth2, http, ...): ``f(request) -> verdict``.
+
+        The verdict: a true value that is not a response (``True``, a claims dict, a user) accepts,
+        and is kept in the request's ``AuthState.handler_results``; a false value (``False``,
+        ``None``) refuses with 401 ``credentials_rejected``; an ``HTTPException`` (``abort(403)``)
+        propagates as the app's own refusal. A response (``Response``, ``make_response(...)``,
+        ``jsonify(...)``, a ``(body, status)`` tuple) never accepts: 503 ``configuration_error``,
+        logged as an error, as is any other exception.
+        """
 
         def decorator(f: F) -> F:
             self._scheme_handlers[name] = f
