@@ -93,10 +93,10 @@ class Authenticator:
         self._flights_lock = threading.Lock()
         self.use_document(DocumentKeys())
 
-    def use_document(self, keys: DocumentKeys) -> None:
+    def use_document(self, document: DocumentKeys) -> None:
         """The API keys of the loaded document: every client ID location a request may carry."""
-        self.keys = keys
-        self._guards = keys.fast_guards
+        self.document = document
+        self._guards = document.fast_guards
 
     # -- revocation -------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
@@ -196,7 +196,7 @@ class Authenticator:
         """Refuse a request naming more than one client, in any client ID location of the document,
         used by this route or not: a view or backend reading another location must not see a
         second identity. The same ID in several locations is one client."""
-        schemes = self.keys.ids or tuple(r.client_id for r in policy.alternatives if r.client_id is not None)
+        schemes = self.document.ids or tuple(r.client_id for r in policy.alternatives if r.client_id is not None)
         seen: set[str] = set()
         carriers = 0
         for scheme in schemes:
