@@ -242,12 +242,29 @@ class ClientAuthState:
             hide(req, self.authenticator.document.keys)  # every key of the document, not only this route's
         return None
 
+    def first_dispatch_request(self) -> ResponseReturnValue:
+        """The app's ``dispatch_request`` until the first request: decides whether requests need
+        :meth:`dispatch_request`'s check, then takes itself out.
+
+        Only a ``before_request`` function of the app's (or a blueprint's) runs between our check
+        and the view; Flask allows none to be added once requests are served. Without any, the
+        app keeps its own ``dispatch_request`` and the check costs nothing.
+        """
+        ours = self.before_request
+        app = self._app
+        if any(f != ours for funcs in app.before_request_funcs.values() for f in funcs):
+            app.dispatch_request = self.dispatch_request  # type: ignore[method-assign]
+        else:
+            app.__dict__.pop("dispatch_request", None)
+        return self.dispatch_request()
+
     def dispatch_request(self) -> ResponseReturnValue:
         """The app's ``dispatch_request``, refusing a view whose method or rule changed after the check.
 
         An app's own ``before_request`` can set ``request.method`` (a method override header) or
         re-route after ours; Flask then runs, e.g., a ``MethodView``'s ``delete`` on a request
-        checked as ``GET``. Installed as the app's ``dispatch_request``: a comparison per request.
+        checked as ``GET``. Installed as the app's ``dispatch_request`` when the app has such
+        functions: a comparison per request.
         """
         req: Request = _cv_request.get().request if _cv_request is not None else request
         try:
@@ -343,9 +360,9 @@ class ClientAuth:
         app.extensions["clientauth"] = state
 
         app.before_request(state.before_request)
-        # Flask calls ``self.dispatch_request()``: an instance attribute takes its place, once
-        # (``state._dispatch`` keeps the app's own).
-        app.dispatch_request = state.dispatch_request  # type: ignore[method-assign]
+        # Flask calls ``self.dispatch_request()``: an instance attribute takes its place
+        # (``state._dispatch`` keeps the app's own), decided on the first request.
+        app.dispatch_request = state.first_dispatch_request  # type: ignore[method-assign]
         # First of the app's before_request functions, whatever order extensions were set up in:
         # the others (Flask-Limiter's key_func, the app's own hooks) can then use current_client.
         hooks = app.before_request_funcs[None]

@@ -180,6 +180,24 @@ def test_a_public_method_overridden_to_a_secured_one_never_runs_it(
     )
 
 
+def test_a_blueprints_method_override_is_caught_too(make_app: AppFactory) -> None:
+    from flask import Blueprint
+
+    app = make_app(spec=SPEC, routes=False)
+    bp = Blueprint("api", __name__)
+    bp.add_url_rule("/items", view_func=Items.as_view("items"))
+    Items.ran = []
+
+    @bp.before_request
+    def override() -> None:
+        request.method = request.headers.get("X-HTTP-Method-Override", request.method)
+
+    app.register_blueprint(bp)
+    client = app.test_client()
+    assert client.get("/items", headers={"X-HTTP-Method-Override": "DELETE"}).get_json() == MISCONFIGURED
+    assert client.get("/items").status_code == 200 and Items.ran == ["GET"]
+
+
 def test_an_override_within_one_requirement_runs(items: tuple[Flask, dict[str, str]]) -> None:
     app, creds = items
     client = app.test_client()
