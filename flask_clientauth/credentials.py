@@ -6,8 +6,7 @@ Header names are case-insensitive, query and cookie names exact, as HTTP has the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
 from flask import Request
@@ -100,11 +99,12 @@ def sent_ids(request: Request, scheme: Scheme) -> list[str]:
     return [v for v in request.cookies.getlist(name) if v]
 
 
-class _Guard:
-    """The client ID locations other than a fast path's own, as the raw environ shows them.
+class Guard:
+    """What a fast-path request must not carry: the client ID locations other than its own, as
+    the raw environ shows them (``Authenticator.fast`` reads it inline).
 
-    ``maybe_sent`` errs on the side of "yes" (the general check then decides): a query name can
-    hide behind percent-encoding, so any ``%`` counts; cookie names are never decoded.
+    A hit only sends the request to the general check, which decides: a query name can hide
+    behind percent-encoding, so any ``%`` is a needle; cookie names are never decoded.
     """
 
     __slots__ = ("header_keys", "query_needles", "cookie_names")
@@ -116,20 +116,6 @@ class _Guard:
         needles = {"%", *query, *("+" for n in query if " " in n)} if query else set()
         self.query_needles = tuple(needles)
         self.cookie_names = tuple(s.param or "" for s in others if s.location == "cookie")
-
-    def maybe_sent(self, environ: Mapping[str, Any]) -> bool:
-        for key in self.header_keys:
-            if key in environ:
-                return True
-        if self.query_needles:
-            qs = environ.get("QUERY_STRING")
-            if qs and any(n in qs for n in self.query_needles):
-                return True
-        if self.cookie_names:
-            cookie = environ.get("HTTP_COOKIE")
-            if cookie and any(n in cookie for n in self.cookie_names):
-                return True
-        return False
 
 
 class DocumentKeys:
@@ -153,7 +139,7 @@ class DocumentKeys:
         #: empty when the document has one ID location (the fast path then costs what it did).
         self.fast_guards = (
             {
-                environ_key(s.param or ""): _Guard(o for o in self.ids if o is not s)
+                environ_key(s.param or ""): Guard(o for o in self.ids if o is not s)
                 for s in self.ids
                 if s.location == "header"
             }
