@@ -107,15 +107,17 @@ class Guard:
     behind percent-encoding, so any ``%`` is a needle; cookie names are never decoded.
     """
 
-    __slots__ = ("header_keys", "query_needles", "cookie_names")
+    __slots__ = ("header_keys", "raw")
 
     def __init__(self, others: Iterable[Scheme]) -> None:
         others = list(others)
+        #: environ keys of the other header IDs: present at all sends the request on
         self.header_keys = tuple(environ_key(s.param or "") for s in others if s.location == "header")
         query = [s.param or "" for s in others if s.location == "query"]
-        needles = {"%", *query, *("+" for n in query if " " in n)} if query else set()
-        self.query_needles = tuple(needles)
-        self.cookie_names = tuple(s.param or "" for s in others if s.location == "cookie")
+        cookies = tuple(s.param or "" for s in others if s.location == "cookie")
+        needles = ("%", *query, *("+" for n in query if " " in n)) if query else ()
+        #: (environ key, strings whose presence in its raw value sends the request on)
+        self.raw = tuple((key, found) for key, found in (("QUERY_STRING", needles), ("HTTP_COOKIE", cookies)) if found)
 
 
 class DocumentKeys:

@@ -161,17 +161,11 @@ class Authenticator:
             for key in guard.header_keys:
                 if key in environ:
                     return None
-            if guard.query_needles:
-                qs = environ.get("QUERY_STRING")
-                if qs:
-                    for needle in guard.query_needles:
-                        if needle in qs:
-                            return None
-            if guard.cookie_names:
-                cookie = environ.get("HTTP_COOKIE")
-                if cookie:
-                    for name in guard.cookie_names:
-                        if name in cookie:
+            for key, needles in guard.raw:
+                value = environ.get(key)
+                if value:
+                    for needle in needles:
+                        if needle in value:
                             return None
         now = time.monotonic()
         if now >= self._next_poll:
