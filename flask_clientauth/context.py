@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from flask import g, has_request_context, request
+from flask import Request, has_request_context, request
 from werkzeug.local import LocalProxy
 
-try:  # Flask's context variable behind ``g``; the public proxy is the fallback
-    from flask.globals import _cv_app
-except ImportError:  # pragma: no cover - a Flask that renamed it
-    _cv_app = None  # type: ignore[assignment]
-
-_G_KEY = "_clientauth"
+#: The attribute of the request object that holds the check's result. Not ``g``: ``g`` belongs
+#: to the app context, which Flask reuses for every request of a thread when the app left one
+#: pushed (``app.app_context().push()`` at import, common in app factories), so a client would
+#: outlive its request. A request object is new for every request: nothing to reset.
+STATE_ATTR = "_clientauth_state"
 
 
 class AuthenticatedClient:
@@ -88,10 +87,10 @@ class AuthState:
 
 
 def get_auth_state() -> AuthState | None:
-    """The check's result for this request, or ``None`` (outside a request, public route)."""
+    """The check's result for this request, or ``None`` (outside a request, public route, refusal)."""
     if not has_request_context():
         return None
-    return cast("AuthState | None", g.get(_G_KEY))
+    return cast("AuthState | None", getattr(request, STATE_ATTR, None))
 
 
 def get_current_client() -> AuthenticatedClient | None:
@@ -100,14 +99,9 @@ def get_current_client() -> AuthenticatedClient | None:
     return state.client if state is not None else None
 
 
-def set_auth_state(state: AuthState) -> None:
-    """Put the check's result in this request's ``g`` slot."""
-    setattr(_current_g(), _G_KEY, state)
-
-
-def _current_g() -> Any:
-    # the real ``g`` object, without the proxy's per-call indirections (hot path)
-    return _cv_app.get().g if _cv_app is not None else g._get_current_object()
+def set_auth_state(state: AuthState, req: Request | None = None) -> None:
+    """Put the check's result on this request (``req``, default: the current one)."""
+    setattr(req if req is not None else request, STATE_ATTR, state)
 
 
 #: The authenticated client of the current request; falsy (``None``) when there is none.

@@ -6,10 +6,11 @@ Header names are case-insensitive, query and cookie names exact, as HTTP has the
 from __future__ import annotations
 
 import re
-from http.cookies import SimpleCookie
-from urllib.parse import parse_qsl, urlencode
+from collections.abc import Iterable
+from urllib.parse import parse_qsl
 
 from flask import Request
+from werkzeug.http import parse_cookie
 
 from .requirements import V5_NAMES, Scheme, environ_key
 
@@ -87,26 +88,109 @@ def presented(request: Request, scheme: Scheme) -> bool:
     return name in request.cookies
 
 
-def hide(request: Request, schemes: list[Scheme]) -> None:
-    """Remove these keys from the request, so the view and anything it forwards never see them."""
+def sent_ids(request: Request, scheme: Scheme) -> list[str]:
+    """Every non-empty value of a client ID key in its location (the parts of a joined header too)."""
+    name = scheme.param or ""
+    if scheme.location == "header":
+        raw = request.environ.get(environ_key(name))
+        return [v for v in (p.strip(" \t") for p in raw.split(",")) if v] if raw else []
+    if scheme.location == "query":
+        return [v for v in request.args.getlist(name) if v]
+    return [v for v in request.cookies.getlist(name) if v]
+
+
+class Guard:
+    """What a fast-path request must not carry: the client ID locations other than its own, as
+    the raw environ shows them (``Authenticator.fast`` reads it inline).
+
+    A hit only sends the request to the general check, which decides: a query name can hide
+    behind percent-encoding, so any ``%`` is a needle; cookie names are never decoded.
+    """
+
+    __slots__ = ("header_keys", "raw")
+
+    def __init__(self, others: Iterable[Scheme]) -> None:
+        others = list(others)
+        #: environ keys of the other header IDs: present at all sends the request on
+        self.header_keys = tuple(environ_key(s.param or "") for s in others if s.location == "header")
+        query = [s.param or "" for s in others if s.location == "query"]
+        cookies = tuple(s.param or "" for s in others if s.location == "cookie")
+        needles = ("%", *query, *("+" for n in query if " " in n)) if query else ()
+        #: (environ key, strings whose presence in its raw value sends the request on)
+        self.raw = tuple((key, found) for key, found in (("QUERY_STRING", needles), ("HTTP_COOKIE", cookies)) if found)
+
+
+class DocumentKeys:
+    """Every API key the document defines, whatever the route: what a request may carry.
+
+    The checks that look beyond an operation's own keys use it: a second client's ID in any
+    ID location, and ``CLIENTAUTH_HIDE_CREDENTIALS``.
+    """
+
+    __slots__ = ("keys", "ids", "fast_guards")
+
+    def __init__(self, schemes: Iterable[Scheme] = ()) -> None:
+        self.keys = tuple(s for s in schemes if s.is_api_key)
+        ids: dict[tuple[str | None, str], Scheme] = {}
+        for s in self.keys:
+            if s.key_type == "client_id":
+                where = environ_key(s.param or "") if s.location == "header" else s.param or ""
+                ids.setdefault((s.location, where), s)
+        self.ids = tuple(ids.values())
+        #: header ID's environ key -> the other ID locations a fast-path request must not carry;
+        #: empty when the document has one ID location (the fast path then costs what it did).
+        self.fast_guards = (
+            {
+                environ_key(s.param or ""): Guard(o for o in self.ids if o is not s)
+                for s in self.ids
+                if s.location == "header"
+            }
+            if len(self.ids) > 1
+            else {}
+        )
+
+
+def hide(request: Request, schemes: Iterable[Scheme]) -> None:
+    """Remove these keys from the request, so the view and anything it forwards never see them.
+
+    Every copy goes: the headers, the query string (and ``RAW_URI`` / ``REQUEST_URI``, rewritten
+    to the path and the filtered query string), the cookies. Everything else is kept verbatim:
+    the other query parameters keep their order and encoding, repeated and blank ones included.
+    """
     environ = request.environ
-    query = [s.param for s in schemes if s.location == "query"]
-    cookies = {s.param for s in schemes if s.location == "cookie"}
+    query: set[str] = set()
+    cookies: set[str] = set()
     for s in schemes:
+        name = s.param or ""
         if s.location == "header":
-            environ.pop(environ_key(s.param or ""), None)
-    if query:
-        pairs = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        qs = urlencode([(k, v) for k, v in pairs if k not in query])
-        environ["QUERY_STRING"] = qs
-        request.query_string = qs.encode("latin-1")
-    if cookies and "HTTP_COOKIE" in environ:
-        jar = SimpleCookie()
-        try:
-            jar.load(environ["HTTP_COOKIE"])
-        except Exception:  # an unparsable jar: drop the cookies rather than keep the secret
-            jar = SimpleCookie()
-        kept = "; ".join(f"{k}={m.coded_value}" for k, m in jar.items() if k not in cookies)
+            environ.pop(environ_key(name), None)
+        elif s.location == "query":
+            query.add(name)
+        elif s.location == "cookie":
+            cookies.add(name)
+    qs = environ.get("QUERY_STRING", "")
+    if query and qs:
+        kept = "&".join(part for part in qs.split("&") if _query_name(part) not in query)
+        if kept != qs:
+            environ["QUERY_STRING"] = kept
+            request.query_string = kept.encode("latin-1")
+            for key in ("RAW_URI", "REQUEST_URI"):
+                if key in environ:
+                    environ[key] = environ[key].partition("?")[0] + (f"?{kept}" if kept else "")
+    raw = environ.get("HTTP_COOKIE")
+    if cookies and raw:
+        # A Werkzeug cookie starts after a ";" or at the start, so splitting on ";" finds every
+        # one (a quoted value holding ";" can only make us drop more, never keep a key).
+        parts = (part.strip(" \t") for part in raw.split(";"))
+        kept = "; ".join(part for part in parts if part and part.partition("=")[0].rstrip(" \t") not in cookies)
+        if not cookies.isdisjoint(parse_cookie(kept)):  # a parser we do not read alike: keep no cookie
+            kept = ""
         environ["HTTP_COOKIE"] = kept
     for cached in ("args", "cookies", "url", "full_path", "values"):
         request.__dict__.pop(cached, None)
+
+
+def _query_name(part: str) -> str | None:
+    """The name Werkzeug's ``request.args`` reads from one ``&``-separated part of the raw query."""
+    pairs = parse_qsl(part.encode("latin-1").decode("utf-8", "replace"), keep_blank_values=True)
+    return pairs[0][0] if pairs else None

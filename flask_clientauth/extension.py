@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine, create_engine, make_url
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
 from . import errors
 from .cache import CredentialCache
-from .context import set_auth_state
-from .credentials import hide
+from .credentials import DocumentKeys, hide
 from .errors import AuthFailure, default_response, www_authenticate
 from .models import Base
 from .requirements import Policy
@@ -27,6 +27,11 @@ from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
 from .store import ClientStore
 from .throttle import FailureThrottle
 from .verify import Authenticator, escape
+
+try:  # the context variable behind ``request``: the dispatch check reads it on every request
+    from flask.globals import _cv_request
+except ImportError:  # pragma: no cover - a Flask that renamed it
+    _cv_request = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -87,6 +92,8 @@ class ClientAuthState:
         self._table: RouteTable | None = None
         self._lock = threading.Lock()
         self._check_lock = threading.Lock()
+        #: The app's own ``dispatch_request`` (``dispatch_request`` below takes its place).
+        self._dispatch: Callable[[], ResponseReturnValue] = app.dispatch_request
         #: Set once every route was resolved (``routes()`` or the first request); the error, if any.
         self.checked = False
         self.startup_error: SpecError | None = None
@@ -102,6 +109,7 @@ class ClientAuthState:
                     spec = self._load_spec()
                     for warning in spec.warnings:  # once per app, at init_app when the document is a file
                         logger.warning("clientauth: %s", warning)
+                    self.authenticator.use_document(DocumentKeys(spec.schemes.values()))
                     self._spec = spec
         return self._spec
 
@@ -185,17 +193,19 @@ class ClientAuthState:
         rule = req.url_rule
         if rule is None:
             return None  # routing failed: Flask answers 404 / 405 and no view runs
+        key = (id(rule), req.method)
         try:
             table = self._table or self.table()
             if req.root_path != table.base_path and table.wrong_mount(req.root_path):
                 return self._refuse_mount(req)
-            policy = table.policies.get((id(rule), req.method)) or table.lookup(rule, req.method, req.path)
+            policy = table.policies.get(key) or table.lookup(rule, req.method, req.path)
         except SpecError as exc:
             logger.critical("clientauth: refusing %s %s: %s", req.method, rule.rule, exc)
             return self.respond(AuthFailure(errors.CONFIG_ERROR))
         except Exception:  # whatever went wrong, the route stays closed
             logger.exception("clientauth: cannot resolve the requirement of %s %s", req.method, rule.rule)
             return self.respond(AuthFailure(errors.CONFIG_ERROR))
+        req._clientauth_checked = key  # type: ignore[attr-defined]  # what dispatch_request compares
         if policy.public:
             return None
         if policy.allow_preflight and req.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in req.environ:
@@ -207,12 +217,14 @@ class ClientAuthState:
             except AuthFailure as failure:
                 logger.info("clientauth: %s %s -> %s %s", req.method, escape(req.path), failure.status, failure.code)
                 return self.respond(failure, policy)
+            except HTTPException:  # a scheme handler's abort(403): a refusal of the app's own
+                raise
             except Exception:  # never a traceback to the client, never an open door
                 logger.exception("clientauth: unexpected error while checking %s %s", req.method, escape(req.path))
                 return self.respond(AuthFailure(errors.STORE_UNAVAILABLE))
-        set_auth_state(auth)
+        req._clientauth_state = auth  # type: ignore[attr-defined]  # context.STATE_ATTR: this request's only
         if self.hide_credentials:
-            hide(req, policy.api_keys)
+            hide(req, self.authenticator.document.keys)  # every key of the document, not only this route's
         return None
 
     def _refuse_mount(self, req: Request) -> Response:
@@ -224,6 +236,69 @@ class ClientAuthState:
             escape(req.path),
             escape(req.root_path),
             self._base_path or "no prefix",
+        )
+        return self.respond(AuthFailure(errors.CONFIG_ERROR))
+
+    def first_dispatch_request(self) -> ResponseReturnValue:
+        """The app's ``dispatch_request`` until the first request: decides whether requests need
+        :meth:`dispatch_request`'s check, then takes itself out.
+
+        Only a ``before_request`` function of the app's (or a blueprint's) runs between our check
+        and the view; Flask allows none to be added once requests are served. Without any, the
+        app keeps its own ``dispatch_request`` and the check costs nothing.
+        """
+        ours = self.before_request
+        app = self._app
+        if any(f != ours for funcs in app.before_request_funcs.values() for f in funcs):
+            app.dispatch_request = self.dispatch_request  # type: ignore[method-assign]
+        else:
+            app.__dict__.pop("dispatch_request", None)
+        return self.dispatch_request()
+
+    def dispatch_request(self) -> ResponseReturnValue:
+        """The app's ``dispatch_request``, refusing a view whose method or rule changed after the check.
+
+        An app's own ``before_request`` can set ``request.method`` (a method override header) or
+        re-route after ours; Flask then runs, e.g., a ``MethodView``'s ``delete`` on a request
+        checked as ``GET``. Installed as the app's ``dispatch_request`` when the app has such
+        functions: a comparison per request.
+        """
+        req: Request = _cv_request.get().request if _cv_request is not None else request
+        try:
+            same = req._clientauth_checked == (id(req.url_rule), req.method)  # type: ignore[attr-defined]
+        except AttributeError:
+            same = False
+        if not same:
+            refusal = self._changed_after_check(req)
+            if refusal is not None:
+                return refusal
+        return self._dispatch()
+
+    def _changed_after_check(self, req: Request) -> Response | None:
+        """``None`` when the view may run after all: the requirement it is dispatched under is public,
+        or the one the request was checked against; otherwise the refusal (503, logged)."""
+        rule = req.url_rule
+        if rule is None:
+            return None  # routing failed: Flask raises the routing error, no view runs
+        checked: tuple[int, str] | None = getattr(req, "_clientauth_checked", None)
+        try:
+            table = self._table or self.table()
+            now = table.lookup(rule, req.method, req.path)
+            if checked is not None and checked[0] == id(rule):  # same rule, another method
+                before: Policy | None = table.lookup(rule, checked[1], req.path)
+            else:  # re-routed: only a rule whose policy does not depend on the path is known
+                before = table.policies.get(checked) if checked is not None else None
+        except Exception:
+            logger.exception("clientauth: cannot resolve the requirement of %s %s", req.method, rule.rule)
+            return self.respond(AuthFailure(errors.CONFIG_ERROR))
+        if now.public or (before is not None and _same_requirement(before, now)):
+            return None
+        logger.error(
+            "clientauth: refusing %s %s: the method or rule changed after the credentials were checked%s "
+            "(an override in a before_request function?); override methods in WSGI middleware, before Flask",
+            req.method,
+            rule.rule,
+            f" (as {checked[1]})" if checked is not None else " (never checked)",
         )
         return self.respond(AuthFailure(errors.CONFIG_ERROR))
 
@@ -288,6 +363,9 @@ class ClientAuth:
         app.extensions["clientauth"] = state
 
         app.before_request(state.before_request)
+        # Flask calls ``self.dispatch_request()``: an instance attribute takes its place
+        # (``state._dispatch`` keeps the app's own), decided on the first request.
+        app.dispatch_request = state.first_dispatch_request  # type: ignore[method-assign]
         # First of the app's before_request functions, whatever order extensions were set up in:
         # the others (Flask-Limiter's key_func, the app's own hooks) can then use current_client.
         hooks = app.before_request_funcs[None]
@@ -326,7 +404,15 @@ class ClientAuth:
             self._view_overrides[obj] = override
 
     def scheme_handler(self, name: str) -> Callable[[F], F]:
-        """Register the verifier of a non-apiKey scheme (oauth2, http, ...): ``f(request) -> truthy``."""
+        """Register the verifier of a non-apiKey scheme (oauth2, http, ...): ``f(request) -> verdict``.
+
+        The verdict: a true value that is not a response (``True``, a claims dict, a user) accepts,
+        and is kept in the request's ``AuthState.handler_results``; a false value (``False``,
+        ``None``) refuses with 401 ``credentials_rejected``; an ``HTTPException`` (``abort(403)``)
+        propagates as the app's own refusal. A response (``Response``, ``make_response(...)``,
+        ``jsonify(...)``, a ``(body, status)`` tuple) never accepts: 503 ``configuration_error``,
+        logged as an error, as is any other exception.
+        """
 
         def decorator(f: F) -> F:
             self._scheme_handlers[name] = f
@@ -363,6 +449,17 @@ class ClientAuth:
         return self.state(target).check(target.url_map.iter_rules())
 
     # -- the hook ---------------------------------------------------------------------
+
+
+def _same_requirement(checked: Policy, now: Policy) -> bool:
+    """Whether a request checked under ``checked`` has met ``now`` too: the same alternatives, and
+    checked for real (not waved through as a CORS preflight)."""
+    return (
+        not checked.public
+        and not checked.deny
+        and not checked.allow_preflight
+        and (checked.alternatives, checked.optional) == (now.alternatives, now.optional)
+    )
 
 
 def _source_label(source: Any) -> str:

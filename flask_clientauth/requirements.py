@@ -141,14 +141,17 @@ class Policy:
     #: Nothing to check (no alternatives, not denied); a plain attribute: read on every request.
     public: bool = field(init=False, compare=False, repr=False)
     fast: FastPath | None = field(init=False, compare=False, repr=False)
+    #: Some alternative reads a client ID: the change log must be polled before the check.
+    reads_ids: bool = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "public", not self.alternatives and not self.deny)
+        object.__setattr__(self, "reads_ids", any(r.client_id is not None for r in self.alternatives))
         object.__setattr__(self, "fast", _fast_path(self.alternatives, self.optional, self.deny))
 
     @property
     def api_keys(self) -> list[Scheme]:
-        """Every API key scheme any alternative names (what ``CLIENTAUTH_HIDE_CREDENTIALS`` strips)."""
+        """Every API key scheme any alternative names."""
         return list(dict.fromkeys(s for r in self.alternatives for s in r.schemes if s.is_api_key))
 
     def describe(self) -> str:

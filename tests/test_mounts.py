@@ -234,7 +234,8 @@ def test_routes_shows_the_base_path(tmp_path: Path, sqlite_url: str) -> None:
     text = app.test_cli_runner().invoke(args=["clients", "routes"])
     assert text.exit_code == 0, text.output
     assert (
-        text.output.splitlines()[0] == "Spec: <dict> (OpenAPI 3.0.3); the app is served under /api (CLIENTAUTH_BASE_PATH)"
+        text.output.splitlines()[0]
+        == "Spec: <dict> (OpenAPI 3.0.3); the app is served under /api (CLIENTAUTH_BASE_PATH)"
     )
     data = json.loads(app.test_cli_runner().invoke(args=["clients", "routes", "--json"]).output)
     assert data["base_path"] == "/api"
