@@ -203,6 +203,11 @@ def set_secret(client_id: str, as_json: bool) -> None:
         secret = click.prompt("Secret", hide_input=True, confirmation_prompt=True)
     else:
         secret = (sys.stdin.readline() if sys.stdin is not None else "").rstrip("\r\n")
+        if not secret:
+            raise click.ClickException(
+                "no secret given: standard input is not a terminal and its first line is empty; "
+                "pipe the secret in (printf '%s\\n' \"$SECRET\" | flask clients set-secret ID) or run it in a terminal"
+            )
     problem = check_secret_format(secret, min_length=state.min_secret_length)
     if problem is not None:
         raise click.ClickException(problem)
@@ -250,8 +255,10 @@ def delete(client_id: str, yes: bool, as_json: bool) -> None:
     record = store.require(client_id)
     if not yes:
         try:  # the question goes to stderr: stdout holds only the result (--json)
+            if sys.stdin is None:  # closed (``<&-``): input() would raise RuntimeError
+                raise click.Abort()
             confirmed = click.confirm(f"Delete client {record.client_id} ({record.name})?", err=True)
-        except click.Abort:  # end of input: nobody answered (no terminal, stdin empty)
+        except click.Abort:  # end of input: nobody answered (no terminal, stdin empty or closed)
             raise click.ClickException(
                 f"client {record.client_id} not deleted: no answer to the confirmation question "
                 "(standard input is not a terminal); pass --yes to delete without asking"

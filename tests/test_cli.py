@@ -187,7 +187,7 @@ def test_set_secret_reads_stdin(cli_app: Flask) -> None:
 
 BAD_SECRETS = {
     "too-short": ("short-secret", "at least 16 characters"),
-    "empty": ("", "at least 16 characters"),
+    "empty": ("", "no secret given"),
     "oversized": ("A" * 73, "at most 72 bytes"),
     "oversized-utf8": ("\u00e9" * 40, "at most 72 bytes"),
     "non-ascii": ("p\u00e4sswort-geheim-123", "printable ASCII"),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ from flask import Flask
 
 from flask_clientauth import SpecError, load_spec
 from test_cli import NAME, create, failed, ok, ok_json
-from test_e2e import cli, example_env
+from test_e2e import REPO, cli, example_env
 
 from conftest import AppFactory
 
@@ -55,6 +58,27 @@ def test_delete_in_a_script_without_a_terminal(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert "pass --yes to delete without asking" in result.stderr and "Traceback" not in result.stderr
     assert cli(env, "delete", client_id, "--json", "--yes").returncode == 0
+
+
+def test_delete_with_standard_input_closed_says_to_pass_yes(tmp_path: Path) -> None:
+    """``flask clients delete ID <&-``: no stdin at all (Python's ``sys.stdin`` is ``None``)."""
+    env = example_env(tmp_path / "instance", "openapi2")
+    assert cli(env, "init-db").returncode == 0
+    client_id = json.loads(cli(env, "create", "Nightly job", "--json").stdout)["client_id"]
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "example_app", "clients", "delete", client_id, "--json"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert result.returncode == 1
+    assert "pass --yes to delete without asking" in result.stderr and "Traceback" not in result.stderr
+    assert json.loads(cli(env, "show", client_id, "--json").stdout)["client_id"] == client_id
 
 
 def test_create_help_describes_what_list_shows(cli_app: Flask) -> None:
