@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .errors import ClientAuthError
+
 logger = logging.getLogger("flask_clientauth")
 
 #: Every configuration key with its default (documented in the README and docs/config.rst).
@@ -47,7 +49,7 @@ SECRET_LENGTH_RANGE = (1, 72)
 RATELIMIT_STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
 
 
-class ConfigurationError(RuntimeError):
+class ConfigurationError(ClientAuthError, RuntimeError):
     """A ``CLIENTAUTH_*`` value ``init_app`` cannot use; the message names the key, never a secret."""
 
 

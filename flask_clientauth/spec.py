@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Union
 from urllib.parse import unquote, urlsplit
 
+from .errors import ClientAuthError
 from .requirements import V5_NAMES, KeyType, Location, Policy, Requirement, Scheme
 
 SpecSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Callable[[], Any]]
@@ -34,7 +35,7 @@ _KNOWN_TYPES = {
 LISTED = 10
 
 
-class SpecError(Exception):
+class SpecError(ClientAuthError):
     """The OpenAPI document cannot be enforced; the message names the document and the rule.
 
     ``where`` (the operation, scheme or route) and ``problem`` split ``rule`` when known. An

@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from .errors import ClientAuthError
 from .keys import check_secret_format, generate_client_id, generate_secret, hash_secret
 from .models import NAME_MAX, Base, clients_table, events_table
 
@@ -45,7 +46,7 @@ NO_DATABASE = "no_database"
 AUTH_FAILED = "auth_failed"
 
 
-class StoreError(Exception):
+class StoreError(ClientAuthError):
     """The client store could not be reached or used. The message never holds SQL, values or a password.
 
     ``fault`` names the cause when it is known (:data:`MISSING_TABLES`, :data:`UNREACHABLE`,
@@ -67,7 +68,7 @@ class DuplicateClientId(StoreError):
     """The client ID is already registered."""
 
 
-class ClientNotFound(LookupError):
+class ClientNotFound(ClientAuthError, LookupError):
     """No client has that ID."""
 
 

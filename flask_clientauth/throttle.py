@@ -22,6 +22,8 @@ from limits.strategies import (
     SlidingWindowCounterRateLimiter,
 )
 
+from .errors import ClientAuthError
+
 logger = logging.getLogger("flask_clientauth")
 
 STRATEGIES: dict[str, type[RateLimiter]] = {
@@ -68,7 +70,7 @@ def address_key(address: str | None) -> str:
 BLOCKED_MAX = 10_000
 
 
-class ThrottleUnavailable(Exception):
+class ThrottleUnavailable(ClientAuthError):
     """The counter storage cannot be reached; the message never holds its address."""
 
 

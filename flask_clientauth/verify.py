@@ -234,11 +234,13 @@ class Authenticator:
         memo: dict[Any, Any] = {"address": request.remote_addr}
         best: AuthFailure | None = None
         for req in alternatives:
-            outcome = self._attempt(req, request, memo)
-            if isinstance(outcome, AuthState):
-                return outcome
-            if best is None or outcome.reason.rank > best.reason.rank:
-                best = outcome
+            try:
+                return self._attempt(req, request, memo)
+            except AuthFailure as failure:
+                if failure.reason is errors.THROTTLED:  # refused whatever the other alternatives hold
+                    raise
+                if best is None or failure.reason.rank > best.reason.rank:
+                    best = failure
         if policy.optional and not any(  # credentials sent, even in the wrong place, must be valid
             presented(request, s) or sent_elsewhere(request, s) for r in alternatives for s in r.schemes if s.is_api_key
         ):
@@ -246,28 +248,24 @@ class Authenticator:
         assert best is not None
         raise best
 
-    def _attempt(self, req: Requirement, request: Request, memo: dict[Any, Any]) -> AuthState | AuthFailure:
-        client: AuthenticatedClient | None = None
+    def _attempt(self, req: Requirement, request: Request, memo: dict[Any, Any]) -> AuthState:
+        """The state under one alternative; raises :class:`AuthFailure` when it refuses."""
         id_scheme = req.client_id
-        if id_scheme is not None:
-            found = self._client(req, id_scheme, request, memo)
-            if not isinstance(found, AuthenticatedClient):
-                return found
-            client = found
+        client = None if id_scheme is None else self._client(req, id_scheme, request, memo)
         if not req.others:
             return AuthState(client, req.names)
         results: dict[str, Any] = {}
         for scheme in req.others:
             handler = self.handlers.get(scheme.name)
             if handler is None:  # resolution refuses such routes; never let one through
-                return AuthFailure(errors.CONFIG_ERROR)
+                raise AuthFailure(errors.CONFIG_ERROR)
             try:
                 result = handler(request)
             except HTTPException:
                 raise
             except Exception:
                 logger.exception("clientauth: the handler of scheme %r raised", scheme.name)
-                return AuthFailure(errors.CONFIG_ERROR)
+                raise AuthFailure(errors.CONFIG_ERROR) from None
             if isinstance(result, (_Response, tuple)):  # a response is truthy, and never a verdict
                 logger.error(
                     "clientauth: the handler of scheme %r returned a response (%s), not a verdict; refusing. "
@@ -275,53 +273,48 @@ class Authenticator:
                     scheme.name,
                     type(result).__name__,
                 )
-                return AuthFailure(errors.CONFIG_ERROR)
+                raise AuthFailure(errors.CONFIG_ERROR)
             if not result:
-                return AuthFailure(errors.SCHEME_REJECTED)
+                raise AuthFailure(errors.SCHEME_REJECTED)
             results[scheme.name] = result
         return AuthState(client, req.names, results)
 
     def _client(
         self, req: Requirement, id_scheme: Scheme, request: Request, memo: dict[Any, Any]
-    ) -> AuthenticatedClient | AuthFailure:
+    ) -> AuthenticatedClient:
         """The API key part of a requirement: the client ID, and the secret where required."""
-        client_id, failure = self._read(request, id_scheme, "Client ID", errors.CLIENT_ID_MISSING)
-        if failure is not None:
-            return failure
-        assert client_id is not None
+        client_id = self._read(request, id_scheme, "Client ID", errors.CLIENT_ID_MISSING)
         secret_scheme = req.client_secret
         secret: str | None = None
         if secret_scheme is not None:
-            secret, failure = self._read(request, secret_scheme, "Client secret", errors.CLIENT_SECRET_MISSING)
-            if failure is not None:
-                return failure
+            secret = self._read(request, secret_scheme, "Client secret", errors.CLIENT_SECRET_MISSING)
         entry = self._lookup(client_id, memo)
         if entry is None:
-            return AuthFailure(errors.NOT_REGISTERED)
+            raise AuthFailure(errors.NOT_REGISTERED)
         id_header, secret_header = req.forward_names
         if secret is None:
             headers = {id_header: client_id}
         else:
             if not self._verify(client_id, entry, secret, memo):
-                return AuthFailure(errors.SECRET_INVALID)
+                raise AuthFailure(errors.SECRET_INVALID)
             headers = {id_header: client_id, secret_header: secret}
         if not entry.record.enabled:
-            return AuthFailure(errors.DISABLED)
+            raise AuthFailure(errors.DISABLED)
         return AuthenticatedClient(client_id, entry.record.name, req.key_names, secret is not None, headers)
 
     @staticmethod
-    def _read(
-        request: Request, scheme: Scheme, label: str, missing: errors.Reason
-    ) -> tuple[str | None, AuthFailure | None]:
+    def _read(request: Request, scheme: Scheme, label: str, missing: errors.Reason) -> str:
+        """The credential ``scheme`` names; raises :class:`AuthFailure` when it is missing, sent twice
+        or sent elsewhere."""
         value, duplicate = extract(request, scheme)
         if duplicate:
-            return None, AuthFailure(errors.DUPLICATE, {"credential": label})
+            raise AuthFailure(errors.DUPLICATE, {"credential": label})
         if value is None:
             if sent_elsewhere(request, scheme):
                 detail = {"credential": label, "location": scheme.describe_location()}
-                return None, AuthFailure(errors.WRONG_LOCATION, detail)
-            return None, AuthFailure(missing)
-        return value, None
+                raise AuthFailure(errors.WRONG_LOCATION, detail)
+            raise AuthFailure(missing)
+        return value
 
     def _lookup(self, client_id: str, memo: dict[Any, Any]) -> Entry | None:
         """The client's cache entry; at most one store lookup per ID per request."""
