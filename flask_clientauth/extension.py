@@ -25,7 +25,7 @@ from .routing import Override, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, base_path, read_settings
 from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
 from .store import ClientStore
-from .throttle import FailureThrottle
+from .throttle import FailureThrottle, NoThrottle
 from .verify import Authenticator, escape
 
 try:  # the context variable behind ``request``: the dispatch check reads it on every request
@@ -67,9 +67,10 @@ class ClientAuthState:
                 per_address=config["CLIENTAUTH_RATELIMIT_PER_ADDRESS"],
                 strategy=config["CLIENTAUTH_RATELIMIT_STRATEGY"],
                 key_prefix=f"clientauth:{app.name}",  # apps sharing one Redis keep their own counts
+                memory=self.cache.size,
             )
             if config["CLIENTAUTH_RATELIMIT_ENABLED"]
-            else None
+            else NoThrottle()
         )
         store.listeners.append(lambda client_id: self.cache.evict((client_id,)))
         self.authenticator = Authenticator(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,7 +26,7 @@ from .keys import plausible_secret, secret_matches
 from .models import CLIENT_ID_MAX
 from .requirements import FastPath, Policy, Requirement, Scheme
 from .store import ClientStore, StoreError
-from .throttle import FailureThrottle, ThrottleUnavailable, peer_ip
+from .throttle import NoThrottle, ThrottleUnavailable
 
 logger = logging.getLogger("flask_clientauth")
 
@@ -79,10 +78,10 @@ class Authenticator:
         *,
         handlers: Mapping[str, Callable[[Request], Any]],
         revocation_interval: float = 1.0,
-        throttle: FailureThrottle | None = None,
+        throttle: NoThrottle | None = None,
     ) -> None:
         self.store = store
-        self.throttle = throttle
+        self.throttle = throttle or NoThrottle()
         self.cache = cache
         self.handlers = handlers
         self.revocation_interval = revocation_interval
@@ -90,10 +89,6 @@ class Authenticator:
         self._last_event: int | None = None
         self._holes: dict[int, float] = {}
         self._poll_lock = threading.Lock()
-        #: (client ID, address) pairs that authenticated before: exempt from the per-client
-        #: limit, so a flood of wrong secrets for a client ID does not lock its owner out.
-        self._known_addresses: OrderedDict[tuple[str, str | None], None] = OrderedDict()
-        self._known_lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self.use_document(DocumentKeys())
@@ -189,10 +184,11 @@ class Authenticator:
         if not secret or "," in secret or self.cache.digest(secret) not in entry.verified:
             return None
         entry.used = True
-        if self.throttle is not None:  # _note_address, inline (a method call costs more than the check)
+        throttle = self.throttle
+        if throttle.remembers:  # throttle.note(), inline (a method call costs more than the check)
             address = environ.get("REMOTE_ADDR")
-            if (client_id, address) not in self._known_addresses:
-                self._remember_address(client_id, address)
+            if (client_id, address) not in throttle.known:
+                throttle.remember(client_id, address)
         id_header, secret_header = req.forward_names
         headers = {id_header: client_id, secret_header: secret}
         return AuthState(AuthenticatedClient(client_id, entry.record.name, req.key_names, True, headers), req.names)
@@ -325,11 +321,11 @@ class Authenticator:
         if len(client_id) <= CLIENT_ID_MAX and _printable(client_id):
             entry = self.cache.get(client_id)
             if entry is None and not self.cache.is_unknown(client_id):
-                self._throttle(None, memo)
+                self.throttle.check(None, memo["address"])
                 epoch = self.cache.epoch
                 record = self.store.get(client_id)
                 entry = self.cache.put(client_id, record, epoch)
-                if record is None and self.throttle is not None:
+                if record is None:
                     self.throttle.failed(None, memo["address"])
         memo[key] = entry
         return entry
@@ -338,12 +334,11 @@ class Authenticator:
         """Whether ``secret`` is the client's; at most one bcrypt check per secret per request."""
         digest = self.cache.digest(secret)
         if digest in entry.verified:
-            self._note_address(client_id, memo["address"])
+            self.throttle.note(client_id, memo["address"])
             return True
         if digest in entry.rejected:  # refused by bcrypt before, for this very hash: not paid again,
-            self._throttle(client_id, memo)  # but still a failure that counts
-            if self.throttle is not None:
-                self.throttle.failed(client_id, memo["address"])
+            self.throttle.check(client_id, memo["address"])  # but still a failure that counts
+            self.throttle.failed(client_id, memo["address"])
             return False
         key = ("secret", client_id, digest)
         if key in memo:
@@ -351,14 +346,13 @@ class Authenticator:
         stored = entry.record.secret_hash
         ok = False
         if stored is not None and plausible_secret(secret):  # else refused without bcrypt, whatever its size
-            self._throttle(client_id, memo)
+            self.throttle.check(client_id, memo["address"])
             ok = self._hash_check(client_id, entry, digest, secret, stored)
             if not ok and not stored.startswith("$2"):
                 logger.error("clientauth: the stored secret hash of client %s is corrupt", escape(client_id))
             if ok:
-                if self.throttle is not None:
-                    self._remember_address(client_id, memo["address"])
-            elif self.throttle is not None:
+                self.throttle.remember(client_id, memo["address"])
+            else:
                 self.throttle.failed(client_id, memo["address"])
         memo[key] = ok
         return ok
@@ -407,35 +401,3 @@ class Authenticator:
             with self._flights_lock:
                 del self._flights[client_id]
             flight.done.set()
-
-    def _throttle(self, client_id: str | None, memo: dict[Any, Any]) -> None:
-        """Refuse with 429, before any costly work, once the failure limits are reached."""
-        if self.throttle is None:
-            return
-        address = memo["address"]
-        if client_id is not None and (client_id, address) in self._known_addresses:
-            client_id = None  # this address has proven it holds the secret before
-        wait = self.throttle.retry_after(client_id, address)
-        if wait is not None:
-            raise AuthFailure(errors.THROTTLED, headers={"Retry-After": str(wait)})
-
-    def _note_address(self, client_id: str, address: str | None) -> None:
-        """Remember ``address`` after a secret verified from the cache: proof as good as bcrypt's.
-        Without this, an owner's address first served from the cache (a second host of the owner,
-        a new IP) would lose the exemption, and get 429, once the entry expires during a flood.
-        An address already known is left in place: the hot path takes no lock."""
-        if self.throttle is not None and (client_id, address) not in self._known_addresses:
-            self._remember_address(client_id, address)
-
-    def _remember_address(self, client_id: str, address: str | None) -> None:
-        """Exempt ``address`` from the client's limit from now on, unless it is no IP address: peers
-        without one (a unix socket) cannot be told apart, and an attacker among them must not
-        inherit the owner's exemption."""
-        if peer_ip(address) is None:
-            return
-        key = (client_id, address)
-        with self._known_lock:
-            self._known_addresses[key] = None
-            self._known_addresses.move_to_end(key)
-            while len(self._known_addresses) > max(self.cache.size, 1):
-                self._known_addresses.popitem(last=False)

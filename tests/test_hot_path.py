@@ -101,7 +101,7 @@ def test_the_cache_holds_digests_never_the_secret(env: Env) -> None:
     assert env.get(cid, secret).status_code == 200  # served from the cache
     seen: set[int] = set()
     auth = env.authenticator
-    todo: list[Any] = [env.cache, auth._flights, auth._known_addresses]
+    todo: list[Any] = [env.cache, auth._flights, auth.throttle.known]
     while todo:  # everything the caches reach
         obj = todo.pop()
         if id(obj) in seen or isinstance(obj, (type, type(gc))):
