@@ -22,7 +22,8 @@ from .cache import CredentialCache, Entry
 from .context import AuthenticatedClient, AuthState
 from .credentials import DocumentKeys, extract, presented, sent_elsewhere, sent_ids
 from .errors import AuthFailure
-from .keys import plausible_secret, secret_matches
+from .flight import Flights
+from .keys import plausible_secret
 from .models import CLIENT_ID_MAX
 from .requirements import FastPath, Policy, Requirement, Scheme
 from .store import ClientStore, StoreError
@@ -37,26 +38,6 @@ HOLE_WINDOW = 30.0
 
 #: How long a request waits for another thread's change-log poll before 503.
 POLL_WAIT = 5.0
-
-#: How long a request waits for the running bcrypt check of its very secret before 429.
-FLIGHT_WAIT = 2.0
-
-
-class _Flight:
-    """A bcrypt check under way for one client ID, and the one other check allowed to wait for it.
-
-    A check is of one secret (its digest) against one stored hash: a request whose cache entry
-    holds another hash (the secret was reset, and the change polled, while the check ran) must
-    not take its answer.
-    """
-
-    __slots__ = ("check", "done", "ok", "next_check")
-
-    def __init__(self, check: tuple[bytes, str]) -> None:
-        self.check = check
-        self.done = threading.Event()
-        self.ok: bool | None = None
-        self.next_check: tuple[bytes, str] | None = None
 
 
 def _printable(value: str) -> bool:
@@ -89,8 +70,7 @@ class Authenticator:
         self._last_event: int | None = None
         self._holes: dict[int, float] = {}
         self._poll_lock = threading.Lock()
-        self._flights: dict[str, _Flight] = {}
-        self._flights_lock = threading.Lock()
+        self.flights = Flights(cache)
         self.use_document(DocumentKeys())
 
     def use_document(self, document: DocumentKeys) -> None:
@@ -347,7 +327,7 @@ class Authenticator:
         ok = False
         if stored is not None and plausible_secret(secret):  # else refused without bcrypt, whatever its size
             self.throttle.check(client_id, memo["address"])
-            ok = self._hash_check(client_id, entry, digest, secret, stored)
+            ok = self.flights.matches(client_id, entry, digest, secret, stored)
             if not ok and not stored.startswith("$2"):
                 logger.error("clientauth: the stored secret hash of client %s is corrupt", escape(client_id))
             if ok:
@@ -356,48 +336,3 @@ class Authenticator:
                 self.throttle.failed(client_id, memo["address"])
         memo[key] = ok
         return ok
-
-    def _hash_check(self, client_id: str, entry: Entry, digest: bytes, secret: str, stored: str) -> bool:
-        """bcrypt, one at a time per client ID in this process.
-
-        Concurrent requests with the secret being checked, against the same stored hash, share
-        that check (no stampede); one whose entry holds a newer hash (a reset, polled meanwhile)
-        never takes the answer of a check against the old one. One other check may wait for
-        its turn (a rotation: the old and the new secret arrive together); a third while those two are pending gets 429 at once, as does a
-        wait longer than ``FLIGHT_WAIT``: guessed secrets for one client cannot occupy
-        more than two worker threads. The answer is remembered in ``entry`` before the next
-        check of the client ID can start.
-        """
-        deadline = time.monotonic() + FLIGHT_WAIT
-        check = (digest, stored)
-        while True:
-            with self._flights_lock:
-                flight = self._flights.get(client_id)
-                if flight is None:
-                    flight = self._flights[client_id] = _Flight(check)
-                    break
-                if flight.check != check:
-                    if flight.next_check is None:
-                        flight.next_check = check
-                    elif flight.next_check != check:
-                        raise AuthFailure(errors.THROTTLED, headers={"Retry-After": "1"})
-            if not flight.done.wait(max(0.0, deadline - time.monotonic())):
-                raise AuthFailure(errors.THROTTLED, headers={"Retry-After": "1"})
-            if flight.check == check and flight.ok is not None:
-                return flight.ok
-            if digest in entry.verified:  # answered by a check that ran while this one waited
-                return True
-            if digest in entry.rejected:
-                return False
-            # the check that ran was of another secret or hash: this one's turn (or join whoever took it)
-        try:
-            flight.ok = secret_matches(secret, stored)
-            if flight.ok:
-                self.cache.mark_verified(entry, digest)
-            else:
-                self.cache.mark_rejected(entry, digest)
-            return flight.ok
-        finally:
-            with self._flights_lock:
-                del self._flights[client_id]
-            flight.done.set()

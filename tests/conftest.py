@@ -248,12 +248,12 @@ class CallCounter:
     """Counts store lookups, bcrypt checks and change-log polls (the real database and bcrypt still answer)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
-        import flask_clientauth.verify
+        import flask_clientauth.flight
 
         self.gets = 0
         self.bcrypts = 0
         self.polls = 0
-        real_get, real_match = store.get, flask_clientauth.verify.secret_matches
+        real_get, real_match = store.get, flask_clientauth.flight.secret_matches
 
         def get(client_id: str) -> Any:
             self.gets += 1
@@ -273,7 +273,7 @@ class CallCounter:
         monkeypatch.setattr(store, "get", get)
         monkeypatch.setattr(store, "latest_change", polling(store.latest_change))
         monkeypatch.setattr(store, "changes_after", polling(store.changes_after))
-        monkeypatch.setattr(flask_clientauth.verify, "secret_matches", secret_matches)
+        monkeypatch.setattr(flask_clientauth.flight, "secret_matches", secret_matches)
 
     def take_polls(self) -> int:
         """Change-log polls since the last call."""

@@ -20,6 +20,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+import flask_clientauth.flight
 import flask_clientauth.verify
 from flask_clientauth import ClientStore
 from flask_clientauth.keys import generate_client_id
@@ -101,7 +102,7 @@ def test_the_cache_holds_digests_never_the_secret(env: Env) -> None:
     assert env.get(cid, secret).status_code == 200  # served from the cache
     seen: set[int] = set()
     auth = env.authenticator
-    todo: list[Any] = [env.cache, auth._flights, auth.throttle.known]
+    todo: list[Any] = [env.cache, auth.flights, auth.throttle.known]
     while todo:  # everything the caches reach
         obj = todo.pop()
         if id(obj) in seen or isinstance(obj, (type, type(gc))):
@@ -302,13 +303,13 @@ def test_polls_happen_at_most_once_per_interval_and_only_on_requests(
 def slow_bcrypt(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """bcrypt checks wait for the returned event (at most 5 s) before they run."""
     release = threading.Event()
-    real = flask_clientauth.verify.secret_matches
+    real = flask_clientauth.flight.secret_matches
 
     def slow(secret: str, stored: str) -> bool:
         release.wait(5)
         return real(secret, stored)
 
-    monkeypatch.setattr(flask_clientauth.verify, "secret_matches", slow)
+    monkeypatch.setattr(flask_clientauth.flight, "secret_matches", slow)
     yield release
     release.set()
 
