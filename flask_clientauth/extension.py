@@ -72,7 +72,6 @@ class ClientAuthState:
             if config["CLIENTAUTH_RATELIMIT_ENABLED"]
             else NoThrottle()
         )
-        store.listeners.append(lambda client_id: self.cache.evict((client_id,)))
         self.authenticator = Authenticator(
             store,
             self.cache,
@@ -80,6 +79,7 @@ class ClientAuthState:
             revocation_interval=float(config["CLIENTAUTH_REVOCATION_INTERVAL"]),
             throttle=self.throttle,
         )
+        store.listeners.append(self.authenticator.revocation.changed)
         self._spec_source = config["CLIENTAUTH_SPEC"]
         self._strict = bool(config["CLIENTAUTH_STRICT_NAMES"])
         self._root_path = app.root_path

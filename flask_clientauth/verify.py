@@ -8,7 +8,6 @@ client ID presented and one bcrypt check per secret presented.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,18 +25,11 @@ from .flight import Flights
 from .keys import plausible_secret
 from .models import CLIENT_ID_MAX
 from .requirements import FastPath, Policy, Requirement, Scheme
+from .revocation import Revocation
 from .store import ClientStore, StoreError
 from .throttle import NoThrottle, ThrottleUnavailable
 
 logger = logging.getLogger("flask_clientauth")
-
-#: Change-log ids not yet seen below the newest one are re-read for this long
-#: (a transaction may commit after a later one); after that they are taken as rolled back.
-HOLE_WINDOW = 30.0
-
-
-#: How long a request waits for another thread's change-log poll before 503.
-POLL_WAIT = 5.0
 
 
 def _printable(value: str) -> bool:
@@ -65,11 +57,7 @@ class Authenticator:
         self.throttle = throttle or NoThrottle()
         self.cache = cache
         self.handlers = handlers
-        self.revocation_interval = revocation_interval
-        self._next_poll = 0.0
-        self._last_event: int | None = None
-        self._holes: dict[int, float] = {}
-        self._poll_lock = threading.Lock()
+        self.revocation = Revocation(store, cache, interval=revocation_interval)
         self.flights = Flights(cache)
         self.use_document(DocumentKeys())
 
@@ -77,52 +65,6 @@ class Authenticator:
         """The API keys of the loaded document: every client ID location a request may carry."""
         self.document = document
         self._guards = document.fast_guards
-
-    # -- revocation -------------------------------------------------------------------
-    def refresh(self, *, force: bool = False) -> None:
-        """Poll the change log (at most once per interval) and apply what changed.
-
-        The guarantee: a request that arrives at least one interval after a change was
-        committed is decided with that change (it runs or waits for a poll that began after
-        the commit); requests within the interval may still see the state before it.
-        """
-        now = time.monotonic()
-        if not force and now < self._next_poll:
-            return
-        # Another thread polling: wait for its answer, so that no request that comes a full
-        # interval after a change is served from before it; a poll stuck that long is a fault.
-        if not self._poll_lock.acquire(timeout=-1 if force else POLL_WAIT):
-            raise StoreError("client store unavailable (the change-log poll did not finish)")
-        try:
-            if not force and now < self._next_poll:
-                return
-            try:
-                self._poll(now)
-            except StoreError:
-                self.cache.clear()  # cannot learn of revocations: trust nothing cached
-                raise
-            self._next_poll = now + self.revocation_interval
-        finally:
-            self._poll_lock.release()
-
-    def _poll(self, now: float) -> None:
-        previous = self._last_event
-        if previous is None:
-            self._last_event = self.store.latest_change()
-            return
-        newest, changed, seen = self.store.changes_after(previous, list(self._holes))
-        for event_id in seen:
-            self._holes.pop(event_id, None)
-        for event_id in range(previous + 1, newest):
-            if event_id not in seen:
-                self._holes.setdefault(event_id, now + HOLE_WINDOW)
-        self._holes = {k: v for k, v in self._holes.items() if v > now}
-        self._last_event = newest
-        if changed:
-            cached = self.cache.cached(changed)
-            fresh = self.store.get_many(cached)
-            self.cache.evict(changed.difference(cached))  # e.g. a new client known as unknown
-            self.cache.update({cid: fresh.get(cid) for cid in cached})
 
     # -- the check --------------------------------------------------------------------
     def fast(self, fast: FastPath, environ: dict[str, Any]) -> AuthState | None:
@@ -148,7 +90,7 @@ class Authenticator:
                         if needle in value:
                             return None
         now = time.monotonic()
-        if now >= self._next_poll:
+        if now >= self.revocation.next_poll:
             return None
         entry = self.cache._entries.get(client_id)
         if entry is None or entry.expires < now or not entry.record.enabled:
@@ -180,7 +122,7 @@ class Authenticator:
         self._one_client(policy, request)
         try:
             if policy.reads_ids:  # routes of the app's own schemes alone keep working without the store
-                self.refresh()
+                self.revocation.refresh()
             return self._check(policy, request)
         except (StoreError, ThrottleUnavailable) as exc:
             logger.error("clientauth: %s; answering 503", exc)

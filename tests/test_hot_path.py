@@ -21,7 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 import flask_clientauth.flight
-import flask_clientauth.verify
+import flask_clientauth.revocation
 from flask_clientauth import ClientStore
 from flask_clientauth.keys import generate_client_id
 
@@ -226,10 +226,10 @@ def test_a_disabled_and_enabled_client_is_served_again_without_bcrypt(
     cid, secret = env.new_client()
     assert env.get(cid, secret).status_code == 200
     other_process.set_enabled(cid, False)
-    env.authenticator.refresh(force=True)
+    env.authenticator.revocation.refresh(force=True)
     assert env.get(cid, secret).status_code == 403
     other_process.set_enabled(cid, True)
-    env.authenticator.refresh(force=True)
+    env.authenticator.revocation.refresh(force=True)
     env.take()
     assert env.get(cid, secret).status_code == 200
     assert env.take() == (0, 0)
@@ -245,7 +245,7 @@ def test_a_request_during_another_threads_poll_waits_for_its_answer(
 ) -> None:
     interval = 0.3
     env = make_env(make_app, monkeypatch, database_url=database_url, CLIENTAUTH_REVOCATION_INTERVAL=interval)
-    monkeypatch.setattr(flask_clientauth.verify, "POLL_WAIT", poll_wait)
+    monkeypatch.setattr(flask_clientauth.revocation, "POLL_WAIT", poll_wait)
     cid, secret = env.new_client()
     assert env.get(cid, secret).status_code == 200
     other_process.set_enabled(cid, False)
@@ -490,7 +490,7 @@ def test_the_fast_path_answers_exactly_as_the_general_path(
             else:
                 other_process.delete(other)
             for env in (fast, general):
-                env.authenticator.refresh(force=True)
+                env.authenticator.revocation.refresh(force=True)
             continue
         answers = []
         for env in (fast, general):
