@@ -71,6 +71,20 @@ class CredentialCache:
         entry.used = True
         return entry
 
+    def verified(self, client_id: str, secret: str | None, now: float) -> Entry | None:
+        """The warm path's probe: the live entry of an enabled client whose ``secret`` matched
+        before (``None``: the route wants no secret); ``None`` when the general check must decide."""
+        entry = self._entries.get(client_id)
+        if entry is None or entry.expires < now or not entry.record.enabled:
+            return None
+        if secret is not None:
+            hasher = self._hasher.copy()  # digest(), inline: a call less on the hot path
+            hasher.update(secret.encode("utf-8", "surrogateescape"))
+            if hasher.digest() not in entry.verified:
+                return None
+        entry.used = True
+        return entry
+
     def is_unknown(self, client_id: str) -> bool:
         expires = self._unknown.get(client_id)
         return expires is not None and expires >= time.monotonic()

@@ -92,20 +92,21 @@ class Authenticator:
         now = time.monotonic()
         if now >= self.revocation.next_poll:
             return None
-        entry = self.cache._entries.get(client_id)
-        if entry is None or entry.expires < now or not entry.record.enabled:
-            return None
         req = fast.requirement
         if fast.secret_key is None:
-            entry.used = True
+            entry = self.cache.verified(client_id, None, now)
+            if entry is None:
+                return None
             headers = {req.forward_names[0]: client_id}
             return AuthState(
                 AuthenticatedClient(client_id, entry.record.name, req.key_names, False, headers), req.names
             )
         secret = environ.get(fast.secret_key)
-        if not secret or "," in secret or self.cache.digest(secret) not in entry.verified:
+        if not secret or "," in secret:
             return None
-        entry.used = True
+        entry = self.cache.verified(client_id, secret, now)
+        if entry is None:
+            return None
         throttle = self.throttle
         if throttle.remembers:  # throttle.note(), inline (a method call costs more than the check)
             address = environ.get("REMOTE_ADDR")

@@ -497,3 +497,28 @@ def test_the_fast_path_answers_exactly_as_the_general_path(
             resp = env.get(*call)
             answers.append((resp.status_code, resp.get_json(), resp.headers.get("WWW-Authenticate")))
         assert answers[0] == answers[1], label
+
+
+def test_cache_verified_answers_only_live_enabled_clients_with_a_secret_seen_before() -> None:
+    """The warm path's probe, without an app: what it may answer from memory, and what it leaves to
+    the general check (``None``)."""
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from flask_clientauth.cache import CredentialCache
+    from flask_clientauth.store import ClientRecord
+
+    cache = CredentialCache(size=10, ttl=60.0, negative_size=10, negative_ttl=5.0)
+    now_ = datetime.now(timezone.utc)
+    record = ClientRecord("cid", "App", "", True, now_, now_, secret_hash="$2b$12$x")
+    entry = cache.put("cid", record, cache.epoch)
+    assert entry is not None
+    cache.mark_verified(entry, cache.digest("good"))
+    now = time.monotonic()
+    assert cache.verified("cid", "good", now) is entry
+    assert cache.verified("cid", None, now) is entry  # a route that wants the ID only
+    assert cache.verified("cid", "bad", now) is None  # never checked: bcrypt decides
+    assert cache.verified("other", None, now) is None
+    assert cache.verified("cid", "good", now + 61) is None  # expired
+    cache.update({"cid": replace(record, enabled=False)})
+    assert cache.verified("cid", "good", now) is None  # disabled: the general check says 403
