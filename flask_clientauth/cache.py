@@ -15,7 +15,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from .store import ClientRecord
 
@@ -42,8 +42,18 @@ class Entry:
 class CredentialCache:
     """Thread-safe bounded cache with TTL. ``size=0`` disables caching altogether."""
 
-    def __init__(self, *, size: int, ttl: float, negative_size: int, negative_ttl: float) -> None:
+    def __init__(
+        self,
+        *,
+        size: int,
+        ttl: float,
+        negative_size: int,
+        negative_ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.size = size
+        #: What the TTLs are measured with (a fake in tests).
+        self.clock = clock
         self.ttl = ttl
         self.negative_size = negative_size
         self.negative_ttl = negative_ttl
@@ -66,7 +76,7 @@ class CredentialCache:
     def get(self, client_id: str) -> Entry | None:
         """The live entry of ``client_id`` (no lock: a dict read is atomic)."""
         entry = self._entries.get(client_id)
-        if entry is None or entry.expires < time.monotonic():
+        if entry is None or entry.expires < self.clock():
             return None
         entry.used = True
         return entry
@@ -87,7 +97,7 @@ class CredentialCache:
 
     def is_unknown(self, client_id: str) -> bool:
         expires = self._unknown.get(client_id)
-        return expires is not None and expires >= time.monotonic()
+        return expires is not None and expires >= self.clock()
 
     def put(self, client_id: str, record: ClientRecord | None, epoch: int) -> Entry | None:
         """Remember a lookup made when :attr:`epoch` was ``epoch`` (skipped if evictions came since)."""
@@ -98,11 +108,11 @@ class CredentialCache:
                 return Entry(record, 0.0) if record is not None else None
             if record is None:
                 self._unknown.pop(client_id, None)
-                self._unknown[client_id] = time.monotonic() + self.negative_ttl
+                self._unknown[client_id] = self.clock() + self.negative_ttl
                 while len(self._unknown) > self.negative_size:
                     del self._unknown[next(iter(self._unknown))]
                 return None
-            entry = Entry(record, time.monotonic() + self.ttl)
+            entry = Entry(record, self.clock() + self.ttl)
             self._entries.pop(client_id, None)
             self._entries[client_id] = entry
             self._shrink()
@@ -111,7 +121,7 @@ class CredentialCache:
     def _shrink(self) -> None:
         """CLOCK eviction: the oldest entry goes unless it was used since its last chance."""
         entries = self._entries
-        now = time.monotonic()
+        now = self.clock()
         while len(entries) > self.size:
             client_id = next(iter(entries))
             entry = entries.pop(client_id)
@@ -150,7 +160,7 @@ class CredentialCache:
                     continue
                 keep = old is not None and old.record.secret_hash == record.secret_hash
                 self._entries[client_id] = Entry(
-                    record, time.monotonic() + self.ttl, set(old.verified) if keep and old else None
+                    record, self.clock() + self.ttl, set(old.verified) if keep and old else None
                 )
             self._shrink()
 

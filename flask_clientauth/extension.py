@@ -6,6 +6,7 @@ import contextvars
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -59,6 +60,7 @@ class ClientAuthState:
             ttl=float(config["CLIENTAUTH_CACHE_TTL"]),
             negative_size=int(config["CLIENTAUTH_NEGATIVE_CACHE_SIZE"]),
             negative_ttl=float(config["CLIENTAUTH_NEGATIVE_CACHE_TTL"]),
+            clock=ext.clock,
         )
         self.throttle = (
             FailureThrottle(
@@ -78,6 +80,7 @@ class ClientAuthState:
             handlers=ext._scheme_handlers,
             revocation_interval=float(config["CLIENTAUTH_REVOCATION_INTERVAL"]),
             throttle=self.throttle,
+            clock=ext.clock,
         )
         store.listeners.append(self.authenticator.revocation.changed)
         self._spec_source = config["CLIENTAUTH_SPEC"]
@@ -329,10 +332,15 @@ class ClientAuth:
 
     ``ClientAuth(app)`` or ``auth = ClientAuth(); auth.init_app(app)``. Pass ``db`` (a
     Flask-SQLAlchemy instance) to keep clients in the app's own database and migrations.
+    ``clock`` measures the cache's TTLs, the revocation interval and the waits for a bcrypt
+    check (``time.monotonic``; tests pass a fake one).
     """
 
-    def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
+    def __init__(
+        self, app: Flask | None = None, *, db: SQLAlchemy | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.db = db
+        self.clock = clock
         self._view_overrides: dict[Callable[..., Any], Override] = {}
         self._blueprint_overrides: dict[Blueprint, Override] = {}
         self._scheme_handlers: dict[str, Callable[..., Any]] = {}

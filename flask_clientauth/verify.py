@@ -52,13 +52,15 @@ class Authenticator:
         handlers: Mapping[str, Callable[[Request], Any]],
         revocation_interval: float = 1.0,
         throttle: NoThrottle | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.throttle = throttle or NoThrottle()
         self.cache = cache
         self.handlers = handlers
-        self.revocation = Revocation(store, cache, interval=revocation_interval)
-        self.flights = Flights(cache)
+        self.clock = clock
+        self.revocation = Revocation(store, cache, interval=revocation_interval, clock=clock)
+        self.flights = Flights(cache, clock=clock)
         self.use_document(DocumentKeys())
 
     def use_document(self, document: DocumentKeys) -> None:
@@ -89,7 +91,7 @@ class Authenticator:
                     for needle in needles:
                         if needle in value:
                             return None
-        now = time.monotonic()
+        now = self.clock()
         if now >= self.revocation.next_poll:
             return None
         req = fast.requirement

@@ -119,6 +119,25 @@ def sqlite_url(tmp_path: Any) -> str:
 AppFactory = Callable[..., Flask]
 
 
+class FakeClock:
+    """A monotonic clock that moves only when told: ``make_app(clock=clock)``, then ``clock.advance(s)``
+    instead of sleeping through a TTL or an interval."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
 @pytest.fixture
 def make_app(tmp_path: Any, sqlite_url: str) -> Iterator[AppFactory]:
     """Build a protected app: ``make_app(spec=..., database_url=..., create_tables=True, **config)``.
@@ -134,6 +153,7 @@ def make_app(tmp_path: Any, sqlite_url: str) -> Iterator[AppFactory]:
         database_url: str | None = None,
         create_tables: bool = True,
         routes: bool = True,
+        clock: Callable[[], float] | None = None,
         **config: Any,
     ) -> Flask:
         app = Flask("testapp", instance_path=str(tmp_path / "instance"))
@@ -144,7 +164,7 @@ def make_app(tmp_path: Any, sqlite_url: str) -> Iterator[AppFactory]:
             CLIENTAUTH_BCRYPT_ROUNDS=4,
         )
         app.config.update(config)
-        auth = ClientAuth(app)
+        auth = ClientAuth(app) if clock is None else ClientAuth(app, clock=clock)
         app.extensions["test_auth"] = auth
         if routes:
 
