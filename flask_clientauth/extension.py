@@ -23,7 +23,7 @@ from .errors import AuthFailure, default_response, www_authenticate
 from .models import Base
 from .requirements import Policy
 from .routing import Override, RouteInfo, RouteTable
-from .settings import DEFAULTS, ConfigurationError, base_path, read_settings
+from .settings import DEFAULTS, ConfigurationError, Settings
 from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
 from .store import ClientStore
 from .throttle import FailureThrottle, NoThrottle
@@ -47,49 +47,51 @@ V = TypeVar("V", bound=Callable[..., Any] | Blueprint)
 class ClientAuthState:
     """Per-app state, kept in ``app.extensions["clientauth"]``."""
 
-    def __init__(self, ext: ClientAuth, app: Flask, store: ClientStore, engine: Engine | None) -> None:
-        config = app.config
+    def __init__(
+        self, ext: ClientAuth, app: Flask, store: ClientStore, engine: Engine | None, settings: Settings
+    ) -> None:
         self.extension = ext
+        self.settings = settings
         self.store = store
         self.engine = engine
-        self.error_detail: str = config["CLIENTAUTH_ERROR_DETAIL"]
-        self.hide_credentials: bool = bool(config["CLIENTAUTH_HIDE_CREDENTIALS"])
-        self.min_secret_length: int = int(config["CLIENTAUTH_MIN_SECRET_LENGTH"])
+        self.error_detail = settings.error_detail
+        self.hide_credentials = settings.hide_credentials
+        self.min_secret_length = settings.min_secret_length
         self.cache = CredentialCache(
-            size=int(config["CLIENTAUTH_CACHE_SIZE"]),
-            ttl=float(config["CLIENTAUTH_CACHE_TTL"]),
-            negative_size=int(config["CLIENTAUTH_NEGATIVE_CACHE_SIZE"]),
-            negative_ttl=float(config["CLIENTAUTH_NEGATIVE_CACHE_TTL"]),
+            size=settings.cache_size,
+            ttl=settings.cache_ttl,
+            negative_size=settings.negative_cache_size,
+            negative_ttl=settings.negative_cache_ttl,
             clock=ext.clock,
         )
         self.throttle = (
             FailureThrottle(
-                config["CLIENTAUTH_RATELIMIT_STORAGE_URI"],
-                per_client=config["CLIENTAUTH_RATELIMIT_PER_CLIENT"],
-                per_address=config["CLIENTAUTH_RATELIMIT_PER_ADDRESS"],
-                strategy=config["CLIENTAUTH_RATELIMIT_STRATEGY"],
+                settings.ratelimit_storage_uri,
+                per_client=settings.ratelimit_per_client,
+                per_address=settings.ratelimit_per_address,
+                strategy=settings.ratelimit_strategy,
                 key_prefix=f"clientauth:{app.name}",  # apps sharing one Redis keep their own counts
                 memory=self.cache.size,
             )
-            if config["CLIENTAUTH_RATELIMIT_ENABLED"]
+            if settings.ratelimit_enabled
             else NoThrottle()
         )
         self.authenticator = Authenticator(
             store,
             self.cache,
             handlers=ext._scheme_handlers,
-            revocation_interval=float(config["CLIENTAUTH_REVOCATION_INTERVAL"]),
+            revocation_interval=settings.revocation_interval,
             throttle=self.throttle,
             clock=ext.clock,
         )
         store.listeners.append(self.authenticator.revocation.changed)
-        self._spec_source = config["CLIENTAUTH_SPEC"]
-        self._strict = bool(config["CLIENTAUTH_STRICT_NAMES"])
+        self._spec_source = settings.spec
+        self._strict = settings.strict_names
         self._root_path = app.root_path
         self._app = app
-        self._preflight = config["CLIENTAUTH_CORS_PREFLIGHT"]
-        self._unhandled = config["CLIENTAUTH_UNHANDLED_SCHEMES"]
-        self._base_path = base_path("CLIENTAUTH_BASE_PATH", config["CLIENTAUTH_BASE_PATH"])
+        self._preflight = settings.cors_preflight
+        self._unhandled = settings.unhandled_schemes
+        self._base_path = settings.base_path
         self._view_functions = app.view_functions
         self._blueprints = app.blueprints
         self._spec: Spec | None = None
@@ -358,16 +360,16 @@ class ClientAuth:
             raise RuntimeError("Flask-ClientAuth is already registered on this app.")
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        read_settings(app.config)  # a ConfigurationError naming the key, before anything is built
+        settings = Settings.from_config(app.config)  # a ConfigurationError naming the key, before anything is built
         engine = None
         if self.db is not None:
             db = self.db
-            store = ClientStore(lambda: db.engine, bcrypt_rounds=int(app.config["CLIENTAUTH_BCRYPT_ROUNDS"]))
+            store = ClientStore(lambda: db.engine, bcrypt_rounds=settings.bcrypt_rounds)
         else:
-            engine = _create_engine(app)
-            store = ClientStore(lambda: engine, bcrypt_rounds=int(app.config["CLIENTAUTH_BCRYPT_ROUNDS"]))
-        state = ClientAuthState(self, app, store, engine)
-        if not callable(app.config["CLIENTAUTH_SPEC"]):
+            engine = _create_engine(app, settings)
+            store = ClientStore(lambda: engine, bcrypt_rounds=settings.bcrypt_rounds)
+        state = ClientAuthState(self, app, store, engine, settings)
+        if not callable(settings.spec):
             state.spec()  # a broken document fails start-up, naming its path and the rule
         app.extensions["clientauth"] = state
 
@@ -483,14 +485,14 @@ def _describe(obj: Any) -> str:
     return getattr(obj, "__qualname__", repr(obj))
 
 
-def _create_engine(app: Flask) -> Engine:
+def _create_engine(app: Flask, settings: Settings) -> Engine:
     """The extension's own engine: ``CLIENTAUTH_DATABASE_URI`` or SQLite in the instance folder."""
-    uri = app.config["CLIENTAUTH_DATABASE_URI"]
+    uri = settings.database_uri
     if uri is None:
         os.makedirs(app.instance_path, exist_ok=True)
         uri = "sqlite:///" + os.path.join(app.instance_path, "clientauth.sqlite3")
     options: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
-    options.update(app.config["CLIENTAUTH_ENGINE_OPTIONS"])
+    options.update(settings.engine_options)
     try:
         return create_engine(uri, **options)
     except ImportError as exc:  # the URL names a DBAPI driver that is not installed
