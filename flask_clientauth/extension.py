@@ -18,6 +18,7 @@ from werkzeug.routing import Rule
 
 from . import errors
 from .cache import CredentialCache
+from .cli import clients
 from .credentials import DocumentKeys, hide
 from .errors import AuthFailure, default_response, www_authenticate
 from .models import Base
@@ -382,8 +383,8 @@ class ClientAuth:
         hooks = app.before_request_funcs[None]
         hooks.insert(0, hooks.pop())
 
-        from .cli import clients
-
+        # Also a ``flask.commands`` entry point (listed for any app, even one without ClientAuth);
+        # added here too so that ``app.test_cli_runner()`` and ``app.cli`` have it.
         app.cli.add_command(clients)
 
     # -- decorators -------------------------------------------------------------------

@@ -185,3 +185,34 @@ def test_a_run_without_the_server_urls_says_what_it_skipped_and_why(tmp_path: Pa
 def test_the_readme_opens_with_its_two_commands(opening: str) -> None:
     assert README.startswith("# Flask-ClientAuth\n")
     assert opening in README.split("\n## ", 1)[0]
+
+
+def test_the_package_modules_import_each_other_without_a_cycle() -> None:
+    """Every import between the package's modules, module-level or inside a function (but not under
+    ``TYPE_CHECKING``), points one way: a new maintainer can read them bottom-up."""
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "flask_clientauth"
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }
+        graph[path.stem] = {
+            (node.module or "").split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module and id(node) not in typing_only
+        }
+    graph.pop("__init__")
+
+    def visit(module: str, trail: tuple[str, ...]) -> None:
+        assert module not in trail, " -> ".join((*trail, module))
+        for imported in graph.get(module, ()):
+            visit(imported, (*trail, module))
+
+    for module in graph:
+        visit(module, ())
