@@ -56,6 +56,8 @@ class Authenticator:
     ) -> None:
         self.store = store
         self.throttle = throttle or NoThrottle()
+        #: The throttle's known-address memory, for the fast path; ``None`` when it remembers nothing.
+        self._known = self.throttle.known if self.throttle.remembers else None
         self.cache = cache
         self.handlers = handlers
         self.clock = clock
@@ -109,11 +111,11 @@ class Authenticator:
         entry = self.cache.verified(client_id, secret, now)
         if entry is None:
             return None
-        throttle = self.throttle
-        if throttle.remembers:  # throttle.note(), inline (a method call costs more than the check)
+        known = self._known
+        if known is not None:  # self.throttle.note(), inline (a method call costs more than the check)
             address = environ.get("REMOTE_ADDR")
-            if (client_id, address) not in throttle.known:
-                throttle.remember(client_id, address)
+            if (client_id, address) not in known:
+                self.throttle.remember(client_id, address)
         id_header, secret_header = req.forward_names
         headers = {id_header: client_id, secret_header: secret}
         return AuthState(AuthenticatedClient(client_id, entry.record.name, req.key_names, True, headers), req.names)
