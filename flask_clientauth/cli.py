@@ -425,7 +425,7 @@ def _check(spec_path: str | None) -> dict[str, Any]:
         try:
             label, document, file = read_document(source, root_path=root_path)
         except SpecError as exc:
-            report["spec"], report["errors"] = exc.source, [exc.rule]
+            report["spec"], report["errors"] = exc.source, [exc.message]
             return report
         report["spec"] = label
         report["validator"], report["validator_errors"] = _validate(document, file)

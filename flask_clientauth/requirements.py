@@ -173,6 +173,3 @@ class Policy:
         if self.allow_preflight and not self.public:
             text += "; CORS preflight passes"
         return text
-
-
-PUBLIC = Policy(origin="public")

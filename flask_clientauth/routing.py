@@ -145,7 +145,7 @@ class RouteInfo:
 
 
 class RouteError(SpecError):
-    """One route and method that cannot be enforced (``rule`` of the error names both)."""
+    """One route and method that cannot be enforced (``message`` of the error names both)."""
 
     def __init__(self, source: str, method: str, rule: str, operation: str | None, problem: str) -> None:
         where = f"{method} {rule}" + (f" (operation {operation})" if operation else "")
@@ -610,7 +610,7 @@ class RouteTable:
             try:
                 policy = self._from_override(override, op)
             except SpecError as exc:
-                raise RouteError(self.spec.source, method, where, label, exc.rule) from None
+                raise RouteError(self.spec.source, method, where, label, exc.message) from None
         elif op is not None:
             policy = op.policy
         else:
@@ -622,7 +622,7 @@ class RouteTable:
         try:
             return self._apply_handlers(policy)
         except SpecError as exc:
-            raise RouteError(self.spec.source, method, where, label, exc.rule) from None
+            raise RouteError(self.spec.source, method, where, label, exc.message) from None
 
     def _override(self, endpoint: str, view: Callable[..., Any] | None, method: str) -> Override | None:
         """The innermost decorator that applies: a class-based view's method, its class, the view
@@ -717,7 +717,7 @@ class RouteTable:
                 try:
                     entry = self.entry(rule, method)
                 except SpecError as exc:
-                    problem = exc.problem if isinstance(exc, RouteError) else exc.rule
+                    problem = exc.problem if isinstance(exc, RouteError) else exc.message
                     where = exc.url_rule if isinstance(exc, RouteError) else rule.rule
                     label = exc.operation if isinstance(exc, RouteError) else label
                     problems.setdefault((where, label, problem), []).append(method)

@@ -96,14 +96,15 @@ class Authenticator:
         now = self.clock()
         if now >= self.revocation.next_poll:
             return None
-        req = fast.requirement
+        requirement = fast.requirement
         if fast.secret_key is None:
             entry = self.cache.verified(client_id, None, now)
             if entry is None:
                 return None
-            headers = {req.forward_names[0]: client_id}
+            headers = {requirement.forward_names[0]: client_id}
             return AuthState(
-                AuthenticatedClient(client_id, entry.record.name, req.key_names, False, headers), req.names
+                AuthenticatedClient(client_id, entry.record.name, requirement.key_names, False, headers),
+                requirement.names,
             )
         secret = environ.get(fast.secret_key)
         if not secret or "," in secret:
@@ -116,9 +117,11 @@ class Authenticator:
             address = environ.get("REMOTE_ADDR")
             if (client_id, address) not in known:
                 self.throttle.remember(client_id, address)
-        id_header, secret_header = req.forward_names
+        id_header, secret_header = requirement.forward_names
         headers = {id_header: client_id, secret_header: secret}
-        return AuthState(AuthenticatedClient(client_id, entry.record.name, req.key_names, True, headers), req.names)
+        return AuthState(
+            AuthenticatedClient(client_id, entry.record.name, requirement.key_names, True, headers), requirement.names
+        )
 
     def check(self, policy: Policy, request: Request) -> AuthState:
         """The request's auth state under ``policy``; raises :class:`AuthFailure` when refused."""
@@ -156,9 +159,9 @@ class Authenticator:
         alternatives = policy.alternatives
         memo: dict[Any, Any] = {"address": request.remote_addr}
         best: AuthFailure | None = None
-        for req in alternatives:
+        for requirement in alternatives:
             try:
-                return self._attempt(req, request, memo)
+                return self._attempt(requirement, request, memo)
             except AuthFailure as failure:
                 if failure.reason is errors.THROTTLED:  # refused whatever the other alternatives hold
                     raise
@@ -171,14 +174,14 @@ class Authenticator:
         assert best is not None
         raise best
 
-    def _attempt(self, req: Requirement, request: Request, memo: dict[Any, Any]) -> AuthState:
+    def _attempt(self, requirement: Requirement, request: Request, memo: dict[Any, Any]) -> AuthState:
         """The state under one alternative; raises :class:`AuthFailure` when it refuses."""
-        id_scheme = req.client_id
-        client = None if id_scheme is None else self._client(req, id_scheme, request, memo)
-        if not req.others:
-            return AuthState(client, req.names)
+        id_scheme = requirement.client_id
+        client = None if id_scheme is None else self._client(requirement, id_scheme, request, memo)
+        if not requirement.others:
+            return AuthState(client, requirement.names)
         results: dict[str, Any] = {}
-        for scheme in req.others:
+        for scheme in requirement.others:
             handler = self.handlers.get(scheme.name)
             if handler is None:  # resolution refuses such routes; never let one through
                 raise AuthFailure(errors.CONFIG_ERROR)
@@ -200,21 +203,21 @@ class Authenticator:
             if not result:
                 raise AuthFailure(errors.SCHEME_REJECTED)
             results[scheme.name] = result
-        return AuthState(client, req.names, results)
+        return AuthState(client, requirement.names, results)
 
     def _client(
-        self, req: Requirement, id_scheme: Scheme, request: Request, memo: dict[Any, Any]
+        self, requirement: Requirement, id_scheme: Scheme, request: Request, memo: dict[Any, Any]
     ) -> AuthenticatedClient:
         """The API key part of a requirement: the client ID, and the secret where required."""
         client_id = self._read(request, id_scheme, "Client ID", errors.CLIENT_ID_MISSING)
-        secret_scheme = req.client_secret
+        secret_scheme = requirement.client_secret
         secret: str | None = None
         if secret_scheme is not None:
             secret = self._read(request, secret_scheme, "Client secret", errors.CLIENT_SECRET_MISSING)
         entry = self._lookup(client_id, memo)
         if entry is None:
             raise AuthFailure(errors.NOT_REGISTERED)
-        id_header, secret_header = req.forward_names
+        id_header, secret_header = requirement.forward_names
         if secret is None:
             headers = {id_header: client_id}
         else:
@@ -223,7 +226,7 @@ class Authenticator:
             headers = {id_header: client_id, secret_header: secret}
         if not entry.record.enabled:
             raise AuthFailure(errors.DISABLED)
-        return AuthenticatedClient(client_id, entry.record.name, req.key_names, secret is not None, headers)
+        return AuthenticatedClient(client_id, entry.record.name, requirement.key_names, secret is not None, headers)
 
     @staticmethod
     def _read(request: Request, scheme: Scheme, label: str, missing: errors.Reason) -> str:
