@@ -102,10 +102,10 @@ class ClientAuthState:
         #: The app's own ``dispatch_request`` (``dispatch_request`` below takes its place).
         self._dispatch: Callable[[], ResponseReturnValue] = app.dispatch_request
         #: Set once every route was resolved (``routes()`` or the first request); the error, if any.
-        self.checked = False
+        self.routes_resolved = False
         self.startup_error: SpecError | None = None
         #: Every route resolved without error: requests skip the start-up check.
-        self.ready = False
+        self.routes_ok = False
         self._logged = False
 
     def spec(self) -> Spec:
@@ -134,34 +134,34 @@ class ClientAuthState:
         with self._app.app_context():
             return load_spec(self._spec_source, root_path=self._root_path, strict_names=self._strict)
 
-    def check(self, rules: Iterable[Rule]) -> list[RouteInfo]:
+    def resolve_routes(self, rules: Iterable[Rule]) -> list[RouteInfo]:
         """Resolve every route; remember and raise the :class:`SpecError` if one cannot be enforced."""
         try:
             rows = self.table().build(rules)
         except SpecError as exc:
-            self.startup_error, self.checked, self.ready = exc, True, False
+            self.startup_error, self.routes_resolved, self.routes_ok = exc, True, False
             raise
         except Exception as exc:  # anything else is just as unenforceable: fail closed, say why
             error = SpecError(
                 _source_label(self._spec_source), f"cannot resolve the routes ({type(exc).__name__}: {exc})"
             )
-            self.startup_error, self.checked, self.ready = error, True, False
+            self.startup_error, self.routes_resolved, self.routes_ok = error, True, False
             raise error from exc
-        self.startup_error, self.checked, self.ready = None, True, True
+        self.startup_error, self.routes_resolved, self.routes_ok = None, True, True
         warning = unrequired_keys_warning(self.spec(), [(f"{r.method} {r.rule}", r.policy) for r in rows])
         if warning is not None:
             logger.warning("clientauth: %s", warning)
         return rows
 
-    def check_once(self, rules: Iterable[Rule]) -> SpecError | None:
+    def resolve_routes_once(self, rules: Iterable[Rule]) -> SpecError | None:
         """The request-time check, run once unless ``routes()`` ran: ``None`` when all is well.
 
         A failure is logged (CRITICAL, once) and refuses every request, as a failed start-up would.
         """
         with self._check_lock:
-            if not self.checked:
+            if not self.routes_resolved:
                 try:
-                    self.check(rules)
+                    self.resolve_routes(rules)
                 except SpecError:
                     pass
             if self.startup_error is not None and not self._logged:
@@ -172,6 +172,10 @@ class ClientAuthState:
                     self.startup_error,
                 )
         return self.startup_error
+
+    #: Deprecated names of :meth:`resolve_routes` and :meth:`resolve_routes_once`.
+    check = resolve_routes
+    check_once = resolve_routes_once
 
     def table(self) -> RouteTable:
         if self._table is None:
@@ -195,7 +199,7 @@ class ClientAuthState:
     def before_request(self) -> ResponseReturnValue | None:
         """Check the request against its route's policy; a response means "refused"."""
         req: Request = request._get_current_object()  # type: ignore[attr-defined]
-        if not self.ready and self.check_once(current_app.url_map.iter_rules()) is not None:
+        if not self.routes_ok and self.resolve_routes_once(current_app.url_map.iter_rules()) is not None:
             return self.respond(AuthFailure(errors.CONFIG_ERROR))  # fail closed, as start-up would
         rule = req.url_rule
         if rule is None:
@@ -220,7 +224,7 @@ class ClientAuthState:
         auth = self.authenticator.fast(policy.fast, req.environ) if policy.fast is not None else None
         if auth is None:
             try:
-                auth = self.authenticator.check(policy, req)
+                auth = self.authenticator.decide(policy, req)
             except AuthFailure as failure:
                 logger.info("clientauth: %s %s -> %s %s", req.method, escape(req.path), failure.status, failure.code)
                 return self.respond(failure, policy)
@@ -458,7 +462,7 @@ class ClientAuth:
         request, and a failure there refuses every request with 503.
         """
         target = app if app is not None else current_app
-        return self.state(target).check(target.url_map.iter_rules())
+        return self.state(target).resolve_routes(target.url_map.iter_rules())
 
     # -- the hook ---------------------------------------------------------------------
 

@@ -123,7 +123,7 @@ class Authenticator:
             AuthenticatedClient(client_id, entry.record.name, requirement.key_names, True, headers), requirement.names
         )
 
-    def check(self, policy: Policy, request: Request) -> AuthState:
+    def decide(self, policy: Policy, request: Request) -> AuthState:
         """The request's auth state under ``policy``; raises :class:`AuthFailure` when refused."""
         if policy.deny:
             raise AuthFailure(errors.SCHEME_UNSUPPORTED if policy.dropped else errors.UNDOCUMENTED)
@@ -131,7 +131,7 @@ class Authenticator:
         try:
             if policy.reads_ids:  # routes of the app's own schemes alone keep working without the store
                 self.revocation.refresh()
-            return self._check(policy, request)
+            return self._first_passing(policy, request)
         except (StoreError, ThrottleUnavailable) as exc:
             logger.error("clientauth: %s; answering 503", exc)
             raise AuthFailure(errors.STORE_UNAVAILABLE) from None
@@ -155,7 +155,7 @@ class Authenticator:
                 else AuthFailure(errors.CONFLICT)
             )
 
-    def _check(self, policy: Policy, request: Request) -> AuthState:
+    def _first_passing(self, policy: Policy, request: Request) -> AuthState:
         alternatives = policy.alternatives
         memo: dict[Any, Any] = {"address": request.remote_addr}
         best: AuthFailure | None = None
