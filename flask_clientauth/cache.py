@@ -12,6 +12,7 @@ entries also expire after the TTL.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 import time
@@ -66,6 +67,9 @@ class CredentialCache:
         self._hasher.update(b"\x00")
         #: Bumped by every eviction; a read that started before one must not be cached.
         self.epoch = 0
+        #: Until when (by ``clock``) the entries are known to be current: :mod:`.revocation` moves it
+        #: after each change-log poll; after it, :meth:`verified` leaves requests to the general check.
+        self.current_until = math.inf
 
     def digest(self, secret: str) -> bytes:
         """A keyed digest of ``secret``: what the cache remembers instead of the secret."""
@@ -81,9 +85,13 @@ class CredentialCache:
         entry.used = True
         return entry
 
-    def verified(self, client_id: str, secret: str | None, now: float) -> Entry | None:
+    def verified(self, client_id: str, secret: str | None) -> Entry | None:
         """The warm path's probe: the live entry of an enabled client whose ``secret`` matched
-        before (``None``: the route wants no secret); ``None`` when the general check must decide."""
+        before (``None``: the route wants no secret); ``None`` when the general check must decide,
+        e.g. because a change-log poll is due (:attr:`current_until`)."""
+        now = self.clock()
+        if now >= self.current_until:
+            return None
         entry = self._entries.get(client_id)
         if entry is None or entry.expires < now or not entry.record.enabled:
             return None

@@ -37,8 +37,9 @@ class Revocation:
         self.interval = interval
         self.clock = clock
         #: When the next poll is due: until then the cache is as current as the guarantee requires
-        #: (read inline by the fast path).
+        #: (the cache's ``current_until``, which its warm-path probe reads).
         self.next_poll = 0.0
+        cache.current_until = self.next_poll  # nothing is known current before the first poll
         self._last_event: int | None = None
         self._holes: dict[int, float] = {}
         self._lock = threading.Lock()
@@ -69,7 +70,8 @@ class Revocation:
             except StoreError:
                 self.cache.clear()  # cannot learn of revocations: trust nothing cached
                 raise
-            self.next_poll = now + self.interval
+            self.next_poll = cache_current = now + self.interval
+            self.cache.current_until = cache_current
         finally:
             self._lock.release()
 

@@ -510,7 +510,7 @@ def test_the_fast_path_answers_exactly_as_the_general_path(
         assert answers[0] == answers[1], label
 
 
-def test_cache_verified_answers_only_live_enabled_clients_with_a_secret_seen_before() -> None:
+def test_cache_verified_answers_only_live_enabled_clients_with_a_secret_seen_before(clock: FakeClock) -> None:
     """The warm path's probe, without an app: what it may answer from memory, and what it leaves to
     the general check (``None``)."""
     from dataclasses import replace
@@ -519,17 +519,22 @@ def test_cache_verified_answers_only_live_enabled_clients_with_a_secret_seen_bef
     from flask_clientauth.cache import CredentialCache
     from flask_clientauth.store import ClientRecord
 
-    cache = CredentialCache(size=10, ttl=60.0, negative_size=10, negative_ttl=5.0)
+    cache = CredentialCache(size=10, ttl=60.0, negative_size=10, negative_ttl=5.0, clock=clock)
     now_ = datetime.now(timezone.utc)
     record = ClientRecord("cid", "App", "", True, now_, now_, secret_hash="$2b$12$x")
     entry = cache.put("cid", record, cache.epoch)
     assert entry is not None
     cache.mark_verified(entry, cache.digest("good"))
-    now = time.monotonic()
-    assert cache.verified("cid", "good", now) is entry
-    assert cache.verified("cid", None, now) is entry  # a route that wants the ID only
-    assert cache.verified("cid", "bad", now) is None  # never checked: bcrypt decides
-    assert cache.verified("other", None, now) is None
-    assert cache.verified("cid", "good", now + 61) is None  # expired
+    assert cache.verified("cid", "good") is entry
+    assert cache.verified("cid", None) is entry  # a route that wants the ID only
+    assert cache.verified("cid", "bad") is None  # never checked: bcrypt decides
+    assert cache.verified("other", None) is None
+    cache.current_until = clock() + 1  # a change-log poll falls due in a second
+    assert cache.verified("cid", "good") is entry
+    clock.advance(1)
+    assert cache.verified("cid", "good") is None  # the general check polls first
+    cache.current_until = clock() + 100
+    clock.advance(61)
+    assert cache.verified("cid", "good") is None  # expired
     cache.update({"cid": replace(record, enabled=False)})
-    assert cache.verified("cid", "good", now) is None  # disabled: the general check says 403
+    assert cache.verified("cid", "good") is None  # disabled: the general check says 403
