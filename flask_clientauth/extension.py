@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +21,7 @@ from . import errors
 from .cache import CredentialCache
 from .cli import clients
 from .credentials import DocumentKeys, hide
+from .dispatch import DispatchCheck
 from .errors import AuthFailure, default_response, www_authenticate
 from .models import Base
 from .requirements import Policy
@@ -29,11 +31,6 @@ from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
 from .store import ClientStore
 from .throttle import FailureThrottle, NoThrottle
 from .verify import Authenticator, escape
-
-try:  # the context variable behind ``request``: the dispatch check reads it on every request
-    from flask.globals import _cv_request
-except ImportError:  # pragma: no cover - a Flask that renamed it
-    _cv_request = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -89,7 +86,7 @@ class ClientAuthState:
         self._spec_source = settings.spec
         self._strict = settings.strict_names
         self._root_path = app.root_path
-        self._app = app
+        self._app = weakref.ref(app)  # the app holds the state (extensions, hooks): no cycle back
         self._preflight = settings.cors_preflight
         self._unhandled = settings.unhandled_schemes
         self._base_path = settings.base_path
@@ -99,8 +96,8 @@ class ClientAuthState:
         self._table: RouteTable | None = None
         self._lock = threading.Lock()
         self._check_lock = threading.Lock()
-        #: The app's own ``dispatch_request`` (``dispatch_request`` below takes its place).
-        self._dispatch: Callable[[], ResponseReturnValue] = app.dispatch_request
+        #: Refuses a view whose method or rule changed after the check (apps with hooks of their own).
+        self.dispatch_check = DispatchCheck(self, app)
         #: Set once every route was resolved (``routes()`` or the first request); the error, if any.
         self.routes_resolved = False
         self.startup_error: SpecError | None = None
@@ -131,7 +128,9 @@ class ClientAuthState:
         return load_spec(source, root_path=self._root_path, strict_names=self._strict)
 
     def _load_spec_in_app_context(self) -> Spec:
-        with self._app.app_context():
+        app = self._app()
+        assert app is not None, "the app was garbage-collected"
+        with app.app_context():
             return load_spec(self._spec_source, root_path=self._root_path, strict_names=self._strict)
 
     def resolve_routes(self, rules: Iterable[Rule]) -> list[RouteInfo]:
@@ -250,69 +249,6 @@ class ClientAuthState:
         )
         return self.respond(AuthFailure(errors.CONFIG_ERROR))
 
-    def first_dispatch_request(self) -> ResponseReturnValue:
-        """The app's ``dispatch_request`` until the first request: decides whether requests need
-        :meth:`dispatch_request`'s check, then takes itself out.
-
-        Only a ``before_request`` function of the app's (or a blueprint's) runs between our check
-        and the view; Flask allows none to be added once requests are served. Without any, the
-        app keeps its own ``dispatch_request`` and the check costs nothing.
-        """
-        ours = self.before_request
-        app = self._app
-        if any(f != ours for funcs in app.before_request_funcs.values() for f in funcs):
-            app.dispatch_request = self.dispatch_request  # type: ignore[method-assign]
-        else:
-            app.__dict__.pop("dispatch_request", None)
-        return self.dispatch_request()
-
-    def dispatch_request(self) -> ResponseReturnValue:
-        """The app's ``dispatch_request``, refusing a view whose method or rule changed after the check.
-
-        An app's own ``before_request`` can set ``request.method`` (a method override header) or
-        re-route after ours; Flask then runs, e.g., a ``MethodView``'s ``delete`` on a request
-        checked as ``GET``. Installed as the app's ``dispatch_request`` when the app has such
-        functions: a comparison per request.
-        """
-        req: Request = _cv_request.get().request if _cv_request is not None else request
-        try:
-            same = req._clientauth_checked == (id(req.url_rule), req.method)  # type: ignore[attr-defined]
-        except AttributeError:
-            same = False
-        if not same:
-            refusal = self._changed_after_check(req)
-            if refusal is not None:
-                return refusal
-        return self._dispatch()
-
-    def _changed_after_check(self, req: Request) -> Response | None:
-        """``None`` when the view may run after all: the requirement it is dispatched under is public,
-        or the one the request was checked against; otherwise the refusal (503, logged)."""
-        rule = req.url_rule
-        if rule is None:
-            return None  # routing failed: Flask raises the routing error, no view runs
-        checked: tuple[int, str] | None = getattr(req, "_clientauth_checked", None)
-        try:
-            table = self._table or self.table()
-            now = table.lookup(rule, req.method, req.path)
-            if checked is not None and checked[0] == id(rule):  # same rule, another method
-                before: Policy | None = table.lookup(rule, checked[1], req.path)
-            else:  # re-routed: only a rule whose policy does not depend on the path is known
-                before = table.policies.get(checked) if checked is not None else None
-        except Exception:
-            logger.exception("clientauth: cannot resolve the requirement of %s %s", req.method, rule.rule)
-            return self.respond(AuthFailure(errors.CONFIG_ERROR))
-        if now.public or (before is not None and _same_requirement(before, now)):
-            return None
-        logger.error(
-            "clientauth: refusing %s %s: the method or rule changed after the credentials were checked%s "
-            "(an override in a before_request function?); override methods in WSGI middleware, before Flask",
-            req.method,
-            rule.rule,
-            f" (as {checked[1]})" if checked is not None else " (never checked)",
-        )
-        return self.respond(AuthFailure(errors.CONFIG_ERROR))
-
     def respond(self, failure: AuthFailure, policy: Policy | None = None) -> Response:
         """The response for a refusal: the app's ``@auth.error_handler``, or the JSON body.
 
@@ -379,9 +315,9 @@ class ClientAuth:
         app.extensions["clientauth"] = state
 
         app.before_request(state.before_request)
-        # Flask calls ``self.dispatch_request()``: an instance attribute takes its place
-        # (``state._dispatch`` keeps the app's own), decided on the first request.
-        app.dispatch_request = state.first_dispatch_request  # type: ignore[method-assign]
+        # Flask calls ``self.dispatch_request()``: an instance attribute takes its place,
+        # decided on the first request (see dispatch.py).
+        app.dispatch_request = state.dispatch_check.first_dispatch_request  # type: ignore[method-assign]
         # First of the app's before_request functions, whatever order extensions were set up in:
         # the others (Flask-Limiter's key_func, the app's own hooks) can then use current_client.
         hooks = app.before_request_funcs[None]
@@ -465,17 +401,6 @@ class ClientAuth:
         return self.state(target).resolve_routes(target.url_map.iter_rules())
 
     # -- the hook ---------------------------------------------------------------------
-
-
-def _same_requirement(checked: Policy, now: Policy) -> bool:
-    """Whether a request checked under ``checked`` has met ``now`` too: the same alternatives, and
-    checked for real (not waved through as a CORS preflight)."""
-    return (
-        not checked.public
-        and not checked.deny
-        and not checked.allow_preflight
-        and (checked.alternatives, checked.optional) == (now.alternatives, now.optional)
-    )
 
 
 def _source_label(source: Any) -> str:
