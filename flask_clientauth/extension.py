@@ -25,7 +25,7 @@ from .dispatch import DispatchCheck
 from .errors import AuthFailure, default_response, www_authenticate
 from .models import Base
 from .requirements import Policy
-from .routing import Override, RouteInfo, RouteTable
+from .routing import Override, Registrations, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, Settings
 from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
 from .store import ClientStore
@@ -77,7 +77,7 @@ class ClientAuthState:
         self.authenticator = Authenticator(
             store,
             self.cache,
-            handlers=ext._scheme_handlers,
+            handlers=ext.registrations.scheme_handlers,
             revocation_interval=settings.revocation_interval,
             throttle=self.throttle,
             clock=ext.clock,
@@ -183,9 +183,9 @@ class ClientAuthState:
                 if self._table is None:
                     self._table = RouteTable(
                         spec,
-                        view_overrides=self.extension._view_overrides,
-                        blueprint_overrides=self.extension._blueprint_overrides,
-                        handlers=self.extension._scheme_handlers,
+                        view_overrides=self.extension.registrations.views,
+                        blueprint_overrides=self.extension.registrations.blueprints,
+                        handlers=self.extension.registrations.scheme_handlers,
                         view_functions=self._view_functions,
                         blueprints=self._blueprints,
                         preflight=self._preflight,
@@ -255,7 +255,7 @@ class ClientAuthState:
         A 401 gets the route's ``WWW-Authenticate`` challenge (RFC 9110 requires one) unless the
         handler set its own.
         """
-        handler = self.extension._error_handler
+        handler = self.extension.registrations.error_handler
         if handler is not None:
             response = current_app.make_response(handler(failure))
         else:
@@ -284,10 +284,8 @@ class ClientAuth:
     ) -> None:
         self.db = db
         self.clock = clock
-        self._view_overrides: dict[Callable[..., Any], Override] = {}
-        self._blueprint_overrides: dict[Blueprint, Override] = {}
-        self._scheme_handlers: dict[str, Callable[..., Any]] = {}
-        self._error_handler: Callable[[AuthFailure], ResponseReturnValue] | None = None
+        #: What the decorators below registered.
+        self.registrations = Registrations()
         if db is not None:
             for table in Base.metadata.sorted_tables:
                 if table.name not in db.metadata.tables:
@@ -351,9 +349,9 @@ class ClientAuth:
 
     def _register(self, obj: Any, override: Override) -> None:
         if isinstance(obj, Blueprint):
-            self._blueprint_overrides[obj] = override
+            self.registrations.blueprints[obj] = override
         else:
-            self._view_overrides[obj] = override
+            self.registrations.views[obj] = override
 
     def scheme_handler(self, name: str) -> Callable[[F], F]:
         """Register the verifier of a non-apiKey scheme (oauth2, http, ...): ``f(request) -> verdict``.
@@ -367,7 +365,7 @@ class ClientAuth:
         """
 
         def decorator(f: F) -> F:
-            self._scheme_handlers[name] = f
+            self.registrations.scheme_handlers[name] = f
             return f
 
         return decorator
@@ -376,7 +374,7 @@ class ClientAuth:
         self, f: Callable[[AuthFailure], ResponseReturnValue]
     ) -> Callable[[AuthFailure], ResponseReturnValue]:
         """Replace the JSON error response: ``f(failure) -> response``."""
-        self._error_handler = f
+        self.registrations.error_handler = f
         return f
 
     # -- API --------------------------------------------------------------------------

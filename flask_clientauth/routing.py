@@ -20,7 +20,7 @@ import posixpath
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from werkzeug.routing import Rule
@@ -127,6 +127,21 @@ class Override:
     kind: Literal["exempt", "require"]
     alternatives: tuple[tuple[str, ...], ...] = ()
     where: str = ""
+
+
+@dataclass
+class Registrations:
+    """What the decorators of one :class:`~flask_clientauth.ClientAuth` registered; every app it is
+    ``init_app``'d on reads them (registrations after ``init_app`` count too)."""
+
+    #: ``@auth.exempt`` / ``@auth.require`` on view functions and class-based views.
+    views: dict[Any, Override] = field(default_factory=dict)
+    #: The same on blueprints (every view they register).
+    blueprints: dict[Any, Override] = field(default_factory=dict)
+    #: ``@auth.scheme_handler(name)``: the check of each non-apiKey scheme.
+    scheme_handlers: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    #: ``@auth.error_handler``: the response of a refusal, instead of the JSON body.
+    error_handler: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)
