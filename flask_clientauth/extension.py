@@ -220,7 +220,8 @@ class ClientAuthState:
             return None
         if policy.allow_preflight and req.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in req.environ:
             return None
-        auth = self.authenticator.fast(policy.fast, req.environ) if policy.fast is not None else None
+        fast = policy.fast
+        auth = None if fast is None else self.authenticator.fast(fast, req.environ)
         if auth is None:
             try:
                 auth = self.authenticator.decide(policy, req)

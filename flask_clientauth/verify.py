@@ -93,17 +93,16 @@ class Authenticator:
                     for needle in needles:
                         if needle in value:
                             return None
-        requirement = fast.requirement
-        if fast.secret_key is None:
+        secret_key = fast.secret_key
+        if secret_key is None:
             entry = self.cache.verified(client_id, None)
             if entry is None:
                 return None
-            headers = {requirement.forward_names[0]: client_id}
+            headers = {fast.forward_names[0]: client_id}
             return AuthState(
-                AuthenticatedClient(client_id, entry.record.name, requirement.key_names, False, headers),
-                requirement.names,
+                AuthenticatedClient(client_id, entry.record.name, fast.key_names, False, headers), fast.names
             )
-        secret = environ.get(fast.secret_key)
+        secret = environ.get(secret_key)
         if not secret or "," in secret:
             return None
         entry = self.cache.verified(client_id, secret)
@@ -114,11 +113,9 @@ class Authenticator:
             address = environ.get("REMOTE_ADDR")
             if (client_id, address) not in known:
                 self.throttle.remember(client_id, address)
-        id_header, secret_header = requirement.forward_names
+        id_header, secret_header = fast.forward_names
         headers = {id_header: client_id, secret_header: secret}
-        return AuthState(
-            AuthenticatedClient(client_id, entry.record.name, requirement.key_names, True, headers), requirement.names
-        )
+        return AuthState(AuthenticatedClient(client_id, entry.record.name, fast.key_names, True, headers), fast.names)
 
     def decide(self, policy: Policy, request: Request) -> AuthState:
         """The request's auth state under ``policy``; raises :class:`AuthFailure` when refused."""
