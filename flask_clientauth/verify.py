@@ -19,7 +19,7 @@ from werkzeug.sansio.response import Response as _Response
 from . import errors
 from .cache import CredentialCache, Entry
 from .context import AuthenticatedClient, AuthState
-from .credentials import DocumentKeys, extract, presented, sent_elsewhere, sent_ids
+from .credentials import DocumentKeys, one_client, presented, read, sent_elsewhere
 from .errors import AuthFailure
 from .flight import Flights
 from .keys import plausible_secret
@@ -121,7 +121,8 @@ class Authenticator:
         """The request's auth state under ``policy``; raises :class:`AuthFailure` when refused."""
         if policy.deny:
             raise AuthFailure(errors.SCHEME_UNSUPPORTED if policy.dropped else errors.UNDOCUMENTED)
-        self._one_client(policy, request)
+        schemes = self.document.ids or tuple(r.client_id for r in policy.alternatives if r.client_id is not None)
+        one_client(request, schemes)
         try:
             if policy.reads_ids:  # routes of the app's own schemes alone keep working without the store
                 self.revocation.refresh()
@@ -129,25 +130,6 @@ class Authenticator:
         except (StoreError, ThrottleUnavailable) as exc:
             logger.error("clientauth: %s; answering 503", exc)
             raise AuthFailure(errors.STORE_UNAVAILABLE) from None
-
-    def _one_client(self, policy: Policy, request: Request) -> None:
-        """Refuse a request naming more than one client, in any client ID location of the document,
-        used by this route or not: a view or backend reading another location must not see a
-        second identity. The same ID in several locations is one client."""
-        schemes = self.document.ids or tuple(r.client_id for r in policy.alternatives if r.client_id is not None)
-        seen: set[str] = set()
-        carriers = 0
-        for scheme in schemes:
-            values = sent_ids(request, scheme)
-            if values:
-                carriers += 1
-                seen.update(values)
-        if len(seen) > 1:  # within one location it is the key sent twice, as the route's own check says
-            raise (
-                AuthFailure(errors.DUPLICATE, {"credential": "Client ID"})
-                if carriers == 1
-                else AuthFailure(errors.CONFLICT)
-            )
 
     def _first_passing(self, policy: Policy, request: Request) -> AuthState:
         alternatives = policy.alternatives
@@ -203,11 +185,11 @@ class Authenticator:
         self, requirement: Requirement, id_scheme: Scheme, request: Request, memo: dict[Any, Any]
     ) -> AuthenticatedClient:
         """The API key part of a requirement: the client ID, and the secret where required."""
-        client_id = self._read(request, id_scheme, "Client ID", errors.CLIENT_ID_MISSING)
+        client_id = read(request, id_scheme, "Client ID", errors.CLIENT_ID_MISSING)
         secret_scheme = requirement.client_secret
         secret: str | None = None
         if secret_scheme is not None:
-            secret = self._read(request, secret_scheme, "Client secret", errors.CLIENT_SECRET_MISSING)
+            secret = read(request, secret_scheme, "Client secret", errors.CLIENT_SECRET_MISSING)
         entry = self._lookup(client_id, memo)
         if entry is None:
             raise AuthFailure(errors.NOT_REGISTERED)
@@ -221,20 +203,6 @@ class Authenticator:
         if not entry.record.enabled:
             raise AuthFailure(errors.DISABLED)
         return AuthenticatedClient(client_id, entry.record.name, requirement.key_names, secret is not None, headers)
-
-    @staticmethod
-    def _read(request: Request, scheme: Scheme, label: str, missing: errors.Reason) -> str:
-        """The credential ``scheme`` names; raises :class:`AuthFailure` when it is missing, sent twice
-        or sent elsewhere."""
-        value, duplicate = extract(request, scheme)
-        if duplicate:
-            raise AuthFailure(errors.DUPLICATE, {"credential": label})
-        if value is None:
-            if sent_elsewhere(request, scheme):
-                detail = {"credential": label, "location": scheme.describe_location()}
-                raise AuthFailure(errors.WRONG_LOCATION, detail)
-            raise AuthFailure(missing)
-        return value
 
     def _lookup(self, client_id: str, memo: dict[Any, Any]) -> Entry | None:
         """The client's cache entry; at most one store lookup per ID per request."""
