@@ -96,9 +96,11 @@ def _chunks_meet(a: str, b: str) -> bool:
     """Whether two segments of templates of one shape can match one concrete segment."""
     if a == b or a == "{}" or b == "{}":
         return True
+    if "{}" not in a and "{}" not in b:
+        return False  # two different literals
     if "{}" not in a or "{}" not in b:
         literal, template = (a, b) if "{}" not in a else (b, a)
-        return "{}" not in template and literal == template or bool(_template_regex(template).fullmatch(literal))
+        return _template_regex(template).fullmatch(literal) is not None
     # both text around variables: the texts before the first and after the last must agree
     head_a, tail_a, head_b, tail_b = a.split("{}")[0], a.split("{}")[-1], b.split("{}")[0], b.split("{}")[-1]
     heads = head_a.startswith(head_b) or head_b.startswith(head_a)
@@ -322,12 +324,15 @@ class DocumentPaths:
         """Two templates equally specific (see :func:`_rank`) that can match one concrete path and ask
         for different things: no order of the document may decide between them (``/r/{a}.pdf`` and
         ``/r/x.{b}`` both match ``/r/x.pdf``)."""
-        by_rank: dict[_Rank, list[_Template]] = {}
+        # equally specific templates have their literal segments in the same places: to meet, those
+        # must be the same (grouping by them keeps this linear for the usual document)
+        groups: dict[tuple[_Rank, tuple[str, ...]], list[_Template]] = {}
         for template in self.templates.values():
             if "{}" in template.key:
-                by_rank.setdefault(template.rank, []).append(template)
+                literals = tuple(p for p in template.key.split("/") if "{}" not in p)
+                groups.setdefault((template.rank, literals), []).append(template)
         found = []
-        for group in by_rank.values():
+        for group in groups.values():
             for i, a in enumerate(group):
                 for b in group[i + 1 :]:
                     if not _templates_meet(a.key, b.key):
@@ -336,7 +341,9 @@ class DocumentPaths:
                     differ = [
                         m
                         for m in methods
-                        if (x := a.ops.get(m)) is None or (y := b.ops.get(m)) is None or not _same_requirement(x.policy, y.policy)
+                        if (x := a.ops.get(m)) is None
+                        or (y := b.ops.get(m)) is None
+                        or not _same_requirement(x.policy, y.policy)
                     ]
                     if differ:
                         found.append(
@@ -457,7 +464,7 @@ class DocumentPaths:
             if spans:  # a converter spanning slashes (``<path:...>``) may reach anything deeper
                 found.update(node.keys_below())
                 continue
-            if node.variable is not None:
+            if node.variable is not None and text != "":  # a variable is never empty (a trailing slash)
                 stack.append((node.variable, depth + 1))
             if text is not None:
                 child = node.literal.get(text)
@@ -563,7 +570,8 @@ class ConcretePaths:
         try:
             built = self.rule.build(view_args, append_unknown=False)
         except Exception as exc:  # a converter's to_url that fails on its own value: refuse, never guess
-            raise SpecError(self.source, f"{self.rule.rule}: cannot rebuild the path {path!r} from its values ({exc})")
+            problem = f"{self.rule.rule}: cannot rebuild the path {path!r} from its values ({exc})"
+            raise SpecError(self.source, problem) from None
         if built is None:
             raise SpecError(self.source, f"{self.rule.rule}: cannot rebuild the path {path!r} from its values")
         url = unquote(built[1])
