@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from werkzeug.routing import Rule
+from werkzeug.routing import Map, Rule
 
 from .requirements import Policy
 from .spec import LISTED, Operation, Spec, SpecError, group_problems
@@ -536,7 +536,7 @@ class ConcretePaths:
     ``/nums/42`` to ``<int:n>``); a path that cannot be rebuilt is a :class:`SpecError` (503).
     """
 
-    __slots__ = ("entries", "default", "paths", "rule", "source")
+    __slots__ = ("entries", "default", "paths", "rule", "source", "_alone")
 
     def __init__(
         self,
@@ -553,6 +553,8 @@ class ConcretePaths:
         self.paths = paths
         self.rule = rule
         self.source = source
+        #: The rule alone in a map, to read the values of a path when a ``url_value_preprocessor`` took some.
+        self._alone: Map | None = None
 
     def policy(self, path: str, view_args: Mapping[str, Any] | None = None) -> Policy:
         path = _canonical(path)
@@ -568,6 +570,8 @@ class ConcretePaths:
         in the request's trailing-slash form; ``None`` when that is the path as requested."""
         assert self.rule is not None
         try:
+            if not self.rule.arguments <= view_args.keys():  # a url_value_preprocessor took some
+                view_args = self._match_alone(path)
             built = self.rule.build(view_args, append_unknown=False)
         except Exception as exc:  # a converter's to_url that fails on its own value: refuse, never guess
             problem = f"{self.rule.rule}: cannot rebuild the path {path!r} from its values ({exc})"
@@ -579,6 +583,15 @@ class ConcretePaths:
             url = url + "/" if path.endswith("/") else url[:-1]
         url = _canonical(url)
         return url.split("/")[1:] if url != path else None
+
+    def _match_alone(self, path: str) -> Mapping[str, Any]:
+        """The values the rule's converters give ``path``, matched against the rule alone."""
+        assert self.rule is not None
+        if self._alone is None:
+            mapped = self.rule.map
+            rule = Rule(self.rule.rule, endpoint="alone", strict_slashes=False, merge_slashes=mapped.merge_slashes)
+            self._alone = Map([rule], converters=mapped.converters, merge_slashes=mapped.merge_slashes)
+        return self._alone.bind("localhost").match(path)[1]
 
     def __repr__(self) -> str:
         return f"<ConcretePaths {[p for p, _, _ in self.paths]}>"

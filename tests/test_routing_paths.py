@@ -330,6 +330,17 @@ def test_a_converter_that_normalises_its_value_cannot_dodge_the_documented_path(
     assert client.get(other).status_code == 200
 
 
+def test_values_a_url_value_preprocessor_takes_are_read_from_the_path(make_app: Any) -> None:
+    spec = doc3({"/{lang}/nums/{n}": {"get": op([])}, "/{lang}/nums/42": {"get": op(ID_AND_SECRET)}}, security=ID_ONLY)
+    app = make_app(spec=spec, routes=False)
+    app.url_value_preprocessor(lambda endpoint, values: values.pop("lang") if values else None)
+    app.add_url_rule("/<lang>/nums/<int:n>", "num", lambda n: str(n))
+    client = app.test_client()
+    assert client.get("/en/nums/7").status_code == 200
+    assert client.get("/en/nums/042").status_code == 401
+    assert client.get("/en/nums/42").status_code == 401
+
+
 def test_a_path_that_cannot_be_rebuilt_is_refused(make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
     spec = doc3({"/b/{x}": {"get": op([])}, "/b/special": {"get": op(ID_AND_SECRET)}}, security=ID_ONLY)
     app = make_app(spec=spec, routes=False)
