@@ -77,10 +77,6 @@ def _canonical(path: str) -> str:
     return path
 
 
-def _literal_segments(key: str) -> int:
-    return sum("{}" not in part for part in key.split("/")[1:])
-
-
 #: How specific a template is: its literal segments, then segment by segment (literal, then variables
 #: among text such as ``{}.pdf``, fewer first, then a bare variable), a trailing slash aside.
 _Rank = tuple[int, tuple[int, ...]]
@@ -242,7 +238,6 @@ class _Template:
     key: str
     order: int
     ops: dict[str, Operation]
-    literal: int
     #: The path as the document writes it, under its prefix: ``/v1/items/{itemId}``.
     shown: str
 
@@ -300,7 +295,7 @@ class DocumentPaths:
                 template = self.templates.get(key)
                 if template is None:
                     shown = _path_key(prefix + op.path)
-                    template = _Template(key, len(self.templates), {}, _literal_segments(key), shown)
+                    template = _Template(key, len(self.templates), {}, shown)
                     self.templates[key] = template
                 described = f"{op.label}" + (f" under the server prefix {base_path + prefix}" if prefix else "")
                 other = template.ops.get(op.method)
