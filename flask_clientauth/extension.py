@@ -198,7 +198,7 @@ class ClientAuthState:
             table = self._table or self.table()
             if req.root_path != table.base_path and table.wrong_mount(req.root_path):
                 return self._refuse_mount(req)
-            policy = table.policies.get(key) or table.lookup(rule, req.method, req.path)
+            policy = table.policies.get(key) or table.lookup(rule, req.method, req.path, req.view_args)
         except SpecError as exc:
             logger.critical("clientauth: refusing %s %s: %s", req.method, rule.rule, exc)
             return self.respond(AuthFailure(errors.CONFIG_ERROR))
@@ -283,9 +283,9 @@ class ClientAuthState:
         checked: tuple[int, str] | None = getattr(req, "_clientauth_checked", None)
         try:
             table = self._table or self.table()
-            now = table.lookup(rule, req.method, req.path)
+            now = table.lookup(rule, req.method, req.path, req.view_args)
             if checked is not None and checked[0] == id(rule):  # same rule, another method
-                before: Policy | None = table.lookup(rule, checked[1], req.path)
+                before: Policy | None = table.lookup(rule, checked[1], req.path, req.view_args)
             else:  # re-routed: only a rule whose policy does not depend on the path is known
                 before = table.policies.get(checked) if checked is not None else None
         except Exception:
