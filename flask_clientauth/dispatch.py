@@ -89,9 +89,9 @@ class DispatchCheck:
         checked: tuple[int, str] | None = getattr(req, "_clientauth_checked", None)
         try:
             table = self._state.table()
-            now = table.lookup(rule, req.method, req.path)
+            now = table.lookup(rule, req.method, req.path, req.view_args)
             if checked is not None and checked[0] == id(rule):  # same rule, another method
-                before: Policy | None = table.lookup(rule, checked[1], req.path)
+                before: Policy | None = table.lookup(rule, checked[1], req.path, req.view_args)
             else:  # re-routed: only a rule whose policy does not depend on the path is known
                 before = table.policies.get(checked) if checked is not None else None
         except Exception:

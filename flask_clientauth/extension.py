@@ -208,7 +208,7 @@ class ClientAuthState:
             table = self._table or self.table()
             if req.root_path != table.base_path and table.wrong_mount(req.root_path):
                 return self._refuse_mount(req)
-            policy = table.policies.get(key) or table.lookup(rule, req.method, req.path)
+            policy = table.policies.get(key) or table.lookup(rule, req.method, req.path, req.view_args)
         except SpecError as exc:
             logger.critical("clientauth: refusing %s %s: %s", req.method, rule.rule, exc)
             return self.respond(AuthFailure(errors.CONFIG_ERROR))

@@ -22,8 +22,9 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import unquote
 
-from werkzeug.routing import Rule
+from werkzeug.routing import Map, Rule
 
 from .requirements import Policy
 from .spec import LISTED, Operation, Spec, SpecError, group_problems
@@ -76,8 +77,37 @@ def _canonical(path: str) -> str:
     return path
 
 
-def _literal_segments(key: str) -> int:
-    return sum("{}" not in part for part in key.split("/")[1:])
+#: How specific a template is: its literal segments, then segment by segment (literal, then variables
+#: among text such as ``{}.pdf``, fewer first, then a bare variable), a trailing slash aside.
+_Rank = tuple[int, tuple[int, ...]]
+
+
+def _rank(key: str) -> _Rank:
+    parts = key.rstrip("/").split("/")[1:] if key != "/" else []
+    kinds = tuple(1000 if "{}" not in p else 0 if p == "{}" else 999 - p.count("{}") for p in parts)
+    return kinds.count(1000), kinds
+
+
+def _chunks_meet(a: str, b: str) -> bool:
+    """Whether two segments of templates of one shape can match one concrete segment."""
+    if a == b or a == "{}" or b == "{}":
+        return True
+    if "{}" not in a and "{}" not in b:
+        return False  # two different literals
+    if "{}" not in a or "{}" not in b:
+        literal, template = (a, b) if "{}" not in a else (b, a)
+        return _template_regex(template).fullmatch(literal) is not None
+    # both text around variables: the texts before the first and after the last must agree
+    head_a, tail_a, head_b, tail_b = a.split("{}")[0], a.split("{}")[-1], b.split("{}")[0], b.split("{}")[-1]
+    heads = head_a.startswith(head_b) or head_b.startswith(head_a)
+    return heads and (tail_a.endswith(tail_b) or tail_b.endswith(tail_a))
+
+
+def _templates_meet(a: str, b: str) -> bool:
+    """Whether one concrete path can match both templates (an over-approximation for several
+    variables in one segment)."""
+    pa, pb = a.split("/"), b.split("/")
+    return len(pa) == len(pb) and all(_chunks_meet(x, y) for x, y in zip(pa, pb, strict=True))
 
 
 def _template_regex(part: str) -> re.Pattern[str]:
@@ -223,7 +253,6 @@ class _Template:
     key: str
     order: int
     ops: dict[str, Operation]
-    literal: int
     #: The path as the document writes it, under its prefix: ``/v1/items/{itemId}``.
     shown: str
 
@@ -236,6 +265,15 @@ class _Template:
     def rest(self) -> _Segments:
         """The same, its final ``{}`` taking the rest of the path (read by a ``<path:...>`` rule)."""
         return _Segments(self.key, rest=True)
+
+    @functools.cached_property
+    def rank(self) -> _Rank:
+        return _rank(self.key)
+
+    @functools.cached_property
+    def other(self) -> _Segments:
+        """Matches the concrete paths of this template in the other trailing-slash form."""
+        return _Segments(_other_slash(self.key))
 
     def op(self, method: str) -> Operation | None:
         op = self.ops.get(method)
@@ -272,7 +310,7 @@ class DocumentPaths:
                 template = self.templates.get(key)
                 if template is None:
                     shown = _path_key(prefix + op.path)
-                    template = _Template(key, len(self.templates), {}, _literal_segments(key), shown)
+                    template = _Template(key, len(self.templates), {}, shown)
                     self.templates[key] = template
                 described = f"{op.label}" + (f" under the server prefix {base_path + prefix}" if prefix else "")
                 other = template.ops.get(op.method)
@@ -284,12 +322,46 @@ class DocumentPaths:
                     continue
                 template.ops[op.method] = op
                 where[key, op.method] = described
+        problems += self._ambiguous()
         if problems:
             if len(problems) == 1:
                 raise SpecError(spec.source, problems[0])
             raise SpecError(spec.source, "paths that cannot be enforced:" + "".join(f"\n  - {p}" for p in problems))
         self._tree = _SegmentNode.build(self.templates)
         self._rules: dict[int, tuple[tuple[_Template, bool] | None, list[_Template], bool]] = {}
+
+    def _ambiguous(self) -> list[str]:
+        """Two templates equally specific (see :func:`_rank`) that can match one concrete path and ask
+        for different things: no order of the document may decide between them (``/r/{a}.pdf`` and
+        ``/r/x.{b}`` both match ``/r/x.pdf``)."""
+        # equally specific templates have their literal segments in the same places: to meet, those
+        # must be the same (grouping by them keeps this linear for the usual document)
+        groups: dict[tuple[_Rank, tuple[str, ...]], list[_Template]] = {}
+        for template in self.templates.values():
+            if "{}" in template.key:
+                literals = tuple(p for p in template.key.split("/") if "{}" not in p)
+                groups.setdefault((template.rank, literals), []).append(template)
+        found = []
+        for group in groups.values():
+            for i, a in enumerate(group):
+                for b in group[i + 1 :]:
+                    if not _templates_meet(a.key, b.key):
+                        continue
+                    methods = sorted(set(a.ops) | set(b.ops))
+                    differ = [
+                        m
+                        for m in methods
+                        if (x := a.ops.get(m)) is None
+                        or (y := b.ops.get(m)) is None
+                        or not _same_requirement(x.policy, y.policy)
+                    ]
+                    if differ:
+                        found.append(
+                            f"paths {a.shown!r} and {b.shown!r} are equally specific and can both match one request "
+                            f"path, with different requirements for {', '.join(differ)}: the document cannot say which "
+                            "applies (make one more specific, or give both the same security)"
+                        )
+        return found
 
     def _strip(self, prefix: str) -> str | None:
         """The server prefix as the app's rules see it; ``None`` if it is not under the base path.
@@ -326,20 +398,23 @@ class DocumentPaths:
         A walk of a segment tree: the cost depends on the rule's depth, not on the size of the document.
         """
         parts = key.split("/")
-        best: tuple[int, int, str] | None = None
-        stack = [(self._tree, 0, 0)]
+        best: tuple[_Rank, int, str] | None = None
+        stack = [(self._tree, 0)]
         while stack:
-            node, depth, literal = stack.pop()
+            node, depth = stack.pop()
             if depth == len(parts):
-                if node.key is not None and (best is None or (literal, -node.order) > best[:2]):
-                    best = (literal, -node.order, node.key)
+                if node.key is not None:
+                    candidate = (self.templates[node.key].rank, -node.order, node.key)
+                    best = candidate if best is None or candidate[:2] > best[:2] else best
                 continue
             part = parts[depth]
             child = node.literal.get(part)
             if child is not None:
-                stack.append((child, depth + 1, literal + ("{}" not in part)))
+                stack.append((child, depth + 1))
+            if "{}" not in part:  # a literal part of the rule is also what ``{}.pdf`` may match
+                stack.extend((child, depth + 1) for pattern, child in node.mixed if pattern.fullmatch(part))
             if node.variable is not None:
-                stack.append((node.variable, depth + 1, literal))
+                stack.append((node.variable, depth + 1))
         return best[2] if best is not None else None
 
     def for_rule(self, rule: Rule) -> tuple[tuple[_Template, bool] | None, list[_Template], bool]:
@@ -364,17 +439,21 @@ class DocumentPaths:
         literal segments; on a tie, earlier in the document or exact where the own one is not).
         Over-approximated where unsure: that only costs the rule a per-request match.
         """
-        floor: tuple[int, int, int] = (-1, 0, 0)
+        floor: tuple[_Rank, int, int] = ((-1, ()), 0, 0)
         if own is not None:
             template, exact = own
             always_exact = exact and not spans and bool(rule.strict_slashes)
-            floor = (template.literal, int(always_exact), -template.order)
-        keys = set().union(*(self._reach(shape) for shape in shapes)) if shapes is not None else self.templates
+            floor = (template.rank, int(always_exact), -template.order)
+        if shapes is None:
+            keys: Iterable[str] = self.templates
+        else:  # a path documented in one trailing-slash form alone also stands for the other
+            keys = set().union(*(self._reach(shape) for shape in shapes))
+            keys |= {k for shape in shapes for k in self._reach(_flip(shape)) if _other_slash(k) not in self.templates}
         return [
             template
             for key in keys
             if (template := self.templates[key]) is not (own[0] if own is not None else None)
-            and (template.literal, 1, -template.order) > floor
+            and (template.rank, 1, -template.order) > floor
         ]
 
     def _reach(self, shape: list[_Shape]) -> set[str]:
@@ -395,7 +474,7 @@ class DocumentPaths:
             if spans:  # a converter spanning slashes (``<path:...>``) may reach anything deeper
                 found.update(node.keys_below())
                 continue
-            if node.variable is not None:
+            if node.variable is not None and text != "":  # a variable is never empty (a trailing slash)
                 stack.append((node.variable, depth + 1))
             if text is not None:
                 child = node.literal.get(text)
@@ -446,38 +525,83 @@ def _rule_shapes(rule: Rule) -> list[list[_Shape]] | None:
     shape = segments[1:]  # the first is the empty text before the leading "/"
     if rule.strict_slashes:
         return [shape]
+    return [shape, _flip(shape)]
+
+
+def _flip(shape: list[_Shape]) -> list[_Shape]:
+    """The other trailing-slash form of a rule's shape."""
     empty: _Shape = ("", "", False)
-    return [shape, shape[:-1] if shape and shape[-1] == empty else [*shape, empty]]
+    return shape[:-1] if shape and shape[-1] == empty else [*shape, empty]
 
 
 class ConcretePaths:
     """The policy of a rule that also serves more specific documented paths, picked per request.
 
-    ``entries`` are (matcher, policy) in OpenAPI's order of precedence: the most literal template
-    first, exact matches before a converter spanning slashes, the document's order on a tie. The
-    last entry matches every path: the rule's own template (or the undocumented policy).
+    ``entries`` are (matcher, policy) in OpenAPI's order of precedence: the most specific template
+    first (:func:`_rank`), exact matches before the other trailing-slash form of a path documented in
+    one form and before a converter spanning slashes, the document's order on a tie. The last entry
+    matches every path: the rule's own template (or the undocumented policy).
+
+    A path matches as requested and as rebuilt from the values the view receives (``/nums/042`` is
+    ``/nums/42`` to ``<int:n>``); a path that cannot be rebuilt is a :class:`SpecError` (503).
     """
 
-    __slots__ = ("entries", "default", "paths")
+    __slots__ = ("entries", "default", "paths", "rule", "source", "_alone")
 
     def __init__(
         self,
         entries: list[tuple[Callable[[list[str]], bool], Policy]],
         default: Policy,
         paths: list[tuple[str, Operation | None, Policy]],
+        rule: Rule | None = None,
+        source: str = "",
     ) -> None:
         self.entries = entries
         #: The rule's own requirement (what ``flask clients routes`` shows on the rule's row).
         self.default = default
         #: (documented path, its operation for the method or None, policy), for the listing.
         self.paths = paths
+        self.rule = rule
+        self.source = source
+        #: The rule alone in a map, to read the values of a path when a ``url_value_preprocessor`` took some.
+        self._alone: Map | None = None
 
-    def policy(self, path: str) -> Policy:
-        segments = _canonical(path).split("/")[1:]
+    def policy(self, path: str, view_args: Mapping[str, Any] | None = None) -> Policy:
+        path = _canonical(path)
+        segments = path.split("/")[1:]
+        rebuilt = self._rebuilt(path, view_args) if view_args is not None and self.rule is not None else None
         for match, policy in self.entries:
-            if match(segments):
+            if match(segments) or (rebuilt is not None and match(rebuilt)):
                 return policy
         return self.default  # not reached: the last entry matches everything
+
+    def _rebuilt(self, path: str, view_args: Mapping[str, Any]) -> list[str] | None:
+        """The path's segments as the rule builds them from the view's values (``to_url(to_python(raw))``),
+        in the request's trailing-slash form; ``None`` when that is the path as requested."""
+        assert self.rule is not None
+        try:
+            if not self.rule.arguments <= view_args.keys():  # a url_value_preprocessor took some
+                view_args = self._match_alone(path)
+            built = self.rule.build(view_args, append_unknown=False)
+        except Exception as exc:  # a converter's to_url that fails on its own value: refuse, never guess
+            problem = f"{self.rule.rule}: cannot rebuild the path {path!r} from its values ({exc})"
+            raise SpecError(self.source, problem) from None
+        if built is None:
+            raise SpecError(self.source, f"{self.rule.rule}: cannot rebuild the path {path!r} from its values")
+        url = unquote(built[1])
+        if url != "/" and url.endswith("/") != path.endswith("/"):
+            url = url + "/" if path.endswith("/") else url[:-1]
+        url = _canonical(url)
+        return url.split("/")[1:] if url != path else None
+
+    def _match_alone(self, path: str) -> Mapping[str, Any]:
+        """The values the rule's converters give ``path``, matched against the rule alone."""
+        assert self.rule is not None
+        if self._alone is None:
+            mapped = self.rule.map
+            rule = Rule(self.rule.rule, endpoint="alone", strict_slashes=False, merge_slashes=mapped.merge_slashes)
+            self._alone = Map([rule], converters=mapped.converters, merge_slashes=mapped.merge_slashes)
+        return self._alone.bind("localhost").match(path)[1]
 
     def __repr__(self) -> str:
         return f"<ConcretePaths {[p for p, _, _ in self.paths]}>"
@@ -542,13 +666,14 @@ class RouteTable:
         else:
             self.undocumented = Policy(deny=True, origin="undocumented")
 
-    def lookup(self, rule: Rule, method: str, path: str) -> Policy:
-        """The policy of a request to ``path`` (relative to the app's root) matched by ``rule``.
+    def lookup(self, rule: Rule, method: str, path: str, view_args: Mapping[str, Any] | None = None) -> Policy:
+        """The policy of a request to ``path`` (relative to the app's root) matched by ``rule``, the view
+        to receive ``view_args`` (the path is also matched as rebuilt from them: see :class:`ConcretePaths`).
 
         The hot path, one dict lookup in ``policies``, is inlined in the hook.
         """
         entry = self.entry(rule, method)
-        return entry.policy(path) if isinstance(entry, ConcretePaths) else entry
+        return entry.policy(path, view_args) if isinstance(entry, ConcretePaths) else entry
 
     def entry(self, rule: Rule, method: str) -> Policy | ConcretePaths:
         """The rule's policy, or its :class:`ConcretePaths` when the concrete path decides."""
@@ -590,25 +715,28 @@ class RouteTable:
         policy = self._finish(rule, method, op, override)
         if override is not None or not others:
             return policy  # a decorator decides for every path the rule serves
-        ranked: list[tuple[tuple[int, int, int], Callable[[list[str]], bool], Policy]] = []
+        # (rank, 2 exact / 1 the other slash form or the rest of a path / 0 anything, document order)
+        ranked: list[tuple[tuple[_Rank, int, int], Callable[[list[str]], bool], Policy]] = []
         paths = []
         for template in [own[0]] if own is not None else []:
-            ranked.append(((template.literal, 1, -template.order), template.exact, policy))
-            ranked.append(((template.literal, 0, -template.order), _everything, policy))
+            ranked.append(((template.rank, 2, -template.order), template.exact, policy))
+            ranked.append(((template.rank, 0, -template.order), _everything, policy))
         if own is None:
-            ranked.append(((-1, 0, 0), _everything, policy))
+            ranked.append((((-1, ()), 0, 0), _everything, policy))
+        documented = self.paths.templates
         for template in others:
             other_op = template.op(method)
             other = self._finish(rule, method, other_op, None, template)
             paths.append((template.shown, other_op, other))
-            rank = (template.literal, 1, -template.order)
-            ranked.append((rank, template.exact, other))
+            ranked.append(((template.rank, 2, -template.order), template.exact, other))
+            if template.key != "/" and _other_slash(template.key) not in documented:  # one form serves both
+                ranked.append(((template.rank, 1, -template.order), template.other, other))
             if spans and template.key.endswith("/{}"):
-                ranked.append(((rank[0], 0, rank[2]), template.rest, other))
+                ranked.append(((template.rank, 1, -template.order), template.rest, other))
         if all(_same_requirement(p, policy) for _, _, p in paths):
             return policy  # every path the rule reaches asks for the same
         ranked.sort(key=lambda entry: entry[0], reverse=True)
-        return ConcretePaths([(match, p) for _, match, p in ranked], policy, paths)
+        return ConcretePaths([(match, p) for _, match, p in ranked], policy, paths, rule, self.spec.source)
 
     def _finish(
         self,

@@ -340,6 +340,14 @@ class _Parser:
                         "OpenAPI leaves that undefined; keep one",
                         where,
                     )
+                if key == "security" and key not in merged:
+                    # OpenAPI 3.1 ignores a Reference's siblings (but summary and description), and a
+                    # merge would apply them: two readings, one of them weaker. Refuse, never guess.
+                    raise self.fail(
+                        f"'security' is written next to a $ref whose target {target!r} has none: OpenAPI 3.1 "
+                        "ignores it there, other tools apply it; write it in the target",
+                        where,
+                    )
                 if key not in merged:
                     merged[key] = value
                     resolved.key_files[key] = sibling_file

@@ -107,11 +107,11 @@ class ClientAuthTestClient(FlaskClient):
             adapter = app.create_url_adapter(request)
             if adapter is None:
                 raise LookupError
-            rule, _args = adapter.match(return_rule=True)
+            rule, args = adapter.match(return_rule=True)
         except (HTTPException, LookupError):  # RequestRedirect and an untrusted host are HTTPExceptions
             return state.spec().global_policy  # 404, 405, redirect: what the gateway would ask for
         try:
-            return state.table().lookup(rule, environ.get("REQUEST_METHOD", "GET"), request.path)
+            return state.table().lookup(rule, environ.get("REQUEST_METHOD", "GET"), request.path, args)
         except SpecError:
             return None  # the app answers 503 whatever is sent
 

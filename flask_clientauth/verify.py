@@ -168,7 +168,9 @@ class Authenticator:
             except Exception:
                 logger.exception("clientauth: the handler of scheme %r raised", scheme.name)
                 raise AuthFailure(errors.CONFIG_ERROR) from None
-            if isinstance(result, (_Response, tuple)):  # a response is truthy, and never a verdict
+            # a response (or an HTTPException returned instead of raised, which Flask would send as one)
+            # is truthy, and never a verdict
+            if isinstance(result, (_Response, HTTPException, tuple)):
                 logger.error(
                     "clientauth: the handler of scheme %r returned a response (%s), not a verdict; refusing. "
                     "Return a true value to accept, a false one to refuse, or raise (abort(403))",

@@ -8,6 +8,7 @@ import configparser
 import contextlib
 import importlib.metadata
 import json
+import os
 import re
 import signal
 import socket
@@ -23,8 +24,17 @@ from test_e2e import CLIENT_NAME, REPO, Server, cli, cli_json, example_env, free
 
 
 def make_dry_run(*args: str) -> list[str]:
+    # Under a parent make (``make test``, .ci/run), MAKELEVEL / MAKEFLAGS would make this one print
+    # "Entering/Leaving directory" lines: run it as a user would, from a shell.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     result = subprocess.run(
-        ["make", "-n", "run", *args], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+        ["make", "--no-print-directory", "-n", "run", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return result.stdout.splitlines()
 

@@ -13,6 +13,7 @@ import pytest
 from flask import Flask, Response, abort, jsonify, make_response, request
 from flask.views import MethodView
 from sqlalchemy import make_url
+from werkzeug.exceptions import Unauthorized
 
 from flask_clientauth import ClientAuth, current_client
 from flask_clientauth.context import get_auth_state
@@ -112,6 +113,7 @@ RESPONSES: dict[str, Callable[[], Any]] = {
     "Response 200": lambda: Response("ok"),
     "(body, status)": lambda: ("denied", 403),
     "(body, status, headers)": lambda: ("ok", 200, {"X-A": "1"}),
+    "HTTPException returned, not raised": lambda: Unauthorized("bad token"),
 }
 
 

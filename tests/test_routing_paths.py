@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 import requests
 from sqlalchemy import create_engine
+from werkzeug.routing import BaseConverter
 
 from flask_clientauth import ClientStore, SpecError
 from test_e2e import HTTP_TIMEOUT, Server, example_env, free_port
-from test_routing import ID_AND_SECRET, NOT_DESCRIBED, auth_of, build, doc3, headers, new_client, op
+from test_routing import ID_AND_SECRET, MISCONFIGURED, NOT_DESCRIBED, auth_of, build, doc3, headers, new_client, op
 
 ID_ONLY = [{"hid": []}]
 
@@ -230,6 +231,170 @@ def test_one_template_with_different_methods_is_no_collision(make_app: Any) -> N
     assert client.post("/x/1").status_code == 401
 
 
+# -- one slash form documented: it stands for both ------------------------------------------------------------
+
+EXPORT = doc3({"/items/{id}": {"get": op([])}, "/items/export": {"get": op(ID_AND_SECRET)}}, security=ID_ONLY)
+
+
+@pytest.mark.parametrize(
+    ("rule", "strict", "url"),
+    [
+        ("/items/<id>/", True, "/items/export/"),
+        ("/items/<id>", False, "/items/export/"),
+        ("/items/<id>/", False, "/items/export"),
+    ],
+    ids=["slash-rule", "bare-rule-not-strict", "slash-rule-not-strict"],
+)
+def test_the_other_slash_form_of_a_path_documented_in_one_form_keeps_its_requirement(
+    make_app: Any, rule: str, strict: bool, url: str
+) -> None:
+    app = make_app(spec=EXPORT, routes=False)
+    app.add_url_rule(rule, "item", lambda id: "item " + id, strict_slashes=strict)
+    client = app.test_client()
+    cid, secret = new_client(app)
+    assert client.get(url, follow_redirects=True).status_code == 401
+    assert client.get("/items/export", follow_redirects=True).status_code == 401
+    assert client.get(url, headers=headers(cid, secret)).status_code == 200
+    assert client.get(url.replace("export", "7")).status_code == 200
+    paths = {r.path for r in auth_of(app).routes(app) if r.method == "GET"}
+    assert "/items/export" in paths  # listed as served, with its requirement
+    assert auth_of(app).state(app).table().unserved(app.url_map.iter_rules()) == []
+
+
+def test_a_catch_all_rule_holds_the_other_slash_form_to_the_documented_path(make_app: Any) -> None:
+    spec = doc3({"/api/items/{id}": {"get": op([])}, "/api/items/export": {"get": op(ID_AND_SECRET)}}, security=ID_ONLY)
+    app = build(make_app, spec, [("/api/<path:p>",)])
+    client = app.test_client()
+    assert client.get("/api/items/7/").status_code == 200
+    assert client.get("/api/items/export").status_code == 401
+    assert client.get("/api/items/export/").status_code == 401
+
+
+def test_a_variable_rule_serving_both_documented_forms_holds_each_to_its_own(make_app: Any) -> None:
+    spec = doc3(
+        {
+            "/items/{id}": {"get": op(ID_AND_SECRET)},
+            "/items/export": {"get": op(ID_AND_SECRET)},
+            "/items/export/": {"get": op([])},
+        },
+        security=ID_ONLY,
+    )
+    app = make_app(spec=spec, routes=False)
+    app.add_url_rule("/items/<id>", "item", lambda id: "item " + id, strict_slashes=False)
+    client = app.test_client()
+    assert client.get("/items/export/").status_code == 200
+    assert client.get("/items/export").status_code == 401
+    assert client.get("/items/7/").status_code == 401
+
+
+# -- converters that normalise their value: the path is what the view receives ---------------------------------
+
+
+class Lower(BaseConverter):
+    def to_python(self, value: str) -> str:
+        return value.lower()
+
+
+class Unbuildable(BaseConverter):
+    def to_url(self, value: Any) -> str:
+        raise ValueError("cannot build")
+
+
+UUID = "0000000a-0000-0000-0000-000000000000"
+
+
+@pytest.mark.parametrize(
+    ("rule", "documented", "urls", "other"),
+    [
+        ("/nums/<int:n>", "/nums/42", ["/nums/42", "/nums/042", "/nums/%D9%A4%D9%A2"], "/nums/7"),  # Arabic-Indic 42
+        ("/f/<float:x>", "/f/1.5", ["/f/1.5", "/f/1.50", "/f/01.5"], "/f/2.5"),
+        ("/u/<uuid:u>", f"/u/{UUID}", [f"/u/{UUID}", f"/u/{UUID.upper()}"], f"/u/{UUID.replace('a', 'b')}"),
+        ("/c/<lower:x>", "/c/special", ["/c/special", "/c/SPECIAL", "/c/Spec%49al"], "/c/Other"),
+    ],
+    ids=["int", "float", "uuid", "custom"],
+)
+def test_a_converter_that_normalises_its_value_cannot_dodge_the_documented_path(
+    make_app: Any, rule: str, documented: str, urls: list[str], other: str
+) -> None:
+    template = rule.split("<")[0] + "{v}"
+    spec = doc3({template: {"get": op([])}, documented: {"get": op(ID_AND_SECRET)}}, security=ID_ONLY)
+    app = make_app(spec=spec, routes=False)
+    app.url_map.converters["lower"] = Lower
+    app.add_url_rule(rule, "v", lambda **kw: repr(kw))
+    client = app.test_client()
+    cid, secret = new_client(app)
+    for url in urls:
+        resp = client.get(url)
+        assert resp.status_code == 401, url
+        assert client.get(url, headers=headers(cid, secret)).status_code == 200, url
+    assert client.get(other).status_code == 200
+
+
+def test_values_a_url_value_preprocessor_takes_are_read_from_the_path(make_app: Any) -> None:
+    spec = doc3({"/{lang}/nums/{n}": {"get": op([])}, "/{lang}/nums/42": {"get": op(ID_AND_SECRET)}}, security=ID_ONLY)
+    app = make_app(spec=spec, routes=False)
+    app.url_value_preprocessor(lambda endpoint, values: values.pop("lang") if values else None)
+    app.add_url_rule("/<lang>/nums/<int:n>", "num", lambda n: str(n))
+    client = app.test_client()
+    assert client.get("/en/nums/7").status_code == 200
+    assert client.get("/en/nums/042").status_code == 401
+    assert client.get("/en/nums/42").status_code == 401
+
+
+def test_a_path_that_cannot_be_rebuilt_is_refused(make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    spec = doc3({"/b/{x}": {"get": op([])}, "/b/special": {"get": op(ID_AND_SECRET)}}, security=ID_ONLY)
+    app = make_app(spec=spec, routes=False)
+    app.url_map.converters["unbuildable"] = Unbuildable
+    app.add_url_rule("/b/<unbuildable:x>", "b", lambda x: x)
+    resp = app.test_client().get("/b/other")
+    assert (resp.status_code, resp.get_json()) == (503, MISCONFIGURED)
+    assert "cannot rebuild the path '/b/other'" in caplog.text
+
+
+# -- overlapping templates: the more specific wins, whatever the order -------------------------------------------
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["variable-first", "pdf-first"])
+def test_a_segment_with_literal_text_is_more_specific_than_a_variable(make_app: Any, reverse: bool) -> None:
+    paths = {"/reports/{id}": {"get": op([])}, "/reports/{id}.pdf": {"get": op(ID_AND_SECRET)}}
+    if reverse:
+        paths = dict(reversed(paths.items()))
+    app = build(make_app, doc3(paths, security=ID_ONLY), [("/reports/<id>",), ("/reports/latest.pdf",)])
+    client = app.test_client()
+    cid, secret = new_client(app)
+    assert client.get("/reports/7").status_code == 200
+    assert client.get("/reports/7.pdf").status_code == 401
+    assert client.get("/reports/7.pdf", headers=headers(cid, secret)).status_code == 200
+    assert client.get("/reports/latest.pdf").status_code == 401
+    rows = {(r.rule, r.path): r.operation for r in auth_of(app).routes(app) if r.method == "GET"}
+    assert rows[("/reports/latest.pdf", None)] == "GET /reports/{id}.pdf"
+
+
+def test_equally_specific_templates_matching_one_path_with_different_requirements_are_a_start_up_error(
+    make_app: Any,
+) -> None:
+    spec = doc3({"/r/{a}.pdf": {"get": op(ID_AND_SECRET)}, "/r/x.{b}": {"get": op([])}}, security=ID_ONLY)
+    app = build(make_app, spec, [("/r/<a>",)])
+    with pytest.raises(SpecError) as info:
+        auth_of(app).routes(app)
+    assert "'/r/{a}.pdf' and '/r/x.{b}'" in str(info.value)
+    assert app.test_client().get("/r/x.pdf").status_code == 503
+
+
+def test_equally_specific_templates_with_one_requirement_are_no_error(make_app: Any) -> None:
+    paths = {
+        "/r/{a}.pdf": {"get": op(ID_AND_SECRET)},
+        "/r/x.{b}": {"get": op(ID_AND_SECRET)},
+        "/r/{c}.{d}": {"get": op([])},
+    }
+    app = build(make_app, doc3(paths, security=ID_ONLY), [("/r/<a>",)])
+    auth_of(app).routes(app)
+    client = app.test_client()
+    assert client.get("/r/x.pdf").status_code == 401
+    assert client.get("/r/y.pdf").status_code == 401
+    assert client.get("/r/y.txt").status_code == 200
+
+
 # -- flask clients routes -------------------------------------------------------------------------------------
 
 
@@ -317,5 +482,73 @@ def test_concrete_paths_through_gunicorn(credentials_db: tuple[Path, str, str, s
         assert get("/files/private/x").status_code == 401
         assert get("/files/private%2Fx").status_code == 401  # decoded by the server before routing
         assert get("/files/private/x/meta", headers=headers(cid)).text == "file private/x/meta"
+    finally:
+        server.stop()
+
+
+NORMALISED_APP = """
+from flask import Flask
+from flask_clientauth import ClientAuth
+
+app = Flask("normalised_app", instance_path={instance!r})
+app.config.update(CLIENTAUTH_SPEC={spec!r}, CLIENTAUTH_DATABASE_URI={database!r}, CLIENTAUTH_RATELIMIT_ENABLED=False)
+auth = ClientAuth(app)
+app.add_url_rule("/s/<id>/", "slash", lambda id: "slash " + id)
+app.add_url_rule("/api/<path:p>", "api", lambda p: "api " + p)
+app.add_url_rule("/nums/<int:n>", "num", lambda n: "num " + str(n))
+app.add_url_rule("/reports/<id>", "report", lambda id: "report " + id)
+app.add_url_rule("/api/status", "status", lambda: "ok")
+auth.routes(app)
+"""
+
+
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_slash_forms_normalised_values_and_overlapping_templates_through_gunicorn(
+    tmp_path: Path, credentials_db: tuple[Path, str, str, str], worker: str
+) -> None:
+    _, database, cid, secret = credentials_db
+    spec = doc3(
+        {
+            "/s/{id}": {"get": op([])},
+            "/s/export": {"get": op(ID_AND_SECRET)},
+            "/api/items/{id}": {"get": op([])},
+            "/api/items/export": {"get": op(ID_AND_SECRET)},
+            "/nums/{n}": {"get": op([])},
+            "/nums/42": {"get": op(ID_AND_SECRET)},
+            "/reports/{id}": {"get": op([])},  # first in the document, less specific
+            "/reports/{id}.pdf": {"get": op(ID_AND_SECRET)},
+            "/api/status": {"get": op([])},
+        },
+        security=ID_ONLY,
+    )
+    instance = tmp_path / "instance"
+    (tmp_path / "normalised_app.py").write_text(
+        textwrap.dedent(NORMALISED_APP).format(instance=str(instance), spec=spec, database=database)
+    )
+    port = free_port()
+    cmd = [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1", "-k", worker]
+    cmd += ["--threads", "4"] if worker == "gthread" else []
+    cmd += ["--chdir", str(tmp_path), "normalised_app:app"]
+    server = Server(cmd, example_env(instance, "openapi3"), tmp_path, port, "openapi3")
+    try:
+        server.wait_ready()
+
+        def get(path: str, **kwargs: Any) -> requests.Response:
+            return requests.get(server.url + path, timeout=HTTP_TIMEOUT, **kwargs)
+
+        assert get("/s/7/").text == "slash 7"
+        resp = get("/s/export")  # 308 to /s/export/, followed
+        assert (resp.status_code, resp.url) == (401, server.url + "/s/export/")
+        assert get("/s/export/").status_code == 401
+        assert get("/s/export/", headers=headers(cid, secret)).text == "slash export"
+        assert get("/api/items/7/").text == "api items/7/"
+        assert get("/api/items/export/").status_code == 401
+        assert get("/nums/7").text == "num 7"
+        for url in ("/nums/42", "/nums/042", "/nums/%D9%A4%D9%A2"):
+            assert get(url).status_code == 401, url
+            assert get(url, headers=headers(cid, secret)).text == "num 42", url
+        assert get("/reports/7").text == "report 7"
+        assert get("/reports/7.pdf").status_code == 401
+        assert get("/reports/7.pdf", headers=headers(cid, secret)).text == "report 7.pdf"
     finally:
         server.stop()

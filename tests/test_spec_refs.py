@@ -246,6 +246,21 @@ def test_sibling_that_contradicts_the_ref_target_is_an_error() -> None:
     assert "'get' is written both next to a $ref and in its target '#/x-items'" in info.value.rule
 
 
+def test_security_next_to_an_operation_ref_whose_target_has_none_is_an_error() -> None:
+    """3.1 ignores a Reference's siblings (the global requirement applies), a merge would make it public."""
+    doc = {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "components": {"securitySchemes": {"clientId": HID}},
+        "security": [{"clientId": []}],
+        "x-ops": {"list": {"responses": OK}},
+        "paths": {"/items": {"get": {"$ref": "#/x-ops/list", "security": []}}},
+    }
+    with pytest.raises(SpecError) as info:
+        load_spec(doc)
+    assert "'security' is written next to a $ref whose target '#/x-ops/list' has none" in str(info.value)
+
+
 @pytest.mark.parametrize(
     "ref",
     [
