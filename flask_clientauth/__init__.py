@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 from .context import AuthenticatedClient, client_key, current_client, get_current_client
-from .errors import AuthFailure
+from .errors import AuthFailure, ClientAuthError
 from .extension import ClientAuth, ClientAuthState
 from .requirements import Policy, Requirement, Scheme
 from .settings import ConfigurationError
 from .spec import Spec, SpecError, load_spec
-from .store import ClientNotFound, ClientRecord, ClientStore, StoreError
+from .store import ClientNotFound, ClientRecord, ClientStore, DuplicateClientId, StoreBusy, StoreError
+from .throttle import ThrottleUnavailable
 
 __all__ = [
     "AuthFailure",
     "AuthenticatedClient",
     "ClientAuth",
+    "ClientAuthError",
     "ClientAuthState",
     "ClientNotFound",
     "ClientRecord",
     "ClientStore",
     "ConfigurationError",
+    "DuplicateClientId",
     "Policy",
     "Requirement",
     "Scheme",
     "Spec",
     "SpecError",
+    "StoreBusy",
     "StoreError",
+    "ThrottleUnavailable",
     "client_key",
     "current_client",
     "get_current_client",

@@ -12,10 +12,11 @@ entries also expire after the TTL.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from .store import ClientRecord
 
@@ -42,8 +43,18 @@ class Entry:
 class CredentialCache:
     """Thread-safe bounded cache with TTL. ``size=0`` disables caching altogether."""
 
-    def __init__(self, *, size: int, ttl: float, negative_size: int, negative_ttl: float) -> None:
+    def __init__(
+        self,
+        *,
+        size: int,
+        ttl: float,
+        negative_size: int,
+        negative_ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.size = size
+        #: What the TTLs are measured with (a fake in tests).
+        self.clock = clock
         self.ttl = ttl
         self.negative_size = negative_size
         self.negative_ttl = negative_ttl
@@ -56,6 +67,9 @@ class CredentialCache:
         self._hasher.update(b"\x00")
         #: Bumped by every eviction; a read that started before one must not be cached.
         self.epoch = 0
+        #: Until when (by ``clock``) the entries are known to be current: :mod:`.revocation` moves it
+        #: after each change-log poll; after it, :meth:`verified` leaves requests to the general check.
+        self.current_until = math.inf
 
     def digest(self, secret: str) -> bytes:
         """A keyed digest of ``secret``: what the cache remembers instead of the secret."""
@@ -66,14 +80,32 @@ class CredentialCache:
     def get(self, client_id: str) -> Entry | None:
         """The live entry of ``client_id`` (no lock: a dict read is atomic)."""
         entry = self._entries.get(client_id)
-        if entry is None or entry.expires < time.monotonic():
+        if entry is None or entry.expires < self.clock():
             return None
+        entry.used = True
+        return entry
+
+    def verified(self, client_id: str, secret: str | None) -> Entry | None:
+        """The warm path's probe: the live entry of an enabled client whose ``secret`` matched
+        before (``None``: the route wants no secret); ``None`` when the general check must decide,
+        e.g. because a change-log poll is due (:attr:`current_until`)."""
+        now = self.clock()
+        if now >= self.current_until:
+            return None
+        entry = self._entries.get(client_id)
+        if entry is None or entry.expires < now or not entry.record.enabled:
+            return None
+        if secret is not None:
+            hasher = self._hasher.copy()  # digest(), inline: a call less on the hot path
+            hasher.update(secret.encode("utf-8", "surrogateescape"))
+            if hasher.digest() not in entry.verified:
+                return None
         entry.used = True
         return entry
 
     def is_unknown(self, client_id: str) -> bool:
         expires = self._unknown.get(client_id)
-        return expires is not None and expires >= time.monotonic()
+        return expires is not None and expires >= self.clock()
 
     def put(self, client_id: str, record: ClientRecord | None, epoch: int) -> Entry | None:
         """Remember a lookup made when :attr:`epoch` was ``epoch`` (skipped if evictions came since)."""
@@ -84,11 +116,11 @@ class CredentialCache:
                 return Entry(record, 0.0) if record is not None else None
             if record is None:
                 self._unknown.pop(client_id, None)
-                self._unknown[client_id] = time.monotonic() + self.negative_ttl
+                self._unknown[client_id] = self.clock() + self.negative_ttl
                 while len(self._unknown) > self.negative_size:
                     del self._unknown[next(iter(self._unknown))]
                 return None
-            entry = Entry(record, time.monotonic() + self.ttl)
+            entry = Entry(record, self.clock() + self.ttl)
             self._entries.pop(client_id, None)
             self._entries[client_id] = entry
             self._shrink()
@@ -97,7 +129,7 @@ class CredentialCache:
     def _shrink(self) -> None:
         """CLOCK eviction: the oldest entry goes unless it was used since its last chance."""
         entries = self._entries
-        now = time.monotonic()
+        now = self.clock()
         while len(entries) > self.size:
             client_id = next(iter(entries))
             entry = entries.pop(client_id)
@@ -136,7 +168,7 @@ class CredentialCache:
                     continue
                 keep = old is not None and old.record.secret_hash == record.secret_hash
                 self._entries[client_id] = Entry(
-                    record, time.monotonic() + self.ttl, set(old.verified) if keep and old else None
+                    record, self.clock() + self.ttl, set(old.verified) if keep and old else None
                 )
             self._shrink()
 

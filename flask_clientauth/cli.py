@@ -8,17 +8,19 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, ScriptInfo
 
-from .extension import ClientAuthState
 from .keys import check_secret_format
 from .routing import RouteInfo, RouteTable
 from .spec import SpecError, error_lines, load_spec, read_document, unrequired_keys_warning
 from .store import MISSING_TABLES, ClientNotFound, ClientRecord, DuplicateClientId, StoreBusy, StoreError, store_error
+
+if TYPE_CHECKING:  # the extension imports this module to register the group: no cycle at run time
+    from .extension import ClientAuthState
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -423,7 +425,7 @@ def _check(spec_path: str | None) -> dict[str, Any]:
         try:
             label, document, file = read_document(source, root_path=root_path)
         except SpecError as exc:
-            report["spec"], report["errors"] = exc.source, [exc.rule]
+            report["spec"], report["errors"] = exc.source, [exc.message]
             return report
         report["spec"] = label
         report["validator"], report["validator_errors"] = _validate(document, file)

@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl
 from flask import Request
 from werkzeug.http import parse_cookie
 
+from . import errors
+from .errors import AuthFailure
 from .requirements import V5_NAMES, Scheme, environ_key
 
 _LOCATIONS = ("header", "query", "cookie")
@@ -194,3 +196,36 @@ def _query_name(part: str) -> str | None:
     """The name Werkzeug's ``request.args`` reads from one ``&``-separated part of the raw query."""
     pairs = parse_qsl(part.encode("latin-1").decode("utf-8", "replace"), keep_blank_values=True)
     return pairs[0][0] if pairs else None
+
+
+def read(request: Request, scheme: Scheme, label: str, missing: errors.Reason) -> str:
+    """The credential ``scheme`` names; raises :class:`AuthFailure` when it is missing, sent twice
+    or sent elsewhere (``label`` names it in the failure: "Client ID", "Client secret")."""
+    value, duplicate = extract(request, scheme)
+    if duplicate:
+        raise AuthFailure(errors.DUPLICATE, {"credential": label})
+    if value is None:
+        if sent_elsewhere(request, scheme):
+            detail = {"credential": label, "location": scheme.describe_location()}
+            raise AuthFailure(errors.WRONG_LOCATION, detail)
+        raise AuthFailure(missing)
+    return value
+
+
+def one_client(request: Request, id_schemes: Iterable[Scheme]) -> None:
+    """Refuse a request naming more than one client, in any client ID location of the document,
+    used by this route or not: a view or backend reading another location must not see a second
+    identity. The same ID in several locations is one client."""
+    seen: set[str] = set()
+    carriers = 0
+    for scheme in id_schemes:
+        values = sent_ids(request, scheme)
+        if values:
+            carriers += 1
+            seen.update(values)
+    if len(seen) > 1:  # within one location it is the key sent twice, as the route's own check says
+        raise (
+            AuthFailure(errors.DUPLICATE, {"credential": "Client ID"})
+            if carriers == 1
+            else AuthFailure(errors.CONFLICT)
+        )

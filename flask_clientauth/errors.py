@@ -52,9 +52,13 @@ STORE_UNAVAILABLE = Reason("store_unavailable", 503, "Client registry unavailabl
 CONFIG_ERROR = Reason("configuration_error", 503, "API security is misconfigured", 9)
 
 
+class ClientAuthError(Exception):
+    """The root of every error the package raises: ``except ClientAuthError`` catches them all."""
+
+
 @dataclass
-class AuthFailure(Exception):
-    """Raised inside the check; turned into a response by the error handler."""
+class AuthFailure(ClientAuthError):
+    """A refused request: raised inside the check, turned into a response by the error handler."""
 
     reason: Reason
     detail: dict[str, str] = field(default_factory=dict)

@@ -6,6 +6,8 @@ import contextvars
 import logging
 import os
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,21 +19,18 @@ from werkzeug.routing import Rule
 
 from . import errors
 from .cache import CredentialCache
+from .cli import clients
 from .credentials import DocumentKeys, hide
+from .dispatch import DispatchCheck
 from .errors import AuthFailure, default_response, www_authenticate
 from .models import Base
 from .requirements import Policy
-from .routing import Override, RouteInfo, RouteTable
-from .settings import DEFAULTS, ConfigurationError, base_path, read_settings
+from .routing import Override, Registrations, RouteInfo, RouteTable
+from .settings import DEFAULTS, ConfigurationError, Settings
 from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
 from .store import ClientStore
-from .throttle import FailureThrottle
+from .throttle import FailureThrottle, NoThrottle
 from .verify import Authenticator, escape
-
-try:  # the context variable behind ``request``: the dispatch check reads it on every request
-    from flask.globals import _cv_request
-except ImportError:  # pragma: no cover - a Flask that renamed it
-    _cv_request = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -46,59 +45,64 @@ V = TypeVar("V", bound=Callable[..., Any] | Blueprint)
 class ClientAuthState:
     """Per-app state, kept in ``app.extensions["clientauth"]``."""
 
-    def __init__(self, ext: ClientAuth, app: Flask, store: ClientStore, engine: Engine | None) -> None:
-        config = app.config
+    def __init__(
+        self, ext: ClientAuth, app: Flask, store: ClientStore, engine: Engine | None, settings: Settings
+    ) -> None:
         self.extension = ext
+        self.settings = settings
         self.store = store
         self.engine = engine
-        self.error_detail: str = config["CLIENTAUTH_ERROR_DETAIL"]
-        self.hide_credentials: bool = bool(config["CLIENTAUTH_HIDE_CREDENTIALS"])
-        self.min_secret_length: int = int(config["CLIENTAUTH_MIN_SECRET_LENGTH"])
+        self.error_detail = settings.error_detail
+        self.hide_credentials = settings.hide_credentials
+        self.min_secret_length = settings.min_secret_length
         self.cache = CredentialCache(
-            size=int(config["CLIENTAUTH_CACHE_SIZE"]),
-            ttl=float(config["CLIENTAUTH_CACHE_TTL"]),
-            negative_size=int(config["CLIENTAUTH_NEGATIVE_CACHE_SIZE"]),
-            negative_ttl=float(config["CLIENTAUTH_NEGATIVE_CACHE_TTL"]),
+            size=settings.cache_size,
+            ttl=settings.cache_ttl,
+            negative_size=settings.negative_cache_size,
+            negative_ttl=settings.negative_cache_ttl,
+            clock=ext.clock,
         )
         self.throttle = (
             FailureThrottle(
-                config["CLIENTAUTH_RATELIMIT_STORAGE_URI"],
-                per_client=config["CLIENTAUTH_RATELIMIT_PER_CLIENT"],
-                per_address=config["CLIENTAUTH_RATELIMIT_PER_ADDRESS"],
-                strategy=config["CLIENTAUTH_RATELIMIT_STRATEGY"],
+                settings.ratelimit_storage_uri,
+                per_client=settings.ratelimit_per_client,
+                per_address=settings.ratelimit_per_address,
+                strategy=settings.ratelimit_strategy,
                 key_prefix=f"clientauth:{app.name}",  # apps sharing one Redis keep their own counts
+                memory=self.cache.size,
             )
-            if config["CLIENTAUTH_RATELIMIT_ENABLED"]
-            else None
+            if settings.ratelimit_enabled
+            else NoThrottle()
         )
-        store.listeners.append(lambda client_id: self.cache.evict((client_id,)))
         self.authenticator = Authenticator(
             store,
             self.cache,
-            handlers=ext._scheme_handlers,
-            revocation_interval=float(config["CLIENTAUTH_REVOCATION_INTERVAL"]),
+            handlers=ext.registrations.scheme_handlers,
+            revocation_interval=settings.revocation_interval,
             throttle=self.throttle,
+            clock=ext.clock,
         )
-        self._spec_source = config["CLIENTAUTH_SPEC"]
-        self._strict = bool(config["CLIENTAUTH_STRICT_NAMES"])
+        store.listeners.append(self.authenticator.revocation.changed)
+        self._spec_source = settings.spec
+        self._strict = settings.strict_names
         self._root_path = app.root_path
-        self._app = app
-        self._preflight = config["CLIENTAUTH_CORS_PREFLIGHT"]
-        self._unhandled = config["CLIENTAUTH_UNHANDLED_SCHEMES"]
-        self._base_path = base_path("CLIENTAUTH_BASE_PATH", config["CLIENTAUTH_BASE_PATH"])
+        self._app = weakref.ref(app)  # the app holds the state (extensions, hooks): no cycle back
+        self._preflight = settings.cors_preflight
+        self._unhandled = settings.unhandled_schemes
+        self._base_path = settings.base_path
         self._view_functions = app.view_functions
         self._blueprints = app.blueprints
         self._spec: Spec | None = None
         self._table: RouteTable | None = None
         self._lock = threading.Lock()
         self._check_lock = threading.Lock()
-        #: The app's own ``dispatch_request`` (``dispatch_request`` below takes its place).
-        self._dispatch: Callable[[], ResponseReturnValue] = app.dispatch_request
+        #: Refuses a view whose method or rule changed after the check (apps with hooks of their own).
+        self.dispatch_check = DispatchCheck(self, app)
         #: Set once every route was resolved (``routes()`` or the first request); the error, if any.
-        self.checked = False
+        self.routes_resolved = False
         self.startup_error: SpecError | None = None
         #: Every route resolved without error: requests skip the start-up check.
-        self.ready = False
+        self.routes_ok = False
         self._logged = False
 
     def spec(self) -> Spec:
@@ -124,37 +128,39 @@ class ClientAuthState:
         return load_spec(source, root_path=self._root_path, strict_names=self._strict)
 
     def _load_spec_in_app_context(self) -> Spec:
-        with self._app.app_context():
+        app = self._app()
+        assert app is not None, "the app was garbage-collected"
+        with app.app_context():
             return load_spec(self._spec_source, root_path=self._root_path, strict_names=self._strict)
 
-    def check(self, rules: Iterable[Rule]) -> list[RouteInfo]:
+    def resolve_routes(self, rules: Iterable[Rule]) -> list[RouteInfo]:
         """Resolve every route; remember and raise the :class:`SpecError` if one cannot be enforced."""
         try:
             rows = self.table().build(rules)
         except SpecError as exc:
-            self.startup_error, self.checked, self.ready = exc, True, False
+            self.startup_error, self.routes_resolved, self.routes_ok = exc, True, False
             raise
         except Exception as exc:  # anything else is just as unenforceable: fail closed, say why
             error = SpecError(
                 _source_label(self._spec_source), f"cannot resolve the routes ({type(exc).__name__}: {exc})"
             )
-            self.startup_error, self.checked, self.ready = error, True, False
+            self.startup_error, self.routes_resolved, self.routes_ok = error, True, False
             raise error from exc
-        self.startup_error, self.checked, self.ready = None, True, True
+        self.startup_error, self.routes_resolved, self.routes_ok = None, True, True
         warning = unrequired_keys_warning(self.spec(), [(f"{r.method} {r.rule}", r.policy) for r in rows])
         if warning is not None:
             logger.warning("clientauth: %s", warning)
         return rows
 
-    def check_once(self, rules: Iterable[Rule]) -> SpecError | None:
+    def resolve_routes_once(self, rules: Iterable[Rule]) -> SpecError | None:
         """The request-time check, run once unless ``routes()`` ran: ``None`` when all is well.
 
         A failure is logged (CRITICAL, once) and refuses every request, as a failed start-up would.
         """
         with self._check_lock:
-            if not self.checked:
+            if not self.routes_resolved:
                 try:
-                    self.check(rules)
+                    self.resolve_routes(rules)
                 except SpecError:
                     pass
             if self.startup_error is not None and not self._logged:
@@ -166,6 +172,10 @@ class ClientAuthState:
                 )
         return self.startup_error
 
+    #: Deprecated names of :meth:`resolve_routes` and :meth:`resolve_routes_once`.
+    check = resolve_routes
+    check_once = resolve_routes_once
+
     def table(self) -> RouteTable:
         if self._table is None:
             spec = self.spec()
@@ -173,9 +183,9 @@ class ClientAuthState:
                 if self._table is None:
                     self._table = RouteTable(
                         spec,
-                        view_overrides=self.extension._view_overrides,
-                        blueprint_overrides=self.extension._blueprint_overrides,
-                        handlers=self.extension._scheme_handlers,
+                        view_overrides=self.extension.registrations.views,
+                        blueprint_overrides=self.extension.registrations.blueprints,
+                        handlers=self.extension.registrations.scheme_handlers,
                         view_functions=self._view_functions,
                         blueprints=self._blueprints,
                         preflight=self._preflight,
@@ -188,7 +198,7 @@ class ClientAuthState:
     def before_request(self) -> ResponseReturnValue | None:
         """Check the request against its route's policy; a response means "refused"."""
         req: Request = request._get_current_object()  # type: ignore[attr-defined]
-        if not self.ready and self.check_once(current_app.url_map.iter_rules()) is not None:
+        if not self.routes_ok and self.resolve_routes_once(current_app.url_map.iter_rules()) is not None:
             return self.respond(AuthFailure(errors.CONFIG_ERROR))  # fail closed, as start-up would
         rule = req.url_rule
         if rule is None:
@@ -210,10 +220,11 @@ class ClientAuthState:
             return None
         if policy.allow_preflight and req.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in req.environ:
             return None
-        auth = self.authenticator.fast(policy.fast, req.environ) if policy.fast is not None else None
+        fast = policy.fast
+        auth = None if fast is None else self.authenticator.fast(fast, req.environ)
         if auth is None:
             try:
-                auth = self.authenticator.check(policy, req)
+                auth = self.authenticator.decide(policy, req)
             except AuthFailure as failure:
                 logger.info("clientauth: %s %s -> %s %s", req.method, escape(req.path), failure.status, failure.code)
                 return self.respond(failure, policy)
@@ -239,76 +250,13 @@ class ClientAuthState:
         )
         return self.respond(AuthFailure(errors.CONFIG_ERROR))
 
-    def first_dispatch_request(self) -> ResponseReturnValue:
-        """The app's ``dispatch_request`` until the first request: decides whether requests need
-        :meth:`dispatch_request`'s check, then takes itself out.
-
-        Only a ``before_request`` function of the app's (or a blueprint's) runs between our check
-        and the view; Flask allows none to be added once requests are served. Without any, the
-        app keeps its own ``dispatch_request`` and the check costs nothing.
-        """
-        ours = self.before_request
-        app = self._app
-        if any(f != ours for funcs in app.before_request_funcs.values() for f in funcs):
-            app.dispatch_request = self.dispatch_request  # type: ignore[method-assign]
-        else:
-            app.__dict__.pop("dispatch_request", None)
-        return self.dispatch_request()
-
-    def dispatch_request(self) -> ResponseReturnValue:
-        """The app's ``dispatch_request``, refusing a view whose method or rule changed after the check.
-
-        An app's own ``before_request`` can set ``request.method`` (a method override header) or
-        re-route after ours; Flask then runs, e.g., a ``MethodView``'s ``delete`` on a request
-        checked as ``GET``. Installed as the app's ``dispatch_request`` when the app has such
-        functions: a comparison per request.
-        """
-        req: Request = _cv_request.get().request if _cv_request is not None else request
-        try:
-            same = req._clientauth_checked == (id(req.url_rule), req.method)  # type: ignore[attr-defined]
-        except AttributeError:
-            same = False
-        if not same:
-            refusal = self._changed_after_check(req)
-            if refusal is not None:
-                return refusal
-        return self._dispatch()
-
-    def _changed_after_check(self, req: Request) -> Response | None:
-        """``None`` when the view may run after all: the requirement it is dispatched under is public,
-        or the one the request was checked against; otherwise the refusal (503, logged)."""
-        rule = req.url_rule
-        if rule is None:
-            return None  # routing failed: Flask raises the routing error, no view runs
-        checked: tuple[int, str] | None = getattr(req, "_clientauth_checked", None)
-        try:
-            table = self._table or self.table()
-            now = table.lookup(rule, req.method, req.path, req.view_args)
-            if checked is not None and checked[0] == id(rule):  # same rule, another method
-                before: Policy | None = table.lookup(rule, checked[1], req.path, req.view_args)
-            else:  # re-routed: only a rule whose policy does not depend on the path is known
-                before = table.policies.get(checked) if checked is not None else None
-        except Exception:
-            logger.exception("clientauth: cannot resolve the requirement of %s %s", req.method, rule.rule)
-            return self.respond(AuthFailure(errors.CONFIG_ERROR))
-        if now.public or (before is not None and _same_requirement(before, now)):
-            return None
-        logger.error(
-            "clientauth: refusing %s %s: the method or rule changed after the credentials were checked%s "
-            "(an override in a before_request function?); override methods in WSGI middleware, before Flask",
-            req.method,
-            rule.rule,
-            f" (as {checked[1]})" if checked is not None else " (never checked)",
-        )
-        return self.respond(AuthFailure(errors.CONFIG_ERROR))
-
     def respond(self, failure: AuthFailure, policy: Policy | None = None) -> Response:
         """The response for a refusal: the app's ``@auth.error_handler``, or the JSON body.
 
         A 401 gets the route's ``WWW-Authenticate`` challenge (RFC 9110 requires one) unless the
         handler set its own.
         """
-        handler = self.extension._error_handler
+        handler = self.extension.registrations.error_handler
         if handler is not None:
             response = current_app.make_response(handler(failure))
         else:
@@ -328,14 +276,17 @@ class ClientAuth:
 
     ``ClientAuth(app)`` or ``auth = ClientAuth(); auth.init_app(app)``. Pass ``db`` (a
     Flask-SQLAlchemy instance) to keep clients in the app's own database and migrations.
+    ``clock`` measures the cache's TTLs, the revocation interval and the waits for a bcrypt
+    check (``time.monotonic``; tests pass a fake one).
     """
 
-    def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
+    def __init__(
+        self, app: Flask | None = None, *, db: SQLAlchemy | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.db = db
-        self._view_overrides: dict[Callable[..., Any], Override] = {}
-        self._blueprint_overrides: dict[Blueprint, Override] = {}
-        self._scheme_handlers: dict[str, Callable[..., Any]] = {}
-        self._error_handler: Callable[[AuthFailure], ResponseReturnValue] | None = None
+        self.clock = clock
+        #: What the decorators below registered.
+        self.registrations = Registrations()
         if db is not None:
             for table in Base.metadata.sorted_tables:
                 if table.name not in db.metadata.tables:
@@ -349,30 +300,30 @@ class ClientAuth:
             raise RuntimeError("Flask-ClientAuth is already registered on this app.")
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        read_settings(app.config)  # a ConfigurationError naming the key, before anything is built
+        settings = Settings.from_config(app.config)  # a ConfigurationError naming the key, before anything is built
         engine = None
         if self.db is not None:
             db = self.db
-            store = ClientStore(lambda: db.engine, bcrypt_rounds=int(app.config["CLIENTAUTH_BCRYPT_ROUNDS"]))
+            store = ClientStore(lambda: db.engine, bcrypt_rounds=settings.bcrypt_rounds)
         else:
-            engine = _create_engine(app)
-            store = ClientStore(lambda: engine, bcrypt_rounds=int(app.config["CLIENTAUTH_BCRYPT_ROUNDS"]))
-        state = ClientAuthState(self, app, store, engine)
-        if not callable(app.config["CLIENTAUTH_SPEC"]):
+            engine = _create_engine(app, settings)
+            store = ClientStore(lambda: engine, bcrypt_rounds=settings.bcrypt_rounds)
+        state = ClientAuthState(self, app, store, engine, settings)
+        if not callable(settings.spec):
             state.spec()  # a broken document fails start-up, naming its path and the rule
         app.extensions["clientauth"] = state
 
         app.before_request(state.before_request)
-        # Flask calls ``self.dispatch_request()``: an instance attribute takes its place
-        # (``state._dispatch`` keeps the app's own), decided on the first request.
-        app.dispatch_request = state.first_dispatch_request  # type: ignore[method-assign]
+        # Flask calls ``self.dispatch_request()``: an instance attribute takes its place,
+        # decided on the first request (see dispatch.py).
+        app.dispatch_request = state.dispatch_check.first_dispatch_request  # type: ignore[method-assign]
         # First of the app's before_request functions, whatever order extensions were set up in:
         # the others (Flask-Limiter's key_func, the app's own hooks) can then use current_client.
         hooks = app.before_request_funcs[None]
         hooks.insert(0, hooks.pop())
 
-        from .cli import clients
-
+        # Also a ``flask.commands`` entry point (listed for any app, even one without ClientAuth);
+        # added here too so that ``app.test_cli_runner()`` and ``app.cli`` have it.
         app.cli.add_command(clients)
 
     # -- decorators -------------------------------------------------------------------
@@ -399,9 +350,9 @@ class ClientAuth:
 
     def _register(self, obj: Any, override: Override) -> None:
         if isinstance(obj, Blueprint):
-            self._blueprint_overrides[obj] = override
+            self.registrations.blueprints[obj] = override
         else:
-            self._view_overrides[obj] = override
+            self.registrations.views[obj] = override
 
     def scheme_handler(self, name: str) -> Callable[[F], F]:
         """Register the verifier of a non-apiKey scheme (oauth2, http, ...): ``f(request) -> verdict``.
@@ -415,7 +366,7 @@ class ClientAuth:
         """
 
         def decorator(f: F) -> F:
-            self._scheme_handlers[name] = f
+            self.registrations.scheme_handlers[name] = f
             return f
 
         return decorator
@@ -424,7 +375,7 @@ class ClientAuth:
         self, f: Callable[[AuthFailure], ResponseReturnValue]
     ) -> Callable[[AuthFailure], ResponseReturnValue]:
         """Replace the JSON error response: ``f(failure) -> response``."""
-        self._error_handler = f
+        self.registrations.error_handler = f
         return f
 
     # -- API --------------------------------------------------------------------------
@@ -446,20 +397,9 @@ class ClientAuth:
         request, and a failure there refuses every request with 503.
         """
         target = app if app is not None else current_app
-        return self.state(target).check(target.url_map.iter_rules())
+        return self.state(target).resolve_routes(target.url_map.iter_rules())
 
     # -- the hook ---------------------------------------------------------------------
-
-
-def _same_requirement(checked: Policy, now: Policy) -> bool:
-    """Whether a request checked under ``checked`` has met ``now`` too: the same alternatives, and
-    checked for real (not waved through as a CORS preflight)."""
-    return (
-        not checked.public
-        and not checked.deny
-        and not checked.allow_preflight
-        and (checked.alternatives, checked.optional) == (now.alternatives, now.optional)
-    )
 
 
 def _source_label(source: Any) -> str:
@@ -474,14 +414,14 @@ def _describe(obj: Any) -> str:
     return getattr(obj, "__qualname__", repr(obj))
 
 
-def _create_engine(app: Flask) -> Engine:
+def _create_engine(app: Flask, settings: Settings) -> Engine:
     """The extension's own engine: ``CLIENTAUTH_DATABASE_URI`` or SQLite in the instance folder."""
-    uri = app.config["CLIENTAUTH_DATABASE_URI"]
+    uri = settings.database_uri
     if uri is None:
         os.makedirs(app.instance_path, exist_ok=True)
         uri = "sqlite:///" + os.path.join(app.instance_path, "clientauth.sqlite3")
     options: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
-    options.update(app.config["CLIENTAUTH_ENGINE_OPTIONS"])
+    options.update(settings.engine_options)
     try:
         return create_engine(uri, **options)
     except ImportError as exc:  # the URL names a DBAPI driver that is not installed

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, MetaData, inspect
 
+from .errors import ClientAuthError
 from .models import Base
 from .store import safe_url
 
@@ -43,7 +44,7 @@ VERSION_TABLE = "clientauth_alembic_version"
 TABLES = frozenset(Base.metadata.tables)
 
 
-class SchemaError(Exception):
+class SchemaError(ClientAuthError):
     """The client tables need a step ``init-db`` does not take; the message names the command to run."""
 
 

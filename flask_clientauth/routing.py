@@ -20,7 +20,7 @@ import posixpath
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -159,6 +159,21 @@ class Override:
     where: str = ""
 
 
+@dataclass
+class Registrations:
+    """What the decorators of one :class:`~flask_clientauth.ClientAuth` registered; every app it is
+    ``init_app``'d on reads them (registrations after ``init_app`` count too)."""
+
+    #: ``@auth.exempt`` / ``@auth.require`` on view functions and class-based views.
+    views: dict[Any, Override] = field(default_factory=dict)
+    #: The same on blueprints (every view they register).
+    blueprints: dict[Any, Override] = field(default_factory=dict)
+    #: ``@auth.scheme_handler(name)``: the check of each non-apiKey scheme.
+    scheme_handlers: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    #: ``@auth.error_handler``: the response of a refusal, instead of the JSON body.
+    error_handler: Callable[..., Any] | None = None
+
+
 @dataclass(frozen=True)
 class RouteInfo:
     """One row of ``flask clients routes``; ``error`` says why the route cannot be enforced."""
@@ -175,7 +190,7 @@ class RouteInfo:
 
 
 class RouteError(SpecError):
-    """One route and method that cannot be enforced (``rule`` of the error names both)."""
+    """One route and method that cannot be enforced (``message`` of the error names both)."""
 
     def __init__(self, source: str, method: str, rule: str, operation: str | None, problem: str) -> None:
         where = f"{method} {rule}" + (f" (operation {operation})" if operation else "")
@@ -738,7 +753,7 @@ class RouteTable:
             try:
                 policy = self._from_override(override, op)
             except SpecError as exc:
-                raise RouteError(self.spec.source, method, where, label, exc.rule) from None
+                raise RouteError(self.spec.source, method, where, label, exc.message) from None
         elif op is not None:
             policy = op.policy
         else:
@@ -750,7 +765,7 @@ class RouteTable:
         try:
             return self._apply_handlers(policy)
         except SpecError as exc:
-            raise RouteError(self.spec.source, method, where, label, exc.rule) from None
+            raise RouteError(self.spec.source, method, where, label, exc.message) from None
 
     def _override(self, endpoint: str, view: Callable[..., Any] | None, method: str) -> Override | None:
         """The innermost decorator that applies: a class-based view's method, its class, the view
@@ -845,7 +860,7 @@ class RouteTable:
                 try:
                     entry = self.entry(rule, method)
                 except SpecError as exc:
-                    problem = exc.problem if isinstance(exc, RouteError) else exc.rule
+                    problem = exc.problem if isinstance(exc, RouteError) else exc.message
                     where = exc.url_rule if isinstance(exc, RouteError) else rule.rule
                     label = exc.operation if isinstance(exc, RouteError) else label
                     problems.setdefault((where, label, problem), []).append(method)

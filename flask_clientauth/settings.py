@@ -1,7 +1,8 @@
 """The configuration keys: their defaults, and the checks ``init_app`` runs on them.
 
-One declaration (:data:`DEFAULTS` plus a reader per key) feeds the defaults, the validation and
-the docs' tables (``tests/test_docs.py`` compares them). A bad value raises
+One declaration (:data:`DEFAULTS` plus a reader per key) feeds the defaults, the validation, the
+typed :class:`Settings` the extension reads, and the docs' tables (``tests/test_docs.py`` compares
+them). A bad value raises
 :class:`ConfigurationError` naming the key; an unknown ``CLIENTAUTH_*`` key is logged.
 """
 
@@ -11,7 +12,10 @@ import difflib
 import logging
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import ClientAuthError
 
 logger = logging.getLogger("flask_clientauth")
 
@@ -47,7 +51,7 @@ SECRET_LENGTH_RANGE = (1, 72)
 RATELIMIT_STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
 
 
-class ConfigurationError(RuntimeError):
+class ConfigurationError(ClientAuthError, RuntimeError):
     """A ``CLIENTAUTH_*`` value ``init_app`` cannot use; the message names the key, never a secret."""
 
 
@@ -206,6 +210,44 @@ def read_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """
     warn_unknown(config)
     return {key: READERS.get(key, _as_is)(key, config.get(key, default)) for key, default in DEFAULTS.items()}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The typed configuration of one app, read once by ``init_app``: one field per key of
+    :data:`DEFAULTS`, named as the key without ``CLIENTAUTH_``, lower-case."""
+
+    spec: Any
+    base_path: str
+    database_uri: Any
+    engine_options: Mapping[str, Any]
+    bcrypt_rounds: int
+    min_secret_length: int
+    error_detail: Literal["default", "gateway"]
+    hide_credentials: bool
+    strict_names: bool
+    cors_preflight: Literal["auto", "enforce", "allow"]
+    unhandled_schemes: Literal["error", "deny"]
+    cache_size: int
+    cache_ttl: float
+    negative_cache_size: int
+    negative_cache_ttl: float
+    revocation_interval: float
+    ratelimit_enabled: bool
+    ratelimit_storage_uri: str
+    ratelimit_strategy: str
+    ratelimit_per_client: str | None
+    ratelimit_per_address: str | None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        """Read ``config`` (defaults filled in): :class:`ConfigurationError` naming the first bad key."""
+        return cls(**{field_name(key): value for key, value in read_settings(config).items()})
+
+
+def field_name(key: str) -> str:
+    """The :class:`Settings` field of a configuration key: ``CLIENTAUTH_CACHE_TTL`` -> ``cache_ttl``."""
+    return key.removeprefix("CLIENTAUTH_").lower()
 
 
 def warn_unknown(config: Mapping[str, Any]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Union
 from urllib.parse import unquote, urlsplit
 
+from .errors import ClientAuthError
 from .requirements import V5_NAMES, KeyType, Location, Policy, Requirement, Scheme
 
 SpecSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Callable[[], Any]]
@@ -34,23 +35,29 @@ _KNOWN_TYPES = {
 LISTED = 10
 
 
-class SpecError(Exception):
+class SpecError(ClientAuthError):
     """The OpenAPI document cannot be enforced; the message names the document and the rule.
 
-    ``where`` (the operation, scheme or route) and ``problem`` split ``rule`` when known. An
-    error that reports several problems keeps each in ``errors`` (itself when it is one).
+    ``message`` is the text after the document's name; ``where`` (the operation, scheme or route)
+    and ``problem`` split it when known. An error that reports several problems keeps each in
+    ``errors`` (itself when it is one).
     """
 
     def __init__(
         self, source: str, message: str, *, where: str | None = None, errors: Sequence[SpecError] = ()
     ) -> None:
-        rule = f"{where}: {message}" if where else message
-        super().__init__(f"{source}: {rule}")
+        full = f"{where}: {message}" if where else message
+        super().__init__(f"{source}: {full}")
         self.source = source
-        self.rule = rule
+        self.message = full
         self.where = where
         self.problem = message
         self.errors: tuple[SpecError, ...] = tuple(errors) or (self,)
+
+    @property
+    def rule(self) -> str:
+        """Deprecated alias of :attr:`message` (it holds a message, not a rule)."""
+        return self.message
 
 
 def group_problems(
@@ -354,7 +361,7 @@ class _Parser:
             try:
                 root = _read_file(path, str(path))
             except SpecError as exc:
-                raise self.fail(f"$ref {ref!r}{in_file}: {path}: {exc.rule}", where) from None
+                raise self.fail(f"$ref {ref!r}{in_file}: {path}: {exc.message}", where) from None
             base = self.main.base
             name = os.path.relpath(path, base) if base is not None else str(path)
             found = self._files[path] = _File(root, path.parent, Path(name).as_posix())

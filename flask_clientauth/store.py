@@ -6,7 +6,6 @@ client is never half-written and every process learns of the change.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,10 +28,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from .errors import ClientAuthError
 from .keys import check_secret_format, generate_client_id, generate_secret, hash_secret
 from .models import NAME_MAX, Base, clients_table, events_table
-
-logger = logging.getLogger("flask_clientauth")
 
 #: How long change-log entries are kept; pollers only need the last few seconds.
 EVENT_RETENTION = timedelta(days=1)
@@ -45,7 +43,7 @@ NO_DATABASE = "no_database"
 AUTH_FAILED = "auth_failed"
 
 
-class StoreError(Exception):
+class StoreError(ClientAuthError):
     """The client store could not be reached or used. The message never holds SQL, values or a password.
 
     ``fault`` names the cause when it is known (:data:`MISSING_TABLES`, :data:`UNREACHABLE`,
@@ -67,7 +65,21 @@ class DuplicateClientId(StoreError):
     """The client ID is already registered."""
 
 
-class ClientNotFound(LookupError):
+def _unique_violation(exc: IntegrityError) -> bool:
+    """Whether the database refused a duplicate key (the only integrity error a client ID causes):
+    SQLSTATE 23505 (PostgreSQL), error 1062 (MySQL/MariaDB), SQLite's UNIQUE / PRIMARY KEY."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23505":
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] == 1062:
+        return True
+    return getattr(orig, "sqlite_errorname", "") in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY") or (
+        "UNIQUE constraint failed" in str(orig)
+    )
+
+
+class ClientNotFound(ClientAuthError, LookupError):
     """No client has that ID."""
 
 
@@ -272,8 +284,10 @@ class ClientStore:
             else:
                 with engine.connect() as conn:
                     yield conn
-        except IntegrityError:
-            raise DuplicateClientId("client ID already registered") from None
+        except IntegrityError as exc:
+            if _unique_violation(exc):
+                raise DuplicateClientId("client ID already registered") from None
+            raise StoreError(f"client store refused the write ({type(exc.orig).__name__})") from None
         except SQLAlchemyError as exc:
             if _lock_timeout(exc):
                 raise StoreBusy(f"client store busy ({type(exc).__name__})") from None

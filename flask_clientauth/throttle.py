@@ -11,7 +11,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Mapping
 
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
@@ -21,6 +24,9 @@ from limits.strategies import (
     RateLimiter,
     SlidingWindowCounterRateLimiter,
 )
+
+from . import errors
+from .errors import AuthFailure, ClientAuthError
 
 logger = logging.getLogger("flask_clientauth")
 
@@ -68,12 +74,38 @@ def address_key(address: str | None) -> str:
 BLOCKED_MAX = 10_000
 
 
-class ThrottleUnavailable(Exception):
+class ThrottleUnavailable(ClientAuthError):
     """The counter storage cannot be reached; the message never holds its address."""
 
 
-class FailureThrottle:
-    """Counts failures and says when a client ID or an address has had too many."""
+class NoThrottle:
+    """``CLIENTAUTH_RATELIMIT_ENABLED = False``: nothing is counted, refused or remembered."""
+
+    #: Whether :meth:`FailureThrottle.note` does anything (the fast path inlines it).
+    remembers = False
+    known: Mapping[tuple[str, str | None], None] = {}
+
+    def check(self, client_id: str | None, address: str | None) -> None:
+        """Never refuses."""
+
+    def failed(self, client_id: str | None, address: str | None) -> None:
+        """Counts nothing."""
+
+    def note(self, client_id: str, address: str | None) -> None:
+        """Remembers nothing."""
+
+    def remember(self, client_id: str, address: str | None) -> None:
+        """Remembers nothing."""
+
+    def reset(self) -> None:
+        """Nothing to forget."""
+
+
+class FailureThrottle(NoThrottle):
+    """The failure rules: counts failures, refuses a client ID or an address that had too many,
+    and exempts an address from a client's limit once it proved it holds the client's secret."""
+
+    remembers = True
 
     def __init__(
         self,
@@ -83,6 +115,7 @@ class FailureThrottle:
         per_address: str | None,
         strategy: str = "fixed-window",
         key_prefix: str = "clientauth",
+        memory: int = 1,
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"CLIENTAUTH_RATELIMIT_STRATEGY must be one of {', '.join(STRATEGIES)}")
@@ -94,6 +127,12 @@ class FailureThrottle:
         #: answer is known without asking the storage (a Redis round trip per refused request).
         self._blocked: dict[tuple[str, str], float] = {}
         self._warned_unknown = False
+        #: (client ID, address) pairs that authenticated before: exempt from the per-client limit,
+        #: so that a flood of wrong secrets for a client ID does not lock its owner out. At most
+        #: ``memory`` pairs (the cache's size), the least recently proven forgotten first.
+        self.known: OrderedDict[tuple[str, str | None], None] = OrderedDict()
+        self._known_lock = threading.Lock()
+        self._memory = max(memory, 1)
 
     def _keys(self, client_id: str | None, address: str | None) -> list[tuple[RateLimitItem, str, str]]:
         keys = []
@@ -114,6 +153,36 @@ class FailureThrottle:
             " others wait; behind a proxy, apply werkzeug's ProxyFix so that each client has its address",
             "missing" if address is None else repr(address[:40]),
         )
+
+    def check(self, client_id: str | None, address: str | None) -> None:
+        """Refuse with 429, before any costly work, once the failure limits are reached.
+        ``client_id`` is ``None`` for a check that costs a store lookup, not a bcrypt check."""
+        if client_id is not None and (client_id, address) in self.known:
+            client_id = None  # this address has proven it holds the secret before
+        wait = self.retry_after(client_id, address)
+        if wait is not None:
+            raise AuthFailure(errors.THROTTLED, headers={"Retry-After": str(wait)})
+
+    def note(self, client_id: str, address: str | None) -> None:
+        """Remember ``address`` after a secret verified from the cache: proof as good as bcrypt's.
+        Without this, an owner's address first served from the cache (a second host of the owner,
+        a new IP) would lose the exemption, and get 429, once the entry expires during a flood.
+        An address already known is left in place: the hot path takes no lock."""
+        if (client_id, address) not in self.known:
+            self.remember(client_id, address)
+
+    def remember(self, client_id: str, address: str | None) -> None:
+        """Exempt ``address`` from the client's limit from now on, unless it is no IP address: peers
+        without one (a unix socket) cannot be told apart, and an attacker among them must not
+        inherit the owner's exemption."""
+        if peer_ip(address) is None:
+            return
+        key = (client_id, address)
+        with self._known_lock:
+            self.known[key] = None
+            self.known.move_to_end(key)
+            while len(self.known) > self._memory:
+                self.known.popitem(last=False)
 
     def retry_after(self, client_id: str | None, address: str | None) -> int | None:
         """Seconds to wait when a limit is exhausted, else ``None``."""

@@ -119,6 +119,25 @@ def sqlite_url(tmp_path: Any) -> str:
 AppFactory = Callable[..., Flask]
 
 
+class FakeClock:
+    """A monotonic clock that moves only when told: ``make_app(clock=clock)``, then ``clock.advance(s)``
+    instead of sleeping through a TTL or an interval."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
 @pytest.fixture
 def make_app(tmp_path: Any, sqlite_url: str) -> Iterator[AppFactory]:
     """Build a protected app: ``make_app(spec=..., database_url=..., create_tables=True, **config)``.
@@ -134,6 +153,7 @@ def make_app(tmp_path: Any, sqlite_url: str) -> Iterator[AppFactory]:
         database_url: str | None = None,
         create_tables: bool = True,
         routes: bool = True,
+        clock: Callable[[], float] | None = None,
         **config: Any,
     ) -> Flask:
         app = Flask("testapp", instance_path=str(tmp_path / "instance"))
@@ -144,7 +164,7 @@ def make_app(tmp_path: Any, sqlite_url: str) -> Iterator[AppFactory]:
             CLIENTAUTH_BCRYPT_ROUNDS=4,
         )
         app.config.update(config)
-        auth = ClientAuth(app)
+        auth = ClientAuth(app) if clock is None else ClientAuth(app, clock=clock)
         app.extensions["test_auth"] = auth
         if routes:
 
@@ -248,12 +268,12 @@ class CallCounter:
     """Counts store lookups, bcrypt checks and change-log polls (the real database and bcrypt still answer)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
-        import flask_clientauth.verify
+        import flask_clientauth.flight
 
         self.gets = 0
         self.bcrypts = 0
         self.polls = 0
-        real_get, real_match = store.get, flask_clientauth.verify.secret_matches
+        real_get, real_match = store.get, flask_clientauth.flight.secret_matches
 
         def get(client_id: str) -> Any:
             self.gets += 1
@@ -273,7 +293,7 @@ class CallCounter:
         monkeypatch.setattr(store, "get", get)
         monkeypatch.setattr(store, "latest_change", polling(store.latest_change))
         monkeypatch.setattr(store, "changes_after", polling(store.changes_after))
-        monkeypatch.setattr(flask_clientauth.verify, "secret_matches", secret_matches)
+        monkeypatch.setattr(flask_clientauth.flight, "secret_matches", secret_matches)
 
     def take_polls(self) -> int:
         """Change-log polls since the last call."""

@@ -327,3 +327,27 @@ def test_hide_credentials_leaves_public_requests_alone(make_app: Any) -> None:
     app, cid, _ = make(make_app, CLIENTAUTH_HIDE_CREDENTIALS=True)
     body = app.test_client().get("/public", query_string={"client_id": cid, "page": "1"}).get_json()
     assert body["args"] == {"client_id": [cid], "page": ["1"]}
+
+
+def test_the_extension_holds_its_app_weakly(make_app: Any) -> None:
+    """The app holds its state (extensions, hooks); nothing of the extension's holds the app back,
+    so an app that is dropped (an app factory in tests) is freed without waiting for the cycle
+    collector."""
+    import gc
+    import types
+    import weakref
+
+    app = make_app()
+    state = app.extensions["clientauth"]
+    seen: set[int] = set()
+    todo: list[Any] = [state]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        assert obj is not app, "the extension's state holds the app"
+        ours = type(obj).__module__.startswith("flask_clientauth")
+        if ours or isinstance(obj, (dict, list, tuple, types.MethodType, weakref.ref)):
+            todo.extend(r for r in gc.get_referents(obj) if not isinstance(r, (type, types.ModuleType)))
+    assert state.dispatch_check._app() is app

@@ -4,6 +4,7 @@ Also how to run the whole suite, and what a run on SQLite alone says it skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from flask_clientauth import errors
 from flask_clientauth.cli import clients
-from flask_clientauth.settings import DEFAULTS
+from flask_clientauth.settings import DEFAULTS, READERS, Settings, field_name
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -43,6 +44,15 @@ def test_the_readme_config_table_lists_exactly_the_keys() -> None:
     rows = re.findall(r"^\| `(CLIENTAUTH_[A-Z0-9_]+)` \|", section(README, "Configuration"), re.M)
     assert len(rows) == len(set(rows)), "a key has two rows"
     assert set(rows) == set(DEFAULTS), (set(DEFAULTS) - set(rows), set(rows) - set(DEFAULTS))
+
+
+def test_settings_has_a_typed_field_for_exactly_the_documented_keys() -> None:
+    """The docs' tables, DEFAULTS and the Settings object the extension reads are one list."""
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    assert fields == {field_name(key) for key in DEFAULTS}
+    assert set(READERS) == set(DEFAULTS)
+    settings = Settings.from_config({"CLIENTAUTH_SPEC": "openapi.yaml"})  # every default passes its reader
+    assert settings.cache_ttl == DEFAULTS["CLIENTAUTH_CACHE_TTL"] and settings.base_path == ""
 
 
 def test_config_rst_has_an_entry_for_exactly_the_keys() -> None:
@@ -175,3 +185,34 @@ def test_a_run_without_the_server_urls_says_what_it_skipped_and_why(tmp_path: Pa
 def test_the_readme_opens_with_its_two_commands(opening: str) -> None:
     assert README.startswith("# Flask-ClientAuth\n")
     assert opening in README.split("\n## ", 1)[0]
+
+
+def test_the_package_modules_import_each_other_without_a_cycle() -> None:
+    """Every import between the package's modules, module-level or inside a function (but not under
+    ``TYPE_CHECKING``), points one way: a new maintainer can read them bottom-up."""
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "flask_clientauth"
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }
+        graph[path.stem] = {
+            (node.module or "").split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module and id(node) not in typing_only
+        }
+    graph.pop("__init__")
+
+    def visit(module: str, trail: tuple[str, ...]) -> None:
+        assert module not in trail, " -> ".join((*trail, module))
+        for imported in graph.get(module, ()):
+            visit(imported, (*trail, module))
+
+    for module in graph:
+        visit(module, ())

@@ -556,3 +556,25 @@ def test_an_unexpected_error_while_resolving_routes_refuses_every_request(
         assert resp.status_code == 503
         assert resp.get_json()["moreInformation"] == "API security is misconfigured"
     assert any("resolution bug" in r.getMessage() for r in caplog.records)
+
+
+def test_every_package_error_shares_one_root() -> None:
+    """``except ClientAuthError`` catches whatever the package raises; the older bases still hold."""
+    import flask_clientauth as fca
+    from flask_clientauth.migrate import SchemaError
+
+    errors = (
+        fca.AuthFailure,
+        fca.SpecError,
+        fca.StoreError,
+        fca.StoreBusy,
+        fca.DuplicateClientId,
+        fca.ClientNotFound,
+        fca.ConfigurationError,
+        fca.ThrottleUnavailable,
+        SchemaError,
+    )
+    for error in errors:
+        assert issubclass(error, fca.ClientAuthError), error
+    assert issubclass(fca.ConfigurationError, RuntimeError)
+    assert issubclass(fca.ClientNotFound, LookupError)

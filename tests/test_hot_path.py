@@ -20,11 +20,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-import flask_clientauth.verify
+import flask_clientauth.flight
+import flask_clientauth.revocation
 from flask_clientauth import ClientStore
 from flask_clientauth.keys import generate_client_id
 
-from conftest import QID, QSEC, TUTORIAL_SPEC, AppFactory, CallCounter
+from conftest import QID, QSEC, TUTORIAL_SPEC, AppFactory, CallCounter, FakeClock
 
 #: The tutorial's document with its keys in the query string: the general (not the header) path.
 QUERY_SPEC: dict[str, Any] = copy.deepcopy(TUTORIAL_SPEC)
@@ -101,7 +102,7 @@ def test_the_cache_holds_digests_never_the_secret(env: Env) -> None:
     assert env.get(cid, secret).status_code == 200  # served from the cache
     seen: set[int] = set()
     auth = env.authenticator
-    todo: list[Any] = [env.cache, auth._flights, auth._known_addresses]
+    todo: list[Any] = [env.cache, auth.flights, auth.throttle.known]
     while todo:  # everything the caches reach
         obj = todo.pop()
         if id(obj) in seen or isinstance(obj, (type, type(gc))):
@@ -134,13 +135,15 @@ def test_the_cache_is_bounded_and_keeps_what_is_used(make_app: AppFactory, monke
     assert len(env.cache) == 3
 
 
-def test_cached_clients_expire_after_the_ttl(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    env = make_env(make_app, monkeypatch, CLIENTAUTH_CACHE_TTL=0.3)
+def test_cached_clients_expire_after_the_ttl(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_CACHE_TTL=0.3, clock=clock)
     cid, secret = env.new_client()
     assert env.get(cid, secret).status_code == 200
     assert env.get(cid, secret).status_code == 200
     assert env.take() == (1, 1)
-    time.sleep(0.35)
+    clock.advance(0.35)
     assert env.get(cid, secret).status_code == 200
     assert env.take() == (1, 1)
 
@@ -154,8 +157,12 @@ def test_cache_size_zero_checks_every_request(make_app: AppFactory, monkeypatch:
     assert len(env.cache) == 0
 
 
-def test_unknown_ids_are_remembered_for_a_short_while(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    env = make_env(make_app, monkeypatch, CLIENTAUTH_NEGATIVE_CACHE_TTL=0.3, CLIENTAUTH_NEGATIVE_CACHE_SIZE=2)
+def test_unknown_ids_are_remembered_for_a_short_while(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    env = make_env(
+        make_app, monkeypatch, CLIENTAUTH_NEGATIVE_CACHE_TTL=0.3, CLIENTAUTH_NEGATIVE_CACHE_SIZE=2, clock=clock
+    )
     x, y, z = (generate_client_id() for _ in range(3))
     for cid in (x, x, x):
         assert env.get(cid, "whatever-secret").status_code == 401
@@ -163,7 +170,7 @@ def test_unknown_ids_are_remembered_for_a_short_while(make_app: AppFactory, monk
     for cid in (y, z, x):  # at most two remembered: y and z push x out
         assert env.get(cid, "whatever-secret").status_code == 401
     assert env.take() == (3, 0)
-    time.sleep(0.35)
+    clock.advance(0.35)
     assert env.get(z, "whatever-secret").status_code == 401  # forgotten after the TTL
     assert env.take() == (1, 0)
 
@@ -187,10 +194,11 @@ def test_every_worker_refuses_a_revoked_credential_once_the_interval_has_passed(
     action: str,
     status: int,
     text: str,
+    clock: FakeClock,
 ) -> None:
     interval = 0.5
     workers = [
-        make_env(make_app, monkeypatch, database_url=database_url, CLIENTAUTH_REVOCATION_INTERVAL=interval)
+        make_env(make_app, monkeypatch, database_url=database_url, CLIENTAUTH_REVOCATION_INTERVAL=interval, clock=clock)
         for _ in range(2)
     ]
     cid, secret = workers[0].new_client()
@@ -204,7 +212,7 @@ def test_every_worker_refuses_a_revoked_credential_once_the_interval_has_passed(
         other_process.reset_secret(cid)
     else:
         other_process.delete(cid)
-    time.sleep(interval + 0.05)
+    clock.advance(interval + 0.05)
     for w in workers:
         w.take()
         resp = w.get(cid, secret)
@@ -225,10 +233,10 @@ def test_a_disabled_and_enabled_client_is_served_again_without_bcrypt(
     cid, secret = env.new_client()
     assert env.get(cid, secret).status_code == 200
     other_process.set_enabled(cid, False)
-    env.authenticator.refresh(force=True)
+    env.authenticator.revocation.refresh(force=True)
     assert env.get(cid, secret).status_code == 403
     other_process.set_enabled(cid, True)
-    env.authenticator.refresh(force=True)
+    env.authenticator.revocation.refresh(force=True)
     env.take()
     assert env.get(cid, secret).status_code == 200
     assert env.take() == (0, 0)
@@ -241,14 +249,17 @@ def test_a_request_during_another_threads_poll_waits_for_its_answer(
     database_url: str,
     other_process: ClientStore,
     poll_wait: float,
+    clock: FakeClock,
 ) -> None:
     interval = 0.3
-    env = make_env(make_app, monkeypatch, database_url=database_url, CLIENTAUTH_REVOCATION_INTERVAL=interval)
-    monkeypatch.setattr(flask_clientauth.verify, "POLL_WAIT", poll_wait)
+    env = make_env(
+        make_app, monkeypatch, database_url=database_url, CLIENTAUTH_REVOCATION_INTERVAL=interval, clock=clock
+    )
+    monkeypatch.setattr(flask_clientauth.revocation, "POLL_WAIT", poll_wait)
     cid, secret = env.new_client()
     assert env.get(cid, secret).status_code == 200
     other_process.set_enabled(cid, False)
-    time.sleep(interval + 0.05)  # a poll is due, and it will bring the change
+    clock.advance(interval + 0.05)  # a poll is due, and it will bring the change
     release = threading.Event()
     real = env.store.changes_after
 
@@ -276,20 +287,21 @@ def test_a_request_during_another_threads_poll_waits_for_its_answer(
 
 
 def test_polls_happen_at_most_once_per_interval_and_only_on_requests(
-    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
     interval = 0.3
-    env = make_env(make_app, monkeypatch, CLIENTAUTH_REVOCATION_INTERVAL=interval)
+    env = make_env(make_app, monkeypatch, CLIENTAUTH_REVOCATION_INTERVAL=interval, clock=clock)
     cid, secret = env.new_client()
     assert env.get(cid, secret).status_code == 200
     env.counter.take_polls()
-    time.sleep(interval * 2)
+    clock.advance(interval * 2)
     assert env.counter.take_polls() == 0  # nothing polls between requests
-    started = time.monotonic()
+    started = clock()
     requests = 0
-    while time.monotonic() - started < interval * 3:
+    while clock() - started < interval * 3:
         assert env.get(cid, secret).status_code == 200
         requests += 1
+        clock.advance(interval / 20)  # 20 requests per interval
     polls = env.counter.take_polls()
     assert requests > 10 * polls
     assert 1 <= polls <= 4  # the first request after the pause polls, then one per interval at most
@@ -302,13 +314,13 @@ def test_polls_happen_at_most_once_per_interval_and_only_on_requests(
 def slow_bcrypt(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """bcrypt checks wait for the returned event (at most 5 s) before they run."""
     release = threading.Event()
-    real = flask_clientauth.verify.secret_matches
+    real = flask_clientauth.flight.secret_matches
 
     def slow(secret: str, stored: str) -> bool:
         release.wait(5)
         return real(secret, stored)
 
-    monkeypatch.setattr(flask_clientauth.verify, "secret_matches", slow)
+    monkeypatch.setattr(flask_clientauth.flight, "secret_matches", slow)
     yield release
     release.set()
 
@@ -489,10 +501,40 @@ def test_the_fast_path_answers_exactly_as_the_general_path(
             else:
                 other_process.delete(other)
             for env in (fast, general):
-                env.authenticator.refresh(force=True)
+                env.authenticator.revocation.refresh(force=True)
             continue
         answers = []
         for env in (fast, general):
             resp = env.get(*call)
             answers.append((resp.status_code, resp.get_json(), resp.headers.get("WWW-Authenticate")))
         assert answers[0] == answers[1], label
+
+
+def test_cache_verified_answers_only_live_enabled_clients_with_a_secret_seen_before(clock: FakeClock) -> None:
+    """The warm path's probe, without an app: what it may answer from memory, and what it leaves to
+    the general check (``None``)."""
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from flask_clientauth.cache import CredentialCache
+    from flask_clientauth.store import ClientRecord
+
+    cache = CredentialCache(size=10, ttl=60.0, negative_size=10, negative_ttl=5.0, clock=clock)
+    now_ = datetime.now(timezone.utc)
+    record = ClientRecord("cid", "App", "", True, now_, now_, secret_hash="$2b$12$x")
+    entry = cache.put("cid", record, cache.epoch)
+    assert entry is not None
+    cache.mark_verified(entry, cache.digest("good"))
+    assert cache.verified("cid", "good") is entry
+    assert cache.verified("cid", None) is entry  # a route that wants the ID only
+    assert cache.verified("cid", "bad") is None  # never checked: bcrypt decides
+    assert cache.verified("other", None) is None
+    cache.current_until = clock() + 1  # a change-log poll falls due in a second
+    assert cache.verified("cid", "good") is entry
+    clock.advance(1)
+    assert cache.verified("cid", "good") is None  # the general check polls first
+    cache.current_until = clock() + 100
+    clock.advance(61)
+    assert cache.verified("cid", "good") is None  # expired
+    cache.update({"cid": replace(record, enabled=False)})
+    assert cache.verified("cid", "good") is None  # disabled: the general check says 403

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-import flask_clientauth.verify
+import flask_clientauth.flight
 from flask_clientauth import ClientStore
 from test_e2e import HTTP_TIMEOUT, Server, cli, cli_json, example_env, free_port
 
@@ -40,7 +40,7 @@ class HeldBcrypt:
 @pytest.fixture
 def held_bcrypt(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldBcrypt]:
     held = HeldBcrypt()
-    real = flask_clientauth.verify.secret_matches
+    real = flask_clientauth.flight.secret_matches
 
     def held_check(secret: str, stored: str) -> bool:
         held.hashes.append(stored)
@@ -48,7 +48,7 @@ def held_bcrypt(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldBcrypt]:
         held.release.wait(10)
         return real(secret, stored)
 
-    monkeypatch.setattr(flask_clientauth.verify, "secret_matches", held_check)
+    monkeypatch.setattr(flask_clientauth.flight, "secret_matches", held_check)
     yield held
     held.release.set()
 

@@ -151,6 +151,7 @@ def test_relative_path_not_found_names_the_resolved_path(tmp_path: Path) -> None
         ClientAuth(app)
     assert info.value.source == str(tmp_path / "missing" / "api.yaml")
     assert info.value.rule == "file not found"
+    assert info.value.message == info.value.rule  # .rule: the deprecated name of .message
     assert str(info.value) == f"{tmp_path / 'missing' / 'api.yaml'}: file not found"
 
 

@@ -108,6 +108,20 @@ def test_client_without_secret(st: ClientStore, engine: Engine) -> None:
     assert fetched is not None and not fetched.has_secret and fetched.enabled
 
 
+def test_only_a_duplicate_key_is_reported_as_a_duplicate_client_id(st: ClientStore) -> None:
+    """Another integrity error (here a NOT NULL column left empty) is a store fault, not "already
+    registered": the operator must not be told to pick another ID."""
+    st.create("First", client_id="fixed-client-id")
+    row = {"client_id": "fixed-client-id", "name": "x", "description": "", "enabled": True}
+    now = datetime.now(timezone.utc)
+    with pytest.raises(DuplicateClientId), st._connect(write=True) as conn:
+        conn.execute(clients_table.insert().values(**row, created_at=now, updated_at=now))
+    with pytest.raises(StoreError) as info, st._connect(write=True) as conn:
+        conn.execute(clients_table.insert().values(**{**row, "client_id": "other-id"}, created_at=now, updated_at=None))
+    assert not isinstance(info.value, DuplicateClientId)
+    assert "refused the write" in str(info.value) and "other-id" not in str(info.value)
+
+
 def test_duplicate_explicit_client_id_writes_nothing(st: ClientStore, engine: Engine) -> None:
     first, _ = st.create("First", client_id="fixed-client-id")
     before = st.latest_change()
