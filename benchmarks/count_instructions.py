@@ -1,0 +1,42 @@
+"""Instructions per request of each in-process variant, and nothing else (a few minutes).
+
+    python benchmarks/count_instructions.py [REQUESTS]
+
+The same callgrind count as ``run.py --only inprocess`` (see bench_inprocess.count_instructions),
+without the timed rounds: a quick before/after check of a change to the request path. Prints each
+variant's instructions per request and its overhead over bare Flask. Needs valgrind.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+
+import bench_inprocess
+from bench_common import ensure_tables, make_store
+
+
+def main(requests: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="clientauth-count-") as tmp:
+        url = f"sqlite:///{tmp}/clients.sqlite3"
+        ensure_tables(url)
+        store = make_store(url, 4)
+        record, secret = store.create("bench in-process")
+        store.engine.dispose()
+        assert secret is not None
+        client = (record.client_id, secret)
+        variants, _ = bench_inprocess.build_variants(url, 4, client=client)
+        result = bench_inprocess.count_instructions(url, 4, client, [v.name for v in variants], requests)
+    if "skipped" in result:
+        print(result["skipped"])
+        return 1
+    per_request = result["per_request"]
+    bare = per_request["bare"]
+    for name, count in per_request.items():
+        overhead = "" if name == "bare" else f"{count - bare:+12,.0f}"
+        print(f"{name:14s} {count:12,.0f} {overhead}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000))
