@@ -594,6 +594,23 @@ class ConcretePaths:
         url = _canonical(url)
         return url.split("/")[1:] if url != path else None
 
+    def check_spelling(self, path: str, shown: str) -> None:
+        """Refuse a documented literal the rule's converters write differently (``/nums/042`` under
+        ``<int:n>``): ``/nums/42`` would give the view the same values under the template's requirement."""
+        assert self.rule is not None
+        try:
+            values = self._match_alone(path)
+        except Exception:  # the rule does not serve this spelling: nothing reaches it through the rule
+            return
+        rebuilt = self._rebuilt(path, values)
+        if rebuilt is not None:
+            raise SpecError(
+                self.source,
+                f"the documented path {shown!r} reaches {self.rule.rule} as {dict(values)!r}, which "
+                f"{'/' + '/'.join(rebuilt)!r} also gives under another requirement: write the path as the "
+                "route's converters build it",
+            )
+
     def _match_alone(self, path: str) -> Mapping[str, Any]:
         """The values the rule's converters give ``path``, matched against the rule alone."""
         assert self.rule is not None
@@ -736,7 +753,11 @@ class RouteTable:
         if all(_same_requirement(p, policy) for _, _, p in paths):
             return policy  # every path the rule reaches asks for the same
         ranked.sort(key=lambda entry: entry[0], reverse=True)
-        return ConcretePaths([(match, p) for _, match, p in ranked], policy, paths, rule, self.spec.source)
+        concrete = ConcretePaths([(match, p) for _, match, p in ranked], policy, paths, rule, self.spec.source)
+        for template, (shown, _op, other) in zip(others, paths, strict=True):
+            if "{}" not in template.key and not _same_requirement(other, policy):
+                concrete.check_spelling(template.key, shown)
+        return concrete
 
     def _finish(
         self,

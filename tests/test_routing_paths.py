@@ -330,6 +330,33 @@ def test_a_converter_that_normalises_its_value_cannot_dodge_the_documented_path(
     assert client.get(other).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("rule", "documented", "canonical"),
+    [
+        ("/nums/<int:n>", "/nums/042", "/nums/42"),
+        ("/f/<float:x>", "/f/1.50", "/f/1.5"),
+        ("/u/<uuid:u>", f"/u/{UUID.upper()}", f"/u/{UUID}"),
+        ("/c/<lower:x>", "/c/SPECIAL", "/c/special"),
+    ],
+    ids=["int", "float", "uuid", "custom"],
+)
+def test_a_documented_literal_the_converter_spells_otherwise_is_a_start_up_error(
+    make_app: Any, rule: str, documented: str, canonical: str
+) -> None:
+    """``/nums/042`` protected under ``<int:n>``: ``/nums/42`` gives the view the same n under the
+    template's (public) requirement, so the protected literal could never be held to its own."""
+    template = rule.split("<")[0] + "{v}"
+    spec = doc3({template: {"get": op([])}, documented: {"get": op(ID_AND_SECRET)}}, security=ID_ONLY)
+    app = make_app(spec=spec, routes=False)
+    app.url_map.converters["lower"] = Lower
+    app.add_url_rule(rule, "v", lambda **kw: repr(kw))
+    with pytest.raises(SpecError) as info:
+        auth_of(app).routes(app)
+    message = str(info.value)
+    assert f"the documented path {documented!r} reaches {rule}" in message and repr(canonical) in message
+    assert app.test_client().get(canonical).status_code == 503  # every request refused until fixed
+
+
 def test_values_a_url_value_preprocessor_takes_are_read_from_the_path(make_app: Any) -> None:
     spec = doc3({"/{lang}/nums/{n}": {"get": op([])}, "/{lang}/nums/42": {"get": op(ID_AND_SECRET)}}, security=ID_ONLY)
     app = make_app(spec=spec, routes=False)
@@ -348,7 +375,8 @@ def test_a_path_that_cannot_be_rebuilt_is_refused(make_app: Any, caplog: pytest.
     app.add_url_rule("/b/<unbuildable:x>", "b", lambda x: x)
     resp = app.test_client().get("/b/other")
     assert (resp.status_code, resp.get_json()) == (503, MISCONFIGURED)
-    assert "cannot rebuild the path '/b/other'" in caplog.text
+    # found when the routes are resolved: the documented literal itself cannot be rebuilt
+    assert "cannot rebuild the path '/b/special'" in caplog.text
 
 
 # -- overlapping templates: the more specific wins, whatever the order -------------------------------------------
