@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +11,7 @@ from flask import Flask
 
 from flask_clientauth import SpecError, load_spec
 from test_cli import NAME, create, failed, ok, ok_json
-from test_e2e import REPO, cli, example_env
+from test_e2e import cli, example_env
 
 from conftest import AppFactory
 
@@ -65,17 +62,7 @@ def test_delete_with_standard_input_closed_says_to_pass_yes(tmp_path: Path) -> N
     env = example_env(tmp_path / "instance", "openapi2")
     assert cli(env, "init-db").returncode == 0
     client_id = json.loads(cli(env, "create", "Nightly job", "--json").stdout)["client_id"]
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "example_app", "clients", "delete", client_id, "--json"],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        preexec_fn=lambda: os.close(0),
-    )
+    result = cli(env, "delete", client_id, "--json", close_stdin=True)
     assert result.returncode == 1
     assert "pass --yes to delete without asking" in result.stderr and "Traceback" not in result.stderr
     assert json.loads(cli(env, "show", client_id, "--json").stdout)["client_id"] == client_id

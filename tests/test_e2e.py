@@ -75,8 +75,10 @@ def example_env(instance: Path, variant: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``flask --app example_app clients ARGS`` as an operator would."""
+def cli(
+    env: dict[str, str], *args: str, stdin: str | None = None, close_stdin: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run ``flask --app example_app clients ARGS`` as an operator would (``close_stdin``: ``<&-``)."""
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "example_app", "clients", *args],
         cwd=REPO,
@@ -87,6 +89,7 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess
         text=True,
         timeout=60,
         check=False,
+        preexec_fn=(lambda: os.close(0)) if close_stdin else None,
     )
 
 
