@@ -111,6 +111,20 @@ def other_process(database_url: str) -> Iterator[ClientStore]:
     engine.dispose()
 
 
+def sqlite_with_client(directory: Any, name: str) -> tuple[str, str, str]:
+    """A SQLite file in ``directory`` with our tables and one client: (URL, client ID, secret)."""
+    database = f"sqlite:///{directory}/clients.sqlite3"
+    engine = create_engine(database)
+    try:
+        store = ClientStore(lambda: engine, bcrypt_rounds=4)
+        store.create_all()
+        record, secret = store.create(name)
+    finally:
+        engine.dispose()
+    assert secret is not None
+    return database, record.client_id, secret
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Any) -> str:
     return f"sqlite:///{tmp_path}/clients.sqlite3"

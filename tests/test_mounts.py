@@ -21,15 +21,16 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import create_engine
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.serving import make_server
 
-from flask_clientauth import ClientAuth, ClientStore, SpecError
+from flask_clientauth import ClientAuth, SpecError
 from test_e2e import HTTP_TIMEOUT, Server, example_env, free_port
 from test_routing import ID_AND_SECRET, MISCONFIGURED, doc2, doc3, headers, op
+
+from conftest import sqlite_with_client
 
 ID_ONLY = [{"hid": []}]
 #: The global requirement is the client ID only: a route taken for undescribed would pass with it.
@@ -57,13 +58,7 @@ def mounted_app(tmp_path: Path, database: str, spec: Any = MOUNTED, **config: An
 @pytest.fixture
 def client_db(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     """A SQLite client store with one client: (URL, client ID, secret)."""
-    database = f"sqlite:///{tmp_path}/clients.sqlite3"
-    engine = create_engine(database)
-    store = ClientStore(lambda: engine, bcrypt_rounds=4)
-    store.create_all()
-    record, secret = store.create("mounted app client")
-    engine.dispose()
-    yield database, record.client_id, secret
+    yield sqlite_with_client(tmp_path, "mounted app client")
 
 
 def check_mounted(url: str, cid: str, secret: str) -> None:

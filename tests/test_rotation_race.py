@@ -72,14 +72,18 @@ def wait_for(condition: Any, what: str, timeout: float = 10.0) -> None:
         time.sleep(0.005)
 
 
+def app_with_client(make_app: AppFactory, database_url: str) -> tuple[Any, Any, Any, str]:
+    """An app polling every 10 ms, with one client: (app, its cache, the client's record, its secret)."""
+    app = make_app(database_url=database_url, CLIENTAUTH_REVOCATION_INTERVAL=0.01)
+    record, secret = app.extensions["clientauth"].store.create("Branch mobile app")
+    assert secret is not None
+    return app, app.extensions["clientauth"].cache, record, secret
+
+
 def test_a_check_begun_before_a_reset_never_admits_the_old_secret_once_the_reset_is_polled(
     make_app: AppFactory, database_url: str, other_process: ClientStore, held_bcrypt: HeldBcrypt
 ) -> None:
-    app = make_app(database_url=database_url, CLIENTAUTH_REVOCATION_INTERVAL=0.01)
-    store = app.extensions["clientauth"].store
-    cache = app.extensions["clientauth"].cache
-    record, old = store.create("Branch mobile app")
-    assert old is not None
+    app, cache, record, old = app_with_client(make_app, database_url)
     cid, old_hash = record.client_id, record.secret_hash
     # A: the old secret, first use: its bcrypt check against the old hash starts (and is held)
     first, first_result = get_in_thread(app, cid, old)
@@ -107,11 +111,7 @@ def test_a_check_begun_before_a_reset_never_admits_the_old_secret_once_the_reset
 def test_a_change_that_keeps_the_hash_still_shares_the_check(
     make_app: AppFactory, database_url: str, other_process: ClientStore, held_bcrypt: HeldBcrypt
 ) -> None:
-    app = make_app(database_url=database_url, CLIENTAUTH_REVOCATION_INTERVAL=0.01)
-    store = app.extensions["clientauth"].store
-    cache = app.extensions["clientauth"].cache
-    record, secret = store.create("Branch mobile app")
-    assert secret is not None
+    app, cache, record, secret = app_with_client(make_app, database_url)
     cid = record.client_id
     first, first_result = get_in_thread(app, cid, secret)
     assert held_bcrypt.started.wait(10)

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import create_engine
 from werkzeug.routing import BaseConverter
 
-from flask_clientauth import ClientStore, SpecError
+from flask_clientauth import SpecError
 from test_e2e import HTTP_TIMEOUT, Server, example_env, free_port
 from test_routing import ID_AND_SECRET, MISCONFIGURED, NOT_DESCRIBED, auth_of, build, doc3, headers, new_client, op
+
+from conftest import sqlite_with_client
 
 ID_ONLY = [{"hid": []}]
 
@@ -473,17 +474,12 @@ auth.routes(app)
 @pytest.fixture(scope="module")
 def credentials_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str, str]]:
     root = tmp_path_factory.mktemp("paths")
-    database = f"sqlite:///{root}/clients.sqlite3"
-    engine = create_engine(database)
-    store = ClientStore(lambda: engine, bcrypt_rounds=4)
-    store.create_all()
-    record, secret = store.create("real server paths")
-    engine.dispose()
+    database, client_id, secret = sqlite_with_client(root, "real server paths")
     spec = doc3({**PATHS, "/api/status": {"get": op([])}}, security=ID_ONLY)
     (root / "paths_app.py").write_text(
         textwrap.dedent(APP_MODULE).format(instance=str(root / "instance"), spec=spec, database=database)
     )
-    yield root, database, record.client_id, secret
+    yield root, database, client_id, secret
 
 
 @pytest.mark.parametrize("worker", ["sync", "gthread"])

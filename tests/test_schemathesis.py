@@ -71,9 +71,8 @@ class Recorder:
         return self.app(environ, recording_start_response)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_example_app_against_its_own_document(variant: str, tmp_path: Path) -> None:
-    document, id_scheme, secret_scheme = VARIANTS[variant]
+def example_with_client(variant: str, tmp_path: Path) -> tuple[Any, Any, str]:
+    """The example app on a SQLite file in ``tmp_path``, with one client: (app, its record, its secret)."""
     app = create_app(
         {
             "EXAMPLE_SPEC": variant,
@@ -86,6 +85,14 @@ def test_example_app_against_its_own_document(variant: str, tmp_path: Path) -> N
     with app.app_context():
         state.store.create_all()
         record, secret = state.store.create("schemathesis")
+    assert secret is not None
+    return app, record, secret
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_example_app_against_its_own_document(variant: str, tmp_path: Path) -> None:
+    document, id_scheme, secret_scheme = VARIANTS[variant]
+    app, record, secret = example_with_client(variant, tmp_path)
     recorder = Recorder(app.wsgi_app, ("X-IBM-Client-Id", "client_id"))
     app.wsgi_app = recorder  # type: ignore[method-assign]
 
@@ -115,7 +122,7 @@ def test_example_app_against_its_own_document(variant: str, tmp_path: Path) -> N
 
         check()
 
-    documented = {(op.method, op.path): op for op in state.spec().operations}
+    documented = {(op.method, op.path): op for op in auth.state(app).spec().operations}
     assert sorted(labels) == sorted(f"{m} {p}" for m, p in documented)
     assert not [c for c in recorder.calls if c[3] >= 500]
     for (method, path), op in documented.items():
@@ -141,18 +148,7 @@ def test_example_app_against_its_own_document(variant: str, tmp_path: Path) -> N
     ],
 )
 def test_the_example_app_calls_blank_what_its_documents_pattern_does(name: str, status: int, tmp_path: Path) -> None:
-    app = create_app(
-        {
-            "EXAMPLE_SPEC": "openapi2",
-            "CLIENTAUTH_DATABASE_URI": f"sqlite:///{tmp_path}/clients.sqlite3",
-            "CLIENTAUTH_BCRYPT_ROUNDS": 4,
-            "TESTING": True,
-        }
-    )
-    state = auth.state(app)
-    with app.app_context():
-        state.store.create_all()
-        record, secret = state.store.create("schemathesis")
+    app, record, secret = example_with_client("openapi2", tmp_path)
     headers = {"X-IBM-Client-Id": record.client_id, "X-IBM-Client-Secret": secret}
     resp = app.test_client().post("/api/branches", headers=headers, json={"name": name})
     assert resp.status_code == status, resp.get_data(as_text=True)
