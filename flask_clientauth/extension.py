@@ -304,10 +304,16 @@ class ClientAuth:
         engine = None
         if self.db is not None:
             db = self.db
-            store = ClientStore(lambda: db.engine, bcrypt_rounds=settings.bcrypt_rounds)
+            get_engine: Callable[[], Engine] = lambda: db.engine  # noqa: E731
         else:
-            engine = _create_engine(app, settings)
-            store = ClientStore(lambda: engine, bcrypt_rounds=settings.bcrypt_rounds)
+            engine = own = _create_engine(app, settings)
+            get_engine = lambda: own  # noqa: E731
+        store = ClientStore(
+            get_engine,
+            bcrypt_rounds=settings.bcrypt_rounds,
+            secret_prefix=settings.secret_prefix,
+            pepper=settings.secret_pepper,
+        )
         state = ClientAuthState(self, app, store, engine, settings)
         if not callable(settings.spec):
             state.spec()  # a broken document fails start-up, naming its path and the rule

@@ -12,7 +12,7 @@ import difflib
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ClientAuthError
@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "CLIENTAUTH_ENGINE_OPTIONS": {},
     "CLIENTAUTH_BCRYPT_ROUNDS": 12,
     "CLIENTAUTH_MIN_SECRET_LENGTH": 16,
+    "CLIENTAUTH_SECRET_PREFIX": "fcsk_",
+    "CLIENTAUTH_SECRET_PEPPER": None,
+    "CLIENTAUTH_LAST_USED_INTERVAL": 60.0,
     "CLIENTAUTH_ERROR_DETAIL": "default",
     "CLIENTAUTH_HIDE_CREDENTIALS": False,
     "CLIENTAUTH_STRICT_NAMES": False,
@@ -169,6 +172,31 @@ def base_path(key: str, value: Any) -> str:
     return value.rstrip("/")
 
 
+def _secret_prefix(key: str, value: Any) -> str:
+    from .keys import PREFIX_PATTERN
+
+    if not isinstance(value, str) or not PREFIX_PATTERN.fullmatch(value):
+        raise ConfigurationError(
+            f"{key} must be a letter followed by up to 15 letters, digits or '_', not {_shown(value)}"
+        )
+    return value
+
+
+#: A pepper shorter than this is no secret worth the name (HMAC keys: at least the hash's 256 bits).
+PEPPER_MIN_BYTES = 32
+
+
+def _pepper(key: str, value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, bytes)):
+        raise ConfigurationError(f"{key} must be a string or bytes, not {type(value).__name__}")
+    raw = value.encode("utf-8") if isinstance(value, str) else value
+    if len(raw) < PEPPER_MIN_BYTES:  # never shown: it is a secret
+        raise ConfigurationError(f"{key} must be at least {PEPPER_MIN_BYTES} bytes long")
+    return raw
+
+
 def _database_uri(key: str, value: Any) -> Any:
     from sqlalchemy.engine import URL
 
@@ -185,6 +213,9 @@ READERS: dict[str, Callable[[str, Any], Any]] = {
     "CLIENTAUTH_ENGINE_OPTIONS": _mapping,
     "CLIENTAUTH_BCRYPT_ROUNDS": lambda k, v: integer(k, v, *BCRYPT_ROUNDS_RANGE),
     "CLIENTAUTH_MIN_SECRET_LENGTH": lambda k, v: integer(k, v, *SECRET_LENGTH_RANGE),
+    "CLIENTAUTH_SECRET_PREFIX": _secret_prefix,
+    "CLIENTAUTH_SECRET_PEPPER": _pepper,
+    "CLIENTAUTH_LAST_USED_INTERVAL": number,
     "CLIENTAUTH_ERROR_DETAIL": lambda k, v: choice(k, v, ("default", "gateway")),
     "CLIENTAUTH_HIDE_CREDENTIALS": flag,
     "CLIENTAUTH_STRICT_NAMES": flag,
@@ -223,6 +254,9 @@ class Settings:
     engine_options: Mapping[str, Any]
     bcrypt_rounds: int
     min_secret_length: int
+    secret_prefix: str
+    secret_pepper: bytes | None = field(repr=False)
+    last_used_interval: float
     error_detail: Literal["default", "gateway"]
     hide_credentials: bool
     strict_names: bool

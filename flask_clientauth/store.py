@@ -1,36 +1,61 @@
 """The client store: SQLAlchemy Core statements over the tables in :mod:`.models`.
 
-Every write runs in one transaction together with its entry in the change log, so a
-client is never half-written and every process learns of the change.
+Every lifecycle change runs in one transaction together with its entries in the change log (so
+every process learns of it) and in the audit log (so the operator can tell who did what), so a
+client is never half-written. The CLI, and any other front end, go through these methods alone.
 """
 
 from __future__ import annotations
 
+import builtins
+import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
     URL,
+    Column,
     ColumnElement,
     Connection,
     Engine,
     LargeBinary,
+    Select,
     cast,
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .errors import ClientAuthError
-from .keys import check_secret_format, generate_client_id, generate_secret, hash_secret
-from .models import NAME_MAX, Base, clients_table, events_table
+from .keys import (
+    DEFAULT_SECRET_PREFIX,
+    check_secret_format,
+    fast_hash,
+    generate_client_id,
+    generate_secret,
+    hash_secret,
+    secret_matches,
+)
+from .models import (
+    ACTOR_MAX,
+    LABEL_MAX,
+    NAME_MAX,
+    ROLE_MAX,
+    Base,
+    audit_table,
+    clients_table,
+    credentials_table,
+    events_table,
+)
 
 #: How long change-log entries are kept; pollers only need the last few seconds.
 EVENT_RETENTION = timedelta(days=1)
@@ -83,6 +108,10 @@ class ClientNotFound(ClientAuthError, LookupError):
     """No client has that ID."""
 
 
+class LastCredential(ClientAuthError, ValueError):
+    """Revoking the only credential of a client would leave it unreachable: disable or delete it."""
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -92,11 +121,11 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def _id_is(conn: Connection, client_id: str) -> ColumnElement[bool]:
-    """``client_id = :id``, byte for byte: MySQL/MariaDB collations ignore case and trailing spaces."""
-    condition = clients_table.c.client_id == client_id
+def _id_is(conn: Connection, column: Column[Any], client_id: str) -> ColumnElement[bool]:
+    """``column = :id``, byte for byte: MySQL/MariaDB collations ignore case and trailing spaces."""
+    condition = column == client_id
     if conn.dialect.name in ("mysql", "mariadb"):
-        condition = condition & (cast(clients_table.c.client_id, LargeBinary) == client_id.encode("utf-8"))
+        condition = condition & (cast(column, LargeBinary) == client_id.encode("utf-8"))
     return condition
 
 
@@ -211,9 +240,77 @@ def store_error(exc: SQLAlchemyError, url: URL) -> StoreError:
     return StoreError(f"client store unavailable: {text}", fault=fault)
 
 
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _maybe_aware(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value)
+
+
+@dataclass(frozen=True)
+class CredentialRecord:
+    """One client ID of a client and what goes with it. ``repr`` and :meth:`to_dict` omit the hashes."""
+
+    client_id: str
+    label: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    #: Until when the secret replaced by ``reset-secret --grace`` keeps working (``None``: it does not).
+    previous_secret_until: datetime | None = None
+    secret_hash: str | None = field(default=None, repr=False, compare=False)
+    previous_secret_hash: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def has_secret(self) -> bool:
+        return self.secret_hash is not None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def hashes(self, now: datetime) -> list[str]:
+        """The hashes a presented secret may match at ``now``: the secret's, then the one in its grace period."""
+        found = [] if self.secret_hash is None else [self.secret_hash]
+        until = self.previous_secret_until
+        if self.previous_secret_hash is not None and until is not None and until > now:
+            found.append(self.previous_secret_hash)
+        return found
+
+    def to_dict(self, *, enabled: bool = True, now: datetime | None = None) -> dict[str, Any]:
+        now = now or utcnow()
+        grace = self.previous_secret_until
+        return {
+            "client_id": self.client_id,
+            "label": self.label,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": _iso(self.expires_at),
+            "last_used_at": _iso(self.last_used_at),
+            "enabled": enabled and not self.expired(now),
+            "has_secret": self.has_secret,
+            "previous_secret_until": _iso(grace) if grace is not None and grace > now else None,
+        }
+
+    @classmethod
+    def from_row(cls, row: Any) -> CredentialRecord:
+        return cls(
+            client_id=row.client_id,
+            label=row.label or "",
+            created_at=_aware(row.created_at),
+            expires_at=_maybe_aware(row.expires_at),
+            last_used_at=_maybe_aware(row.last_used_at),
+            previous_secret_until=_maybe_aware(row.previous_secret_until),
+            secret_hash=row.secret_hash,
+            previous_secret_hash=row.previous_secret_hash,
+        )
+
+
 @dataclass(frozen=True)
 class ClientRecord:
-    """A stored client as read from the database. ``repr`` and :meth:`to_dict` omit the hash."""
+    """A client as seen through one of its credentials, ``client_id`` (the first one in :meth:`ClientStore.list`).
+
+    ``repr`` and :meth:`to_dict` never hold a secret or a hash.
+    """
 
     client_id: str
     name: str
@@ -221,31 +318,84 @@ class ClientRecord:
     enabled: bool
     created_at: datetime
     updated_at: datetime
-    secret_hash: str | None = field(default=None, repr=False, compare=False)
+    roles: tuple[str, ...] = ()
+    credentials: tuple[CredentialRecord, ...] = field(default=(), repr=False)
+    #: The client's primary key (what the audit log refers to it by).
+    pk: int = field(default=0, repr=False, compare=False)
+
+    @cached_property
+    def credential(self) -> CredentialRecord:
+        """The credential :attr:`client_id` names."""
+        for credential in self.credentials:
+            if credential.client_id == self.client_id:
+                return credential
+        raise LookupError(self.client_id)
+
+    @property
+    def secret_hash(self) -> str | None:
+        return self.credential.secret_hash
 
     @property
     def has_secret(self) -> bool:
-        return self.secret_hash is not None
+        return self.credential.has_secret
+
+    @property
+    def label(self) -> str:
+        return self.credential.label
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return self.credential.expires_at
+
+    @property
+    def last_used_at(self) -> datetime | None:
+        return max((c.last_used_at for c in self.credentials if c.last_used_at), default=None)
+
+    def client_ids(self) -> list[str]:
+        return [c.client_id for c in self.credentials]
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["secret_hash"]
-        data["has_secret"] = self.has_secret
-        data["created_at"] = self.created_at.isoformat()
-        data["updated_at"] = self.updated_at.isoformat()
-        return data
+        now = utcnow()
+        credential = self.credential.to_dict(enabled=self.enabled, now=now)
+        return {
+            "client_id": self.client_id,
+            "name": self.name,
+            "description": self.description,
+            "enabled": self.enabled,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "has_secret": self.has_secret,
+            "roles": list(self.roles),
+            "label": self.label,
+            "expires_at": credential["expires_at"],
+            "last_used_at": _iso(self.last_used_at),
+            "previous_secret_until": credential["previous_secret_until"],
+            "credentials": [c.to_dict(enabled=self.enabled, now=now) for c in self.credentials],
+        }
 
-    @classmethod
-    def from_row(cls, row: Any) -> ClientRecord:
-        return cls(
-            client_id=row.client_id,
-            name=row.name,
-            description=row.description or "",
-            enabled=bool(row.enabled),
-            created_at=_aware(row.created_at),
-            updated_at=_aware(row.updated_at),
-            secret_hash=row.secret_hash,
-        )
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One entry of the audit log: when, what, which client, who. Never a secret or a hash."""
+
+    id: int
+    created_at: datetime
+    action: str
+    client_id: str | None
+    client_name: str
+    actor: str | None
+    detail: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": self.created_at.isoformat(),
+            "action": self.action,
+            "client_id": self.client_id,
+            "name": self.client_name,
+            "actor": self.actor,
+            "detail": self.detail,
+        }
 
 
 def check_name(name: str) -> str:
@@ -256,19 +406,107 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_label(label: str) -> str:
+    """A credential label, stripped (may be empty); :class:`ValueError` when it is unusable."""
+    label = label.strip()
+    if len(label) > LABEL_MAX or not label.isprintable():
+        raise ValueError(f"a credential label must be at most {LABEL_MAX} printable characters")
+    return label
+
+
+_ROLE = re.compile(rf"[A-Za-z0-9_.:/-]{{1,{ROLE_MAX}}}")
+
+
+def check_role(role: str) -> str:
+    """A role name as given; :class:`ValueError` when it is unusable."""
+    if not _ROLE.fullmatch(role):
+        raise ValueError(f"a role must be 1 to {ROLE_MAX} letters, digits or _ . : / - (got {role[:80]!r})")
+    return role
+
+
+def _check_expiry(expires_at: datetime | None) -> datetime | None:
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise ValueError("an expiry must carry a time zone (give it in UTC)")
+    return None if expires_at is None else expires_at.astimezone(timezone.utc)
+
+
+def _roles(text: str | None) -> tuple[str, ...]:
+    return tuple(sorted(set((text or "").split())))
+
+
+#: The client's columns beside each of its credentials' (labelled where the names are shared).
+_CLIENT_COLUMNS = (
+    clients_table.c.id.label("pk"),
+    clients_table.c.name,
+    clients_table.c.description,
+    clients_table.c.enabled,
+    clients_table.c.roles,
+    clients_table.c.created_at.label("client_created_at"),
+    clients_table.c.updated_at.label("client_updated_at"),
+)
+_CREDENTIAL_COLUMNS = tuple(
+    credentials_table.c[name]
+    for name in (
+        "client_id",
+        "label",
+        "secret_hash",
+        "previous_secret_hash",
+        "previous_secret_until",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+    )
+)
+
+
+def _clients(rows: Iterable[Any], key: Callable[[Any], str]) -> dict[str, ClientRecord]:
+    """Rows of (client, credential), grouped by ``key(row)``, as one :class:`ClientRecord` per key."""
+    grouped: dict[str, list[Any]] = {}
+    for row in rows:
+        grouped.setdefault(key(row), []).append(row)
+    records = {}
+    for seen_as, group in grouped.items():
+        first = group[0]
+        records[seen_as] = ClientRecord(
+            client_id=seen_as,
+            name=first.name,
+            description=first.description or "",
+            enabled=bool(first.enabled),
+            created_at=_aware(first.client_created_at),
+            updated_at=_aware(first.client_updated_at),
+            roles=_roles(first.roles),
+            credentials=tuple(CredentialRecord.from_row(r) for r in group),
+            pk=first.pk,
+        )
+    return records
+
+
 class ClientStore:
     """Reads and writes clients through an engine supplied on demand.
 
     ``get_engine`` is called per operation so that a Flask-SQLAlchemy ``db.engine`` (which
-    needs an app context) works as well as an engine of our own.
+    needs an app context) works as well as an engine of our own. Every change takes an optional
+    ``actor``, recorded in the audit log (the CLI passes the OS user).
     """
 
-    def __init__(self, get_engine: Callable[[], Engine], *, bcrypt_rounds: int = 12) -> None:
+    def __init__(
+        self,
+        get_engine: Callable[[], Engine],
+        *,
+        bcrypt_rounds: int = 12,
+        secret_prefix: str = DEFAULT_SECRET_PREFIX,
+        pepper: bytes | None = None,
+    ) -> None:
         self._get_engine = get_engine
         self.bcrypt_rounds = bcrypt_rounds
+        self.secret_prefix = secret_prefix
+        self._pepper = pepper
         #: Called with a client ID after each committed change made through this store, so
         #: this process's cache drops it at once (other processes learn it from the change log).
         self.listeners: list[Callable[[str], None]] = []
+
+    def __repr__(self) -> str:
+        return f"<ClientStore {safe_url(self.engine.url)}>"
 
     @property
     def engine(self) -> Engine:
@@ -294,22 +532,33 @@ class ClientStore:
             raise store_error(exc, engine.url) from None
 
     # -- reads ------------------------------------------------------------------------
+    @staticmethod
+    def _seen_through(conn: Connection, condition: Callable[[Any], ColumnElement[bool]]) -> Select[Any]:
+        """Each credential of every client that has a credential ``mine`` meeting ``condition(mine)``."""
+        mine = credentials_table.alias("mine")
+        return (
+            select(mine.c.client_id.label("seen_as"), *_CLIENT_COLUMNS, *_CREDENTIAL_COLUMNS)
+            .select_from(mine)
+            .join(clients_table, clients_table.c.id == mine.c.client_pk)
+            .join(credentials_table, credentials_table.c.client_pk == clients_table.c.id)
+            .where(condition(mine))
+            .order_by(credentials_table.c.id)
+        )
+
     def get(self, client_id: str) -> ClientRecord | None:
-        """The client with exactly this ID (compared byte for byte, whatever the collation)."""
+        """The client that has a credential with exactly this ID (compared byte for byte)."""
         with self._connect(write=False) as conn:
-            row = conn.execute(select(clients_table).where(_id_is(conn, client_id))).first()
-        if row is None or row.client_id != client_id:
-            return None
-        return ClientRecord.from_row(row)
+            rows = conn.execute(self._seen_through(conn, lambda mine: _id_is(conn, mine.c.client_id, client_id))).all()
+        return _clients((r for r in rows if r.seen_as == client_id), lambda r: r.seen_as).get(client_id)
 
     def get_many(self, client_ids: Sequence[str]) -> dict[str, ClientRecord]:
-        """The clients with exactly these IDs (absent ones are missing from the result)."""
+        """The clients of these credential IDs (absent ones are missing from the result)."""
         wanted = set(client_ids)
         if not wanted:
             return {}
         with self._connect(write=False) as conn:
-            rows = conn.execute(select(clients_table).where(clients_table.c.client_id.in_(sorted(wanted)))).all()
-        return {r.client_id: ClientRecord.from_row(r) for r in rows if r.client_id in wanted}
+            rows = conn.execute(self._seen_through(conn, lambda mine: mine.c.client_id.in_(sorted(wanted)))).all()
+        return _clients((r for r in rows if r.seen_as in wanted), lambda r: r.seen_as)
 
     def require(self, client_id: str) -> ClientRecord:
         record = self.get(client_id)
@@ -318,9 +567,31 @@ class ClientStore:
         return record
 
     def list(self) -> list[ClientRecord]:
+        """Every client, seen through its first credential."""
         with self._connect(write=False) as conn:
-            rows = conn.execute(select(clients_table).order_by(clients_table.c.id)).all()
-        return [ClientRecord.from_row(r) for r in rows]
+            rows = conn.execute(
+                select(*_CLIENT_COLUMNS, *_CREDENTIAL_COLUMNS)
+                .join(credentials_table, credentials_table.c.client_pk == clients_table.c.id)
+                .order_by(clients_table.c.id, credentials_table.c.id)
+            ).all()
+        by_pk = _clients(rows, lambda r: str(r.pk))
+        return [replace_view(record, record.credentials[0].client_id) for record in by_pk.values()]
+
+    def find_by_secret(self, secret: str) -> ClientRecord | None:
+        """The client whose generated secret (or one in its grace period) this is; ``None`` if none."""
+        hashed = fast_hash(secret, self._pepper)
+        with self._connect(write=False) as conn:
+            client_id = conn.execute(
+                select(credentials_table.c.client_id).where(
+                    or_(credentials_table.c.secret_hash == hashed, credentials_table.c.previous_secret_hash == hashed)
+                )
+            ).scalar()
+        return None if client_id is None else self.get(client_id)
+
+    def verify_secret(self, client_id: str, secret: str) -> bool:
+        """Whether ``secret`` is the credential's (or its previous one, in its grace period). Never stored."""
+        credential = self.require(client_id).credential
+        return any(secret_matches(secret, hashed, self._pepper) for hashed in credential.hashes(utcnow()))
 
     def latest_change(self) -> int:
         """The id of the newest change-log entry (0 when there is none)."""
@@ -340,15 +611,128 @@ class ClientStore:
         newest = max([last_id, *(r.id for r in rows)])
         return newest, {r.client_id for r in rows}, {r.id for r in rows}
 
-    # -- writes -----------------------------------------------------------------------
-    def _changed(self, client_id: str) -> None:
-        for listener in self.listeners:
-            listener(client_id)
+    def audit(self, client_id: str | None = None, *, since: datetime | None = None) -> builtins.list[AuditRecord]:
+        """The audit log, oldest first: all of it, or one client's (by any of its IDs, past ones included)."""
+        condition: ColumnElement[bool] = audit_table.c.id.is_not(None)
+        with self._connect(write=False) as conn:
+            if client_id is not None:
+                pk = conn.execute(
+                    select(credentials_table.c.client_pk).where(_id_is(conn, credentials_table.c.client_id, client_id))
+                ).scalar()
+                if pk is None:  # a deleted client, or an ID it no longer has
+                    pk = conn.execute(
+                        select(audit_table.c.client_ref)
+                        .where(_id_is(conn, audit_table.c.client_id, client_id))
+                        .order_by(audit_table.c.id.desc())
+                    ).scalar()
+                if pk is None:
+                    raise ClientNotFound(client_id)
+                condition = audit_table.c.client_ref == pk
+            if since is not None:
+                condition = condition & (audit_table.c.created_at >= since)
+            rows = conn.execute(select(audit_table).where(condition).order_by(audit_table.c.id)).all()
+        return [
+            AuditRecord(
+                id=r.id,
+                created_at=_aware(r.created_at),
+                action=r.action,
+                client_id=r.client_id,
+                client_name=r.client_name,
+                actor=r.actor,
+                detail=json.loads(r.detail) if r.detail else {},
+            )
+            for r in rows
+        ]
 
-    def _log(self, conn: Connection, client_id: str, action: str) -> None:
+    # -- writes -----------------------------------------------------------------------
+    def _changed(self, client_ids: Iterable[str]) -> None:
+        for client_id in client_ids:
+            for listener in self.listeners:
+                listener(client_id)
+
+    def _log(self, conn: Connection, client_ids: Iterable[str], action: str) -> None:
+        """Change-log entries: every process re-reads (or drops) these credentials at its next poll."""
         now = utcnow()
-        conn.execute(insert(events_table).values(client_id=client_id, action=action, created_at=now))
+        ids = list(client_ids)
+        if ids:
+            conn.execute(
+                insert(events_table),
+                [{"client_id": c, "action": action.partition(".")[0], "created_at": now} for c in ids],
+            )
         conn.execute(delete(events_table).where(events_table.c.created_at < now - EVENT_RETENTION))
+
+    @staticmethod
+    def _audit(
+        conn: Connection,
+        action: str,
+        record: ClientRecord,
+        actor: str | None,
+        client_id: str | None = None,
+        **detail: Any,
+    ) -> None:
+        conn.execute(
+            insert(audit_table).values(
+                created_at=utcnow(),
+                action=action,
+                client_ref=record.pk,
+                client_id=client_id or record.client_id,
+                client_name=record.name,
+                actor=None if actor is None else actor[:ACTOR_MAX],
+                detail=json.dumps(detail, sort_keys=True) if detail else "",
+            )
+        )
+
+    def _locked(self, conn: Connection, client_id: str) -> ClientRecord:
+        """The client of ``client_id``, its row locked until the transaction ends (no lost updates)."""
+        pk = conn.execute(
+            select(credentials_table.c.client_pk).where(_id_is(conn, credentials_table.c.client_id, client_id))
+        ).scalar()
+        if pk is None:
+            raise ClientNotFound(client_id)
+        conn.execute(select(clients_table.c.id).where(clients_table.c.id == pk).with_for_update())
+        rows = conn.execute(self._seen_through(conn, lambda mine: mine.c.client_id == client_id)).all()
+        record = _clients((r for r in rows if r.seen_as == client_id), lambda r: r.seen_as).get(client_id)
+        if record is None:
+            raise ClientNotFound(client_id)
+        return record
+
+    def _hash_new(self, secret: str | None) -> str | None:
+        return None if secret is None else fast_hash(secret, self._pepper)
+
+    def _new_credential(
+        self,
+        conn: Connection,
+        client_pk: int,
+        *,
+        with_secret: bool,
+        client_id: str | None,
+        label: str,
+        expires_at: datetime | None,
+    ) -> tuple[str, str | None]:
+        """Insert a credential; returns its ID and its secret (the only time the secret exists)."""
+        secret = generate_secret(self.secret_prefix) if with_secret else None
+        for _attempt in range(3):
+            cid = client_id or generate_client_id()
+            now = utcnow()
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(credentials_table).values(
+                            client_pk=client_pk,
+                            client_id=cid,
+                            label=label,
+                            secret_hash=self._hash_new(secret),
+                            created_at=now,
+                            updated_at=now,
+                            expires_at=expires_at,
+                        )
+                    )
+            except IntegrityError as exc:
+                if client_id is None and _unique_violation(exc):
+                    continue  # a random ID collided: draw another
+                raise
+            return cid, secret
+        raise StoreError("could not generate a unique client ID")
 
     def create(
         self,
@@ -357,61 +741,124 @@ class ClientStore:
         description: str = "",
         with_secret: bool = True,
         client_id: str | None = None,
+        roles: Iterable[str] = (),
+        label: str = "",
+        expires_at: datetime | None = None,
+        actor: str | None = None,
     ) -> tuple[ClientRecord, str | None]:
-        """Register a client; returns it and its secret (the only time the secret exists).
+        """Register a client with one credential; returns it and its secret (the only time the secret exists).
 
-        Raises :class:`ValueError` for a name that is empty, too long or not printable.
+        Raises :class:`ValueError` for a name, label, role or expiry that is unusable.
         """
-        name = check_name(name)
-        secret = generate_secret() if with_secret else None
-        hashed = hash_secret(secret, self.bcrypt_rounds) if secret is not None else None
-        for _attempt in range(3):
-            cid = client_id or generate_client_id()
-            now = utcnow()
-            try:
-                with self._connect(write=True) as conn:
-                    conn.execute(
-                        insert(clients_table).values(
-                            client_id=cid,
-                            name=name,
-                            description=description,
-                            secret_hash=hashed,
-                            enabled=True,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                    self._log(conn, cid, "create")
-                    # read back: the database may keep less precision than we sent (MariaDB: seconds)
-                    row = conn.execute(select(clients_table).where(_id_is(conn, cid))).one()
-            except DuplicateClientId:
-                if client_id is None:
-                    continue  # a random ID collided: draw another
-                raise
-            self._changed(cid)
-            return ClientRecord.from_row(row), secret
-        raise StoreError("could not generate a unique client ID")
-
-    def _update(self, client_id: str, action: str, **values: Any) -> ClientRecord:
+        name, label = check_name(name), check_label(label)
+        role_set = sorted({check_role(r) for r in roles})
+        expires_at = _check_expiry(expires_at)
+        now = utcnow()
         with self._connect(write=True) as conn:
-            result = conn.execute(
-                update(clients_table).where(_id_is(conn, client_id)).values(updated_at=utcnow(), **values)
+            pk = conn.execute(
+                insert(clients_table).values(
+                    name=name,
+                    description=description,
+                    enabled=True,
+                    roles=" ".join(role_set),
+                    created_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key
+            pk = pk[0] if pk else None
+            if pk is None:
+                raise StoreError("client store did not return the new client's key")
+            cid, secret = self._new_credential(
+                conn, pk, with_secret=with_secret, client_id=client_id, label=label, expires_at=expires_at
             )
-            if result.rowcount == 0:
-                raise ClientNotFound(client_id)
-            self._log(conn, client_id, action)
-        self._changed(client_id)
-        return self.require(client_id)
-
-    def reset_secret(self, client_id: str) -> tuple[ClientRecord, str]:
-        """Give the client a new random secret (same ID); the old one stops working."""
-        self.require(client_id)
-        secret = generate_secret()
-        record = self._update(client_id, "secret", secret_hash=hash_secret(secret, self.bcrypt_rounds))
+            self._log(conn, [cid], "create")
+            # read back: the database may keep less precision than we sent (MariaDB: seconds)
+            record = self._locked(conn, cid)
+            self._audit(conn, "create", record, actor, roles=role_set, expires_at=_iso(expires_at))
+        self._changed([cid])
         return record, secret
 
-    def set_secret(self, client_id: str, secret: str) -> ClientRecord:
-        """Set an operator-chosen secret (the caller checks its minimum length).
+    def add_credential(
+        self,
+        client_id: str,
+        *,
+        label: str = "",
+        expires_at: datetime | None = None,
+        with_secret: bool = True,
+        actor: str | None = None,
+    ) -> tuple[ClientRecord, str | None]:
+        """A new client ID (and secret) for the client of ``client_id``; returns the client seen through it."""
+        label, expires_at = check_label(label), _check_expiry(expires_at)
+        with self._connect(write=True) as conn:
+            record = self._locked(conn, client_id)
+            cid, secret = self._new_credential(
+                conn, record.pk, with_secret=with_secret, client_id=None, label=label, expires_at=expires_at
+            )
+            self._log(conn, [cid], "credential")
+            record = self._locked(conn, cid)
+            self._audit(conn, "credential.add", record, actor, label=label, expires_at=_iso(expires_at))
+        self._changed([cid])
+        return record, secret
+
+    def revoke_credential(self, client_id: str, *, actor: str | None = None) -> ClientRecord:
+        """Delete one credential; the client's others keep working. Returns the client as it was.
+
+        Raises :class:`LastCredential` for the client's only credential (disable or delete the client).
+        """
+        with self._connect(write=True) as conn:
+            record = self._locked(conn, client_id)
+            if len(record.credentials) == 1:
+                raise LastCredential(
+                    f"{client_id} is the only credential of client {record.name!r}: "
+                    "disable or delete the client instead (`flask clients disable` / `delete`)"
+                )
+            conn.execute(delete(credentials_table).where(_id_is(conn, credentials_table.c.client_id, client_id)))
+            self._log(conn, [client_id], "revoke")
+            self._audit(conn, "credential.revoke", record, actor, label=record.label)
+        self._changed([client_id])
+        return record
+
+    def _update_credential(
+        self, cid: str, action: str, actor: str | None, detail: Mapping[str, Any], **values: Any
+    ) -> ClientRecord:
+        client_id = cid
+        with self._connect(write=True) as conn:
+            record = self._locked(conn, client_id)
+            conn.execute(
+                update(credentials_table)
+                .where(_id_is(conn, credentials_table.c.client_id, client_id))
+                .values(updated_at=utcnow(), **values)
+            )
+            new_id = values.get("client_id", client_id)
+            self._log(conn, {client_id, new_id}, action)
+            self._audit(conn, action, record, actor, client_id=client_id, **detail)
+            record = self._locked(conn, new_id)
+        self._changed({client_id, new_id})
+        return record
+
+    def reset_secret(
+        self, client_id: str, *, grace: timedelta | None = None, actor: str | None = None
+    ) -> tuple[ClientRecord, str]:
+        """A new generated secret for the credential (same ID). The old one stops working at once, or
+        keeps working for ``grace`` beside the new one."""
+        if grace is not None and grace < timedelta(0):
+            raise ValueError("a grace period cannot be negative")
+        old = self.require(client_id).credential
+        secret = generate_secret(self.secret_prefix)
+        until = utcnow() + grace if grace and old.secret_hash is not None else None
+        record = self._update_credential(
+            client_id,
+            "secret.reset",
+            actor,
+            {"previous_secret_until": _iso(until)},
+            secret_hash=self._hash_new(secret),
+            previous_secret_hash=old.secret_hash if until is not None else None,
+            previous_secret_until=until,
+        )
+        return record, secret
+
+    def set_secret(self, client_id: str, secret: str, *, actor: str | None = None) -> ClientRecord:
+        """Set an operator-chosen secret, hashed with bcrypt (the caller checks its minimum length).
 
         Raises :class:`ValueError` for a secret that could never be accepted: more than 72 bytes
         (bcrypt would ignore the rest), or not printable ASCII without spaces or commas.
@@ -420,18 +867,110 @@ class ClientStore:
         if problem is not None:
             raise ValueError(problem)
         self.require(client_id)
-        return self._update(client_id, "secret", secret_hash=hash_secret(secret, self.bcrypt_rounds))
+        return self._update_credential(
+            client_id,
+            "secret.set",
+            actor,
+            {},
+            secret_hash=hash_secret(secret, self.bcrypt_rounds),
+            previous_secret_hash=None,
+            previous_secret_until=None,
+        )
 
-    def set_enabled(self, client_id: str, enabled: bool) -> ClientRecord:
-        return self._update(client_id, "enable" if enabled else "disable", enabled=enabled)
+    def reset_client_id(self, client_id: str, *, actor: str | None = None) -> ClientRecord:
+        """A new ID for the credential; its secret is kept and the old ID stops working."""
+        for _attempt in range(3):
+            new_id = generate_client_id()
+            try:
+                return self._update_credential(
+                    client_id, "client_id.reset", actor, {"new_client_id": new_id}, client_id=new_id
+                )
+            except DuplicateClientId:
+                continue
+        raise StoreError("could not generate a unique client ID")
 
-    def delete(self, client_id: str) -> None:
+    def set_expiry(self, client_id: str, expires_at: datetime | None, *, actor: str | None = None) -> ClientRecord:
+        """When the credential stops working (``None``: never)."""
+        expires_at = _check_expiry(expires_at)
+        return self._update_credential(
+            client_id, "expiry", actor, {"expires_at": _iso(expires_at)}, expires_at=expires_at
+        )
+
+    def _update_client(
+        self, client_id: str, action: str, actor: str | None, detail: Mapping[str, Any], **values: Any
+    ) -> ClientRecord:
         with self._connect(write=True) as conn:
-            result = conn.execute(delete(clients_table).where(_id_is(conn, client_id)))
-            if result.rowcount == 0:
-                raise ClientNotFound(client_id)
-            self._log(conn, client_id, "delete")
-        self._changed(client_id)
+            record = self._locked(conn, client_id)
+            conn.execute(
+                update(clients_table).where(clients_table.c.id == record.pk).values(updated_at=utcnow(), **values)
+            )
+            self._log(conn, record.client_ids(), action)
+            self._audit(conn, action, record, actor, **detail)
+            record = self._locked(conn, client_id)
+        self._changed(record.client_ids())
+        return record
+
+    def set_enabled(self, client_id: str, enabled: bool, *, actor: str | None = None) -> ClientRecord:
+        """Enable or disable the client, with all of its credentials."""
+        return self._update_client(client_id, "enable" if enabled else "disable", actor, {}, enabled=enabled)
+
+    def set_roles(
+        self, client_id: str, *, add: Iterable[str] = (), remove: Iterable[str] = (), actor: str | None = None
+    ) -> ClientRecord:
+        """Add and remove roles of the client (adding one it has, or removing one it lacks, is no change)."""
+        added, removed = {check_role(r) for r in add}, {check_role(r) for r in remove}
+        if added & removed:
+            raise ValueError(f"a role cannot be both added and removed: {', '.join(sorted(added & removed))}")
+        roles = sorted((set(self.require(client_id).roles) | added) - removed)
+        detail = {"added": sorted(added), "removed": sorted(removed), "roles": roles}
+        return self._update_client(client_id, "roles", actor, detail, roles=" ".join(roles))
+
+    def delete(self, client_id: str, *, actor: str | None = None) -> ClientRecord:
+        """Delete the client and all of its credentials; returns it as it was."""
+        with self._connect(write=True) as conn:
+            record = self._locked(conn, client_id)
+            # explicit: SQLite enforces ON DELETE CASCADE only with PRAGMA foreign_keys on
+            conn.execute(delete(credentials_table).where(credentials_table.c.client_pk == record.pk))
+            conn.execute(delete(clients_table).where(clients_table.c.id == record.pk))
+            self._log(conn, record.client_ids(), "delete")
+            self._audit(conn, "delete", record, actor, client_ids=record.client_ids())
+        self._changed(record.client_ids())
+        return record
+
+    def record_leak(self, client_id: str, *, disable: bool, actor: str | None = None) -> ClientRecord:
+        """Note in the audit log that a secret of ``client_id`` was found leaked; disable the client if asked."""
+        with self._connect(write=True) as conn:
+            record = self._locked(conn, client_id)
+            if disable and record.enabled:
+                conn.execute(
+                    update(clients_table)
+                    .where(clients_table.c.id == record.pk)
+                    .values(enabled=False, updated_at=utcnow())
+                )
+                self._log(conn, record.client_ids(), "disable")
+            self._audit(conn, "leaked", record, actor, disabled=disable)
+            record = self._locked(conn, client_id)
+        self._changed(record.client_ids())
+        return record
+
+    def touch(self, used: Mapping[str, datetime]) -> None:
+        """Record when credentials were last used. Not a lifecycle change: no change-log or audit entry."""
+        if not used:
+            return
+        column = credentials_table.c.last_used_at
+        with self._connect(write=True) as conn:
+            for client_id, at in used.items():
+                conn.execute(
+                    update(credentials_table)
+                    .where(credentials_table.c.client_id == client_id)
+                    .where(column.is_(None) | (column < at))
+                    .values(last_used_at=at)
+                )
+
+    def prune_audit(self, before: datetime) -> int:
+        """Delete audit entries older than ``before``; how many went."""
+        with self._connect(write=True) as conn:
+            return int(conn.execute(delete(audit_table).where(audit_table.c.created_at < before)).rowcount or 0)
 
     # -- schema -----------------------------------------------------------------------
     def create_all(self) -> None:
@@ -442,3 +981,18 @@ class ClientStore:
     def drop_all(self) -> None:
         with self._connect(write=True) as conn:
             Base.metadata.drop_all(conn)
+
+
+def replace_view(record: ClientRecord, client_id: str) -> ClientRecord:
+    """``record`` seen through another of its credentials."""
+    return ClientRecord(
+        client_id=client_id,
+        name=record.name,
+        description=record.description,
+        enabled=record.enabled,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        roles=record.roles,
+        credentials=record.credentials,
+        pk=record.pk,
+    )

@@ -246,7 +246,8 @@ def no_secret_in_logs(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapture
     """After every test: no secret generated or set in it, nor its stored hash, reached a log record.
 
     Secrets are recorded where they come into being (``generate_secret``) and where any secret is
-    hashed (``hash_secret``: also the inputs of ``ClientStore.set_secret``); ``flask_clientauth``
+    hashed (``hash_secret``, bcrypt: also the inputs of ``ClientStore.set_secret``; ``fast_hash``,
+    generated secrets); ``flask_clientauth``
     logs at DEBUG meanwhile. Yields the watched list (a test may add values to it).
     """
     import logging
@@ -255,12 +256,17 @@ def no_secret_in_logs(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapture
     from flask_clientauth import store as store_module
 
     watched: list[str] = []
-    real_generate, real_hash = keys.generate_secret, keys.hash_secret
+    real_generate, real_hash, real_fast = keys.generate_secret, keys.hash_secret, keys.fast_hash
 
-    def generate_secret() -> str:
-        secret = real_generate()
+    def generate_secret(*args: Any) -> str:
+        secret = real_generate(*args)
         watched.append(secret)
         return secret
+
+    def fast_hash(secret: str, pepper: bytes | None) -> str:
+        hashed = real_fast(secret, pepper)
+        watched.extend((secret, hashed, hashed.partition("$")[2]))
+        return hashed
 
     def hash_secret(secret: str, rounds: int) -> str:
         hashed = real_hash(secret, rounds)
@@ -270,6 +276,7 @@ def no_secret_in_logs(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapture
     for module in (keys, store_module):
         monkeypatch.setattr(module, "generate_secret", generate_secret)
         monkeypatch.setattr(module, "hash_secret", hash_secret)
+        monkeypatch.setattr(module, "fast_hash", fast_hash)
     caplog.set_level(logging.DEBUG, logger="flask_clientauth")
     yield watched
     leaks = leaked_values([*caplog.get_records("setup"), *caplog.get_records("call")], watched)
