@@ -24,7 +24,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from flask_clientauth import ClientStore, current_client
-from flask_clientauth.keys import BCRYPT_MAX_BYTES, generate_client_id, generate_secret
+from flask_clientauth.keys import BCRYPT_MAX_BYTES, RANDOM_LENGTH, generate_client_id, generate_secret
 from flask_clientauth.models import CLIENT_ID_MAX
 
 from conftest import (
@@ -677,14 +677,15 @@ def test_reprs_and_exception_texts_never_hold_a_secret_or_hash(env: Env) -> None
 def test_generated_secrets_are_unpredictable_ascii_within_bcrypts_limit() -> None:
     generated = [generate_secret() for _ in range(10_000)]
     assert len(set(generated)) == len(generated)
-    alphabet = set(string.ascii_letters + string.digits + "-_")
+    alphabet = set(string.ascii_letters + string.digits)
+    prefix = "fcsk_"
     for secret in generated:
-        assert set(secret) <= alphabet
+        assert secret.startswith(prefix) and set(secret[len(prefix) :]) <= alphabet
         assert len(secret.encode("ascii")) <= BCRYPT_MAX_BYTES
-    # at least 128 bits: the length over a 64-character alphabet
-    assert min(len(s) for s in generated) * math.log2(len(alphabet)) >= 128
-    # every position varies (no fixed prefix, no counter)
-    for position in range(min(len(s) for s in generated) - 1):  # (the last character holds 4 bits)
+    # 256 random bits: the random part's length over a 62-character alphabet (the rest is a checksum)
+    assert RANDOM_LENGTH * math.log2(len(alphabet)) >= 256
+    # every random position varies (no counter)
+    for position in range(len(prefix), len(prefix) + RANDOM_LENGTH):
         assert len({s[position] for s in generated[:2000]}) > 32
     # drawn from the OS's CSPRNG (``secrets``), not from ``random``: seeding ``random`` changes nothing
     random.seed(1234)
@@ -697,7 +698,7 @@ def test_generated_secrets_are_unpredictable_ascii_within_bcrypts_limit() -> Non
 
 
 def test_default_bcrypt_cost_is_12(tmp_path: Any) -> None:
-    """With nothing configured, stored hashes use cost 12 (tests lower it only through the config key)."""
+    """With nothing configured, chosen secrets' hashes use cost 12 (tests lower it only through the config key)."""
     from flask_clientauth import ClientAuth
 
     app = Flask("defaults", instance_path=str(tmp_path / "instance"))
@@ -708,6 +709,7 @@ def test_default_bcrypt_cost_is_12(tmp_path: Any) -> None:
     try:
         state.store.create_all()
         record, _ = state.store.create("Default cost")
+        record = state.store.set_secret(record.client_id, "chosen-by-the-operator")
         assert record.secret_hash is not None and record.secret_hash.startswith("$2b$12$")
     finally:
         state.engine.dispose()

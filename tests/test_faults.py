@@ -394,6 +394,8 @@ CORRUPT_HASHES = {
     "bad-cost": "$2b$99$" + "a" * 53,
     "other-algorithm": "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
     "non-ascii": "$2b$04$" + "\u00e9" * 53,
+    "truncated-sha256": "sha256$0123abcd",
+    "uppercase-sha256": "SHA256$" + "a" * 64,
 }
 
 
@@ -413,7 +415,7 @@ def test_a_corrupt_stored_hash_refuses_that_client_only(
         for name, corrupt in CORRUPT_HASHES.items():
             with engine.begin() as conn:
                 conn.execute(
-                    text("UPDATE clientauth_clients SET secret_hash = :h WHERE client_id = :c"),
+                    text("UPDATE clientauth_credentials SET secret_hash = :h WHERE client_id = :c"),
                     {"h": corrupt, "c": victim.client_id},
                 )
             store.set_enabled(victim.client_id, True)  # a change-log entry: the app re-reads the row
@@ -483,7 +485,10 @@ def snapshot(url: str) -> tuple[Any, ...]:
     try:
         with engine.connect() as conn:
             clients = conn.execute(
-                text("SELECT client_id, name, secret_hash, enabled FROM clientauth_clients ORDER BY client_id")
+                text(
+                    "SELECT c.client_id, k.name, c.secret_hash, k.enabled FROM clientauth_credentials c"
+                    " JOIN clientauth_clients k ON k.id = c.client_pk ORDER BY c.client_id"
+                )
             ).all()
             events = conn.execute(text("SELECT COUNT(*) FROM clientauth_events")).scalar()
         return (tuple(tuple(r) for r in clients), events)

@@ -102,7 +102,16 @@ def test_clients_live_in_the_apps_database(database_url: str, tmp_path: Path, cl
     with app.app_context():
         # the row is in the app's database, readable through the app's own session
         clients = db.metadata.tables["clientauth_clients"]
-        names = db.session.execute(select(clients.c.name).where(clients.c.client_id == client_id)).scalars().all()
+        credentials = db.metadata.tables["clientauth_credentials"]
+        names = (
+            db.session.execute(
+                select(clients.c.name)
+                .join(credentials, credentials.c.client_pk == clients.c.id)
+                .where(credentials.c.client_id == client_id)
+            )
+            .scalars()
+            .all()
+        )
         assert names == ["Branch mobile app"]
         db.session.add(Branch(city="Armonk"))
         db.session.commit()
@@ -117,7 +126,7 @@ def test_clients_live_in_the_apps_database(database_url: str, tmp_path: Path, cl
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            ids = conn.execute(text("SELECT client_id FROM clientauth_clients")).scalars().all()
+            ids = conn.execute(text("SELECT client_id FROM clientauth_credentials")).scalars().all()
     finally:
         engine.dispose()
     assert ids == [client_id]

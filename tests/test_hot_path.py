@@ -517,11 +517,12 @@ def test_cache_verified_answers_only_live_enabled_clients_with_a_secret_seen_bef
     from datetime import datetime, timezone
 
     from flask_clientauth.cache import CredentialCache
-    from flask_clientauth.store import ClientRecord
+    from flask_clientauth.store import ClientRecord, CredentialRecord
 
     cache = CredentialCache(size=10, ttl=60.0, negative_size=10, negative_ttl=5.0, clock=clock)
     now_ = datetime.now(timezone.utc)
-    record = ClientRecord("cid", "App", "", True, now_, now_, secret_hash="$2b$12$x")
+    credential = CredentialRecord("cid", "", now_, secret_hash="$2b$12$x")
+    record = ClientRecord("cid", "App", "", True, now_, now_, credentials=(credential,))
     entry = cache.put("cid", record, cache.epoch)
     assert entry is not None
     cache.mark_verified(entry, cache.digest("good"))

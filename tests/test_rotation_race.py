@@ -1,4 +1,4 @@
-"""A secret reset while a bcrypt check of the old secret is under way.
+"""A secret changed while a bcrypt check of the old (operator-chosen) secret is under way.
 
 Concurrent requests with one secret share one bcrypt check (single flight). A request that
 arrives once the reset has been polled holds the new hash in its cache entry: it must not take
@@ -73,11 +73,13 @@ def wait_for(condition: Any, what: str, timeout: float = 10.0) -> None:
 
 
 def app_with_client(make_app: AppFactory, database_url: str) -> tuple[Any, Any, Any, str]:
-    """An app polling every 10 ms, with one client: (app, its cache, the client's record, its secret)."""
+    """An app polling every 10 ms, with one client whose secret an operator chose (bcrypt: generated
+    secrets are checked with a fast hash and never race): (app, its cache, the client's record, its secret)."""
     app = make_app(database_url=database_url, CLIENTAUTH_REVOCATION_INTERVAL=0.01)
-    record, secret = app.extensions["clientauth"].store.create("Branch mobile app")
-    assert secret is not None
-    return app, app.extensions["clientauth"].cache, record, secret
+    store = app.extensions["clientauth"].store
+    record, _ = store.create("Branch mobile app")
+    secret = "chosen-by-the-operator-1"
+    return app, app.extensions["clientauth"].cache, store.set_secret(record.client_id, secret), secret
 
 
 def test_a_check_begun_before_a_reset_never_admits_the_old_secret_once_the_reset_is_polled(
@@ -90,7 +92,8 @@ def test_a_check_begun_before_a_reset_never_admits_the_old_secret_once_the_reset
     assert held_bcrypt.started.wait(10)
     # the secret is reset by another process; B, with the old secret, arrives after the interval:
     # its poll sees the reset (the cached entry now holds the new hash) while A's check still runs
-    new = other_process.reset_secret(cid)[1]
+    new = "chosen-by-the-operator-2"
+    other_process.set_secret(cid, new)
     time.sleep(0.05)
     second, second_result = get_in_thread(app, cid, old)
     wait_for(lambda: cid in cache._entries and cache._entries[cid].record.secret_hash != old_hash, "the poll")
@@ -137,7 +140,7 @@ INTERVAL = 6.0
 ROUNDS = 5
 
 
-def test_gunicorn_refuses_the_old_secret_one_interval_after_reset_secret_while_its_check_runs(tmp_path: Path) -> None:
+def test_gunicorn_refuses_the_old_secret_one_interval_after_set_secret_while_its_check_runs(tmp_path: Path) -> None:
     env = example_env(
         tmp_path / "instance", "openapi2", CLIENTAUTH_BCRYPT_ROUNDS="12", CLIENTAUTH_REVOCATION_INTERVAL=str(INTERVAL)
     )
@@ -167,12 +170,17 @@ def test_gunicorn_refuses_the_old_secret_one_interval_after_reset_secret_while_i
     try:
         server.wait_ready()
         for n in range(ROUNDS):
-            created = cli_json(env, "create", f"app {n}")
-            cid, old = created["client_id"], created["client_secret"]
+            # operator-chosen secrets: bcrypt (generated ones are checked with a fast hash, no race)
+            cid, old, new = (
+                cli_json(env, "create", f"app {n}")["client_id"],
+                f"chosen-old-secret-{n:04d}",
+                f"chosen-new-secret-{n:04d}",
+            )
+            assert cli(env, "set-secret", cid, stdin=f"{old}\n").returncode == 0
             sent = time.monotonic()
             assert get(cid, None, "/api/branches/1") == 200  # an ID-only request: the worker polls now
             polled = time.monotonic()
-            new = cli_json(env, "reset-secret", cid)["client_secret"]
+            assert cli(env, "set-secret", cid, stdin=f"{new}\n").returncode == 0
             if time.monotonic() > sent + INTERVAL - 0.5:
                 continue  # the CLI took most of the interval: no room for the race this round
             # A, the old secret's first use, just before the worker's next poll is due: checked
