@@ -247,7 +247,7 @@ def test_secret_only_in_the_wrong_location(env: Env, loc: Loc) -> None:
 
 
 def test_credentials_in_the_right_and_a_wrong_location_use_the_right_one(env: Env) -> None:
-    # the same client's ID elsewhere is one identity (another client's ID: test_request_identity)
+    # the same client's ID elsewhere is one identity (another client's ID: test_identity)
     resp = env.client.get(
         "/header",
         headers={"X-IBM-Client-Id": env.cid, "X-IBM-Client-Secret": env.secret},

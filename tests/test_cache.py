@@ -1,4 +1,4 @@
-"""What a request costs once a client is known (issue 6), and what the caches promise.
+"""What a request costs once a client is known, and what the caches promise.
 
 Counted, not timed: store lookups, bcrypt checks and change-log polls (``CallCounter``), on
 the real database and the real bcrypt. The revocation interval is a correctness guarantee
