@@ -10,10 +10,12 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pytest
 from flask import Flask, jsonify
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from flask_clientauth import ClientAuth, ClientStore, current_client
@@ -326,6 +328,47 @@ class CallCounter:
         out = (self.gets, self.bcrypts)
         self.gets = self.bcrypts = 0
         return out
+
+
+def new_client(app: Flask, name: str = "another app", **kw: Any) -> tuple[str, str]:
+    """Registers a client in the app's store: its ID and secret (``None`` with ``secret=False``)."""
+    record, secret = app.extensions["clientauth"].store.create(name, **kw)
+    return record.client_id, secret
+
+
+E = TypeVar("E", bound="ClientEnv")
+
+
+@dataclass
+class ClientEnv:
+    """An app with one registered client (``cid``, ``secret``) and a test client without a cookie jar.
+
+    With a ``monkeypatch``, ``take()`` counts store lookups and bcrypt checks (:class:`CallCounter`).
+    Test modules subclass it with their own ways of sending credentials.
+    """
+
+    app: Flask
+    client: FlaskClient
+    store: ClientStore
+    cid: str
+    secret: str
+    counter: CallCounter | None = None
+
+    @classmethod
+    def of(cls: type[E], app: Flask, monkeypatch: pytest.MonkeyPatch | None = None, **fields: Any) -> E:
+        store: ClientStore = app.extensions["clientauth"].store
+        cid, secret = new_client(app, "Branch mobile app")
+        assert secret is not None
+        counter = None if monkeypatch is None else CallCounter(monkeypatch, store)
+        return cls(app, app.test_client(use_cookies=False), store, cid, secret, counter, **fields)
+
+    def take(self) -> tuple[int, int]:
+        """(store lookups, bcrypt checks) since the last call."""
+        assert self.counter is not None
+        return self.counter.take()
+
+    def new_client(self, name: str = "another app", **kw: Any) -> tuple[str, str]:
+        return new_client(self.app, name, **kw)
 
 
 # -- what was skipped for want of a server ----------------------------------------------------

@@ -18,14 +18,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 import flask_clientauth.flight
 import flask_clientauth.revocation
 from flask_clientauth import ClientStore
 from flask_clientauth.keys import generate_client_id
 
-from conftest import QID, QSEC, TUTORIAL_SPEC, AppFactory, CallCounter, FakeClock
+from conftest import QID, QSEC, TUTORIAL_SPEC, AppFactory, ClientEnv, FakeClock
 
 #: The tutorial's document with its keys in the query string: the general (not the header) path.
 QUERY_SPEC: dict[str, Any] = copy.deepcopy(TUTORIAL_SPEC)
@@ -36,11 +35,9 @@ NO_POLL = 60.0
 
 
 @dataclass
-class Env:
-    app: Flask
-    client: FlaskClient
-    store: ClientStore
-    counter: CallCounter
+class Env(ClientEnv):
+    """Besides its own client, the tests register theirs (``new_client``) with ``location``'s keys."""
+
     location: str = "header"
 
     def get(self, cid: str | None, secret: str | None = None, path: str = "/api/branches") -> Any:
@@ -50,14 +47,6 @@ class Env:
             return self.client.get(path, query_string=query)
         names = {"id": "X-IBM-Client-Id", "secret": "X-IBM-Client-Secret"}
         return self.client.get(path, headers={names[k]: v for k, v in values.items()})
-
-    def new_client(self, name: str = "app") -> tuple[str, str]:
-        record, secret = self.store.create(name)
-        assert secret is not None
-        return record.client_id, secret
-
-    def take(self) -> tuple[int, int]:
-        return self.counter.take()
 
     @property
     def authenticator(self) -> Any:
@@ -71,9 +60,7 @@ class Env:
 def make_env(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, location: str = "header", **config: Any) -> Env:
     config.setdefault("CLIENTAUTH_REVOCATION_INTERVAL", NO_POLL)
     config.setdefault("CLIENTAUTH_RATELIMIT_ENABLED", False)
-    app = make_app(spec=SPECS[location], **config)
-    store = app.extensions["clientauth"].store
-    return Env(app, app.test_client(use_cookies=False), store, CallCounter(monkeypatch, store), location)
+    return Env.of(make_app(spec=SPECS[location], **config), monkeypatch, location=location)
 
 
 @pytest.fixture(params=list(SPECS))

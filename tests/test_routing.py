@@ -14,7 +14,7 @@ from flask_clientauth import ClientAuth, SpecError, current_client
 
 from conftest import HID as ID
 from conftest import HSEC as SECRET
-from conftest import QID
+from conftest import QID, new_client
 from conftest import QSEC as QSECRET
 
 OAUTH = {"type": "oauth2", "flows": {"clientCredentials": {"tokenUrl": "https://t.example/token", "scopes": {}}}}
@@ -82,11 +82,6 @@ def build(make_app: Any, spec: dict[str, Any], rules: Sequence[tuple[str, ...]] 
 
 def auth_of(app: Flask) -> ClientAuth:
     return app.extensions["test_auth"]  # type: ignore[no-any-return]
-
-
-def new_client(app: Flask, **kw: Any) -> tuple[str, str]:
-    record, secret = app.extensions["clientauth"].store.create("routing test app", **kw)
-    return record.client_id, secret
 
 
 def headers(cid: str, secret: str | None = None) -> dict[str, str]:

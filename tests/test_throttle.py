@@ -31,14 +31,12 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import make_url
 
-from flask_clientauth import ClientStore
 from flask_clientauth.keys import generate_client_id
 from test_e2e import HTTP_TIMEOUT, Server, cli, cli_json, example_env, free_port
 
-from conftest import TUTORIAL_SPEC, AppFactory, CallCounter
+from conftest import TUTORIAL_SPEC, AppFactory, ClientEnv
 
 THROTTLED = {
     "httpCode": "429",
@@ -65,14 +63,7 @@ def random_address() -> str:
 
 
 @dataclass
-class Env:
-    app: Flask
-    client: FlaskClient
-    store: ClientStore
-    cid: str
-    secret: str
-    counter: CallCounter | None = None
-
+class Env(ClientEnv):
     def call(self, address: str, cid: str | None, secret: str | None = None, path: str = "/api/branches") -> Any:
         headers = {}
         if cid is not None:
@@ -80,16 +71,6 @@ class Env:
         if secret is not None:
             headers["X-IBM-Client-Secret"] = secret
         return self.client.get(path, headers=headers, environ_base={"REMOTE_ADDR": address})
-
-    def take(self) -> tuple[int, int]:
-        """(store lookups, bcrypt checks) since the last call."""
-        assert self.counter is not None
-        return self.counter.take()
-
-    def new_client(self) -> tuple[str, str]:
-        record, secret = self.store.create("Another app")
-        assert secret is not None
-        return record.client_id, secret
 
 
 #: Apps made by the current test, whose Redis connections are closed after it.
@@ -113,12 +94,7 @@ def make_env(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, **config: An
         config.setdefault(key, value)
     app = make_app(**config)
     _APPS.append(app)
-    store: ClientStore = app.extensions["clientauth"].store
-    record, secret = store.create("Branch mobile app")
-    assert secret is not None
-    env = Env(app, app.test_client(), store, record.client_id, secret)
-    env.counter = CallCounter(monkeypatch, store)
-    return env
+    return Env.of(app, monkeypatch)
 
 
 @pytest.fixture
