@@ -437,6 +437,7 @@ ClientAuth(app)
 """
 
 
+@pytest.mark.slow
 def test_concurrent_secret_resets_from_two_processes(cli_app: Flask, database_url: str, tmp_path: Path) -> None:
     """Two operators reset the same secret at once: exactly one printed secret works afterwards."""
     (tmp_path / "concurrent_app.py").write_text(textwrap.dedent(APP_MODULE.format(spec=json.dumps(TUTORIAL_SPEC))))
@@ -514,6 +515,7 @@ def test_answering_no_still_aborts(sqlite_cli_app: Flask) -> None:
     assert ok_json(sqlite_cli_app, "show", client_id)["client_id"] == client_id
 
 
+@pytest.mark.slow
 def test_delete_in_a_script_without_a_terminal(tmp_path: Path) -> None:
     """The real ``flask`` command with stdin closed, as in a CI job or a cron script."""
     env = example_env(tmp_path / "instance", "openapi2")
@@ -526,6 +528,7 @@ def test_delete_in_a_script_without_a_terminal(tmp_path: Path) -> None:
     assert cli(env, "delete", client_id, "--json", "--yes").returncode == 0
 
 
+@pytest.mark.slow
 def test_delete_with_standard_input_closed_says_to_pass_yes(tmp_path: Path) -> None:
     """``flask clients delete ID <&-``: no stdin at all (Python's ``sys.stdin`` is ``None``)."""
     env = example_env(tmp_path / "instance", "openapi2")

@@ -94,6 +94,7 @@ class ThreadedServer:
         self.thread.join(timeout=10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("worker", ["sync", "gthread"])
 def test_gunicorn_script_name(tmp_path: Path, client_db: tuple[str, str, str], worker: str) -> None:
     database, cid, secret = client_db
@@ -134,6 +135,7 @@ def wait_for(url: str, server: Server) -> None:
     pytest.fail(f"server not answering:\n{server.output()}")
 
 
+@pytest.mark.slow
 def test_dispatcher_middleware_under_werkzeugs_server(tmp_path: Path, client_db: tuple[str, str, str]) -> None:
     database, cid, secret = client_db
     app = mounted_app(tmp_path, database, CLIENTAUTH_BASE_PATH="/api")
@@ -142,6 +144,7 @@ def test_dispatcher_middleware_under_werkzeugs_server(tmp_path: Path, client_db:
         check_mounted(server.url, cid, secret)
 
 
+@pytest.mark.slow
 def test_proxy_fix_prefix_under_werkzeugs_server(tmp_path: Path, client_db: tuple[str, str, str]) -> None:
     database, cid, secret = client_db
     app = mounted_app(tmp_path, database, CLIENTAUTH_BASE_PATH="/api")

@@ -482,6 +482,7 @@ def credentials_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[P
     yield root, database, client_id, secret
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("worker", ["sync", "gthread"])
 def test_concrete_paths_through_gunicorn(credentials_db: tuple[Path, str, str, str], worker: str) -> None:
     root, _, cid, secret = credentials_db
@@ -526,6 +527,7 @@ auth.routes(app)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("worker", ["sync", "gthread"])
 def test_slash_forms_normalised_values_and_overlapping_templates_through_gunicorn(
     tmp_path: Path, credentials_db: tuple[Path, str, str, str], worker: str

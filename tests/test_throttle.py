@@ -343,6 +343,7 @@ def run_worker(tmp_path: Path, database_url: str, storage: str, calls: list[tupl
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 def test_counters_are_shared_across_processes_through_redis(
     make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str
 ) -> None:
@@ -550,6 +551,7 @@ def short_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_gunicorn_on_a_unix_socket_throttles_its_peers_and_the_owner_at_a_known_address_keeps_working(
     tmp_path: Path, short_dir: Path
 ) -> None:
