@@ -28,9 +28,8 @@ from werkzeug.serving import make_server
 
 from flask_clientauth import ClientAuth, SpecError
 from test_e2e import HTTP_TIMEOUT, Server, example_env, free_port
-from test_routing import ID_AND_SECRET, MISCONFIGURED, doc2, doc3, headers, op
 
-from conftest import sqlite_with_client
+from conftest import ID_AND_SECRET, MISCONFIGURED, doc2, doc3, headers, op, sqlite_with_client
 
 ID_ONLY = [{"hid": []}]
 #: The global requirement is the client ID only: a route taken for undescribed would pass with it.

@@ -22,9 +22,19 @@ from werkzeug.routing import BaseConverter
 
 from flask_clientauth import SpecError
 from test_e2e import HTTP_TIMEOUT, Server, example_env, free_port
-from test_routing import ID_AND_SECRET, MISCONFIGURED, NOT_DESCRIBED, auth_of, build, doc3, headers, op
 
-from conftest import new_client, sqlite_with_client
+from conftest import (
+    ID_AND_SECRET,
+    MISCONFIGURED,
+    NOT_DESCRIBED,
+    auth_of,
+    build,
+    doc3,
+    headers,
+    new_client,
+    op,
+    sqlite_with_client,
+)
 
 ID_ONLY = [{"hid": []}]
 
