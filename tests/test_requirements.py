@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from flask_clientauth import SpecError, load_spec
-from flask_clientauth.requirements import Policy, Requirement, Scheme, environ_key
+from flask_clientauth.requirements import Policy, Requirement, Scheme
 
 from conftest import CID, CSEC, HID, HSEC, QID, QSEC
 
@@ -95,14 +95,6 @@ def test_public_denied_and_the_keys_a_policy_reads() -> None:
 def test_equal_policies_compare_equal_whatever_was_computed_from_them() -> None:
     assert policy([{"hid": []}]) == policy([{"hid": []}])
     assert policy([{"hid": []}]) != policy([{"hid": [], "hsec": []}])
-
-
-@pytest.mark.parametrize(
-    ("header", "key"),
-    [("X-IBM-Client-Id", "HTTP_X_IBM_CLIENT_ID"), ("x-api-key", "HTTP_X_API_KEY"), ("Content-Type", "CONTENT_TYPE")],
-)
-def test_environ_key(header: str, key: str) -> None:
-    assert environ_key(header) == key
 
 
 @pytest.mark.parametrize(
