@@ -501,14 +501,11 @@ def test_cache_verified_answers_only_live_enabled_clients_with_a_secret_seen_bef
     """The warm path's probe, without an app: what it may answer from memory, and what it leaves to
     the general check (``None``)."""
     from dataclasses import replace
-    from datetime import datetime, timezone
 
     from flask_clientauth.cache import CredentialCache
-    from flask_clientauth.store import ClientRecord
 
     cache = CredentialCache(size=10, ttl=60.0, negative_size=10, negative_ttl=5.0, clock=clock)
-    now_ = datetime.now(timezone.utc)
-    record = ClientRecord("cid", "App", "", True, now_, now_, secret_hash="$2b$12$x")
+    record = _record("cid")
     entry = cache.put("cid", record, cache.epoch)
     assert entry is not None
     cache.mark_verified(entry, cache.digest("good"))
@@ -530,13 +527,15 @@ def test_cache_verified_answers_only_live_enabled_clients_with_a_secret_seen_bef
 # -- the cache alone -------------------------------------------------------------------------------
 
 
-def _record(client_id: str, secret_hash: str = "$2b$12$x", **kw: Any) -> Any:
+def _record(client_id: str, secret_hash: str = "$2b$12$x", enabled: bool = True) -> Any:
+    """A client with one credential, as the store gives it."""
     from datetime import datetime, timezone
 
-    from flask_clientauth.store import ClientRecord
+    from flask_clientauth.store import ClientRecord, CredentialRecord
 
     now = datetime.now(timezone.utc)
-    return ClientRecord(client_id, "App", "", kw.pop("enabled", True), now, now, secret_hash=secret_hash, **kw)
+    credential = CredentialRecord(client_id, "", now, secret_hash=secret_hash)
+    return ClientRecord(client_id, "App", "", enabled, now, now, credentials=(credential,))
 
 
 def _cache(clock: FakeClock, size: int = 3, negative_size: int = 2) -> Any:
