@@ -4,6 +4,8 @@
 # make test      run the whole test suite; the PostgreSQL / MariaDB / Redis tests run only when
 #                CLIENTAUTH_TEST_POSTGRES_URL / _MARIADB_URL / _REDIS_URL are set (see README),
 #                and the summary says how many were skipped for each
+# make test-quick  the quick loop: the suite less the tests marked slow, those that start a real
+#                server or process (pytest -m "not slow"); make test stays the whole suite
 # make check     quality gates: ruff check, ruff format --check, mypy --strict, docs, packaging smoke test
 # make docs      build the Sphinx documentation (warnings are errors) into docs/_build/html
 # make dist      build sdist + wheel, twine check, install the wheel in a fresh venv and smoke-test it
@@ -22,7 +24,7 @@ STAMP  := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 PORT   ?= 5000
 
-.PHONY: run test clean venv check lint typecheck docs dist test-min
+.PHONY: run test test-quick clean venv check lint typecheck docs dist test-min
 
 venv: $(STAMP)
 
@@ -44,6 +46,9 @@ run: $(RUN_STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(MIN_VENV) build dist docs/_build *.egg-info .pytest_cache .mypy_cache .ruff_cache

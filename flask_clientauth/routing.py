@@ -226,6 +226,65 @@ class _SegmentNode:
                 stack.append(node.variable)
         return found
 
+    def covering(self, key: str, templates: Mapping[str, _Template]) -> str | None:
+        """The key of the most literal template whose variables match literal parts of ``key``.
+
+        A walk of a segment tree: the cost depends on the rule's depth, not on the size of the document.
+        """
+        parts = key.split("/")
+        best: tuple[_Rank, int, str] | None = None
+        stack = [(self, 0)]
+        while stack:
+            node, depth = stack.pop()
+            if depth == len(parts):
+                if node.key is not None:
+                    candidate = (templates[node.key].rank, -node.order, node.key)
+                    best = candidate if best is None or candidate[:2] > best[:2] else best
+                continue
+            part = parts[depth]
+            child = node.literal.get(part)
+            if child is not None:
+                stack.append((child, depth + 1))
+            if "{}" not in part:  # a literal part of the rule is also what ``{}.pdf`` may match
+                stack.extend((child, depth + 1) for pattern, child in node.mixed if pattern.fullmatch(part))
+            if node.variable is not None:
+                stack.append((node.variable, depth + 1))
+        return best[2] if best is not None else None
+
+    def reach(self, shape: list[_Shape]) -> set[str]:
+        """The templates a path the rule's ``shape`` serves may match: a walk of the segment tree.
+
+        Over-approximated where two patterns meet (``<int:id>`` against ``{id}.json``).
+        """
+        found: set[str] = set()
+        top = self.literal.get("")  # every key starts with "/": the tree's first segment is ""
+        stack = [(top, 0)] if top is not None else []
+        while stack:
+            node, depth = stack.pop()
+            if depth == len(shape):
+                if node.key is not None:
+                    found.add(node.key)
+                continue
+            text, regex, spans = shape[depth]
+            if spans:  # a converter spanning slashes (``<path:...>``) may reach anything deeper
+                found.update(node.keys_below())
+                continue
+            if node.variable is not None and text != "":  # a variable is never empty (a trailing slash)
+                stack.append((node.variable, depth + 1))
+            if text is not None:
+                child = node.literal.get(text)
+                if child is not None:
+                    stack.append((child, depth + 1))
+                stack.extend((child, depth + 1) for pattern, child in node.mixed if pattern.fullmatch(text))
+            else:
+                compiled = re.compile(regex)
+                stack.extend(
+                    (child, depth + 1)
+                    for part, child in node.literal.items()
+                    if "{}" in part or compiled.fullmatch(part) is not None
+                )
+        return found
+
     @classmethod
     def build(cls, keys: Iterable[str]) -> _SegmentNode:
         root = cls()
@@ -282,6 +341,40 @@ class _Template:
         return op
 
 
+def _ambiguous(templates: Iterable[_Template]) -> list[str]:
+    """Two templates equally specific (see :func:`_rank`) that can match one concrete path and ask
+    for different things: no order of the document may decide between them (``/r/{a}.pdf`` and
+    ``/r/x.{b}`` both match ``/r/x.pdf``)."""
+    # equally specific templates have their literal segments in the same places: to meet, those
+    # must be the same (grouping by them keeps this linear for the usual document)
+    groups: dict[tuple[_Rank, tuple[str, ...]], list[_Template]] = {}
+    for template in templates:
+        if "{}" in template.key:
+            literals = tuple(p for p in template.key.split("/") if "{}" not in p)
+            groups.setdefault((template.rank, literals), []).append(template)
+    found = []
+    for group in groups.values():
+        for i, a in enumerate(group):
+            for b in group[i + 1 :]:
+                if not _templates_meet(a.key, b.key):
+                    continue
+                methods = sorted(set(a.ops) | set(b.ops))
+                differ = [
+                    m
+                    for m in methods
+                    if (x := a.ops.get(m)) is None
+                    or (y := b.ops.get(m)) is None
+                    or not _same_requirement(x.policy, y.policy)
+                ]
+                if differ:
+                    found.append(
+                        f"paths {a.shown!r} and {b.shown!r} are equally specific and can both match one request "
+                        f"path, with different requirements for {', '.join(differ)}: the document cannot say which "
+                        "applies (make one more specific, or give both the same security)"
+                    )
+    return found
+
+
 class DocumentPaths:
     """The document's operations by effective path (server prefix + path), as Flask rules see them.
 
@@ -322,46 +415,13 @@ class DocumentPaths:
                     continue
                 template.ops[op.method] = op
                 where[key, op.method] = described
-        problems += self._ambiguous()
+        problems += _ambiguous(self.templates.values())
         if problems:
             if len(problems) == 1:
                 raise SpecError(spec.source, problems[0])
             raise SpecError(spec.source, "paths that cannot be enforced:" + "".join(f"\n  - {p}" for p in problems))
         self._tree = _SegmentNode.build(self.templates)
         self._rules: dict[int, tuple[tuple[_Template, bool] | None, list[_Template], bool]] = {}
-
-    def _ambiguous(self) -> list[str]:
-        """Two templates equally specific (see :func:`_rank`) that can match one concrete path and ask
-        for different things: no order of the document may decide between them (``/r/{a}.pdf`` and
-        ``/r/x.{b}`` both match ``/r/x.pdf``)."""
-        # equally specific templates have their literal segments in the same places: to meet, those
-        # must be the same (grouping by them keeps this linear for the usual document)
-        groups: dict[tuple[_Rank, tuple[str, ...]], list[_Template]] = {}
-        for template in self.templates.values():
-            if "{}" in template.key:
-                literals = tuple(p for p in template.key.split("/") if "{}" not in p)
-                groups.setdefault((template.rank, literals), []).append(template)
-        found = []
-        for group in groups.values():
-            for i, a in enumerate(group):
-                for b in group[i + 1 :]:
-                    if not _templates_meet(a.key, b.key):
-                        continue
-                    methods = sorted(set(a.ops) | set(b.ops))
-                    differ = [
-                        m
-                        for m in methods
-                        if (x := a.ops.get(m)) is None
-                        or (y := b.ops.get(m)) is None
-                        or not _same_requirement(x.policy, y.policy)
-                    ]
-                    if differ:
-                        found.append(
-                            f"paths {a.shown!r} and {b.shown!r} are equally specific and can both match one request "
-                            f"path, with different requirements for {', '.join(differ)}: the document cannot say which "
-                            "applies (make one more specific, or give both the same security)"
-                        )
-        return found
 
     def _strip(self, prefix: str) -> str | None:
         """The server prefix as the app's rules see it; ``None`` if it is not under the base path.
@@ -387,35 +447,10 @@ class DocumentPaths:
             if template is not None:
                 return template, exact
         for candidate, exact in ((key, True), (_other_slash(key), False)):
-            found = self._covering(candidate)
+            found = self._tree.covering(candidate, self.templates)
             if found is not None:
                 return self.templates[found], exact
         return None
-
-    def _covering(self, key: str) -> str | None:
-        """The key of the most literal template whose variables match literal parts of ``key``.
-
-        A walk of a segment tree: the cost depends on the rule's depth, not on the size of the document.
-        """
-        parts = key.split("/")
-        best: tuple[_Rank, int, str] | None = None
-        stack = [(self._tree, 0)]
-        while stack:
-            node, depth = stack.pop()
-            if depth == len(parts):
-                if node.key is not None:
-                    candidate = (self.templates[node.key].rank, -node.order, node.key)
-                    best = candidate if best is None or candidate[:2] > best[:2] else best
-                continue
-            part = parts[depth]
-            child = node.literal.get(part)
-            if child is not None:
-                stack.append((child, depth + 1))
-            if "{}" not in part:  # a literal part of the rule is also what ``{}.pdf`` may match
-                stack.extend((child, depth + 1) for pattern, child in node.mixed if pattern.fullmatch(part))
-            if node.variable is not None:
-                stack.append((node.variable, depth + 1))
-        return best[2] if best is not None else None
 
     def for_rule(self, rule: Rule) -> tuple[tuple[_Template, bool] | None, list[_Template], bool]:
         """The rule's own documented path (see :meth:`match`), the other documented paths that may win
@@ -447,48 +482,16 @@ class DocumentPaths:
         if shapes is None:
             keys: Iterable[str] = self.templates
         else:  # a path documented in one trailing-slash form alone also stands for the other
-            keys = set().union(*(self._reach(shape) for shape in shapes))
-            keys |= {k for shape in shapes for k in self._reach(_flip(shape)) if _other_slash(k) not in self.templates}
+            keys = set().union(*(self._tree.reach(shape) for shape in shapes))
+            keys |= {
+                k for shape in shapes for k in self._tree.reach(_flip(shape)) if _other_slash(k) not in self.templates
+            }
         return [
             template
             for key in keys
             if (template := self.templates[key]) is not (own[0] if own is not None else None)
             and (template.rank, 1, -template.order) > floor
         ]
-
-    def _reach(self, shape: list[_Shape]) -> set[str]:
-        """The templates a path the rule's ``shape`` serves may match: a walk of the segment tree.
-
-        Over-approximated where two patterns meet (``<int:id>`` against ``{id}.json``).
-        """
-        found: set[str] = set()
-        top = self._tree.literal.get("")  # every key starts with "/": the tree's first segment is ""
-        stack = [(top, 0)] if top is not None else []
-        while stack:
-            node, depth = stack.pop()
-            if depth == len(shape):
-                if node.key is not None:
-                    found.add(node.key)
-                continue
-            text, regex, spans = shape[depth]
-            if spans:  # a converter spanning slashes (``<path:...>``) may reach anything deeper
-                found.update(node.keys_below())
-                continue
-            if node.variable is not None and text != "":  # a variable is never empty (a trailing slash)
-                stack.append((node.variable, depth + 1))
-            if text is not None:
-                child = node.literal.get(text)
-                if child is not None:
-                    stack.append((child, depth + 1))
-                stack.extend((child, depth + 1) for pattern, child in node.mixed if pattern.fullmatch(text))
-            else:
-                compiled = re.compile(regex)
-                stack.extend(
-                    (child, depth + 1)
-                    for part, child in node.literal.items()
-                    if "{}" in part or compiled.fullmatch(part) is not None
-                )
-        return found
 
 
 #: One segment of a rule: its literal text (``None`` if it holds a converter), its regex, and
@@ -639,156 +642,24 @@ def _same_requirement(a: Policy, b: Policy) -> bool:
     )
 
 
-class RouteTable:
-    """Maps (URL rule, method) to the policy to enforce, computed once per pair."""
+class ViewOverrides:
+    """Which ``@auth.exempt`` / ``@auth.require`` applies to a view, and which matched none.
+
+    Read from the registries of the :class:`~flask_clientauth.ClientAuth` and from the app's
+    blueprints; a blueprint's decorator applies only to the endpoints it really registered.
+    """
 
     def __init__(
-        self,
-        spec: Spec,
-        *,
-        view_overrides: Mapping[Any, Override],
-        blueprint_overrides: Mapping[Any, Override],
-        handlers: Mapping[str, Callable[..., Any]],
-        view_functions: Mapping[str, Callable[..., Any]],
-        blueprints: Mapping[str, Any] | None = None,
-        preflight: PreflightMode = "auto",
-        unhandled: UnhandledMode = "error",
-        base_path: str = "",
+        self, views: Mapping[Any, Override], blueprints: Mapping[Any, Override], app_blueprints: Mapping[str, Any]
     ) -> None:
-        self.spec = spec
-        self._view_functions = view_functions
-        self._views = view_overrides
-        self._blueprints = blueprint_overrides
-        self._app_blueprints = blueprints if blueprints is not None else {}
+        self._views = views
+        self._blueprints = blueprints
+        self._app_blueprints = app_blueprints
         #: Blueprint -> the endpoint names (without its prefix) it registers.
         self._blueprint_endpoints: dict[int, set[str]] = {}
-        self._handlers = handlers
-        self._preflight = preflight
-        self._unhandled = unhandled
-        #: The prefix the app is served under (``CLIENTAUTH_BASE_PATH``; "" for none).
-        self.base_path = base_path
-        self.paths = DocumentPaths(spec, base_path)
-        #: Server prefixes (less the base path) a mount point must not be part of: see ``wrong_mount``.
-        self._prefixes = sorted({p for op in spec.operations for p in op.prefixes if p})
-        #: (id of a URL rule, method) -> its policy, filled on first use; read on every request.
-        self.policies: dict[tuple[int, str], Policy] = {}
-        #: The same for the few rules whose requirement depends on the concrete path.
-        self.concrete: dict[tuple[int, str], ConcretePaths] = {}
         self._used: set[Any] = set()
-        self._lock = threading.Lock()
-        if spec.global_policy is not None and spec.global_policy.alternatives:
-            self.undocumented = dataclasses.replace(spec.global_policy, origin="undocumented: global")
-        elif spec.global_policy is not None:
-            self.undocumented = Policy(origin="undocumented: global (public)")
-        else:
-            self.undocumented = Policy(deny=True, origin="undocumented")
 
-    def lookup(self, rule: Rule, method: str, path: str, view_args: Mapping[str, Any] | None = None) -> Policy:
-        """The policy of a request to ``path`` (relative to the app's root) matched by ``rule``, the view
-        to receive ``view_args`` (the path is also matched as rebuilt from them: see :class:`ConcretePaths`).
-
-        The hot path, one dict lookup in ``policies``, is inlined in the hook.
-        """
-        entry = self.entry(rule, method)
-        return entry.policy(path, view_args) if isinstance(entry, ConcretePaths) else entry
-
-    def entry(self, rule: Rule, method: str) -> Policy | ConcretePaths:
-        """The rule's policy, or its :class:`ConcretePaths` when the concrete path decides."""
-        key = (id(rule), method)
-        found: Policy | ConcretePaths | None = self.policies.get(key) or self.concrete.get(key)
-        if found is None:
-            found = self.resolve(rule, method)
-            with self._lock:
-                if isinstance(found, ConcretePaths):
-                    self.concrete[key] = found
-                else:
-                    self.policies[key] = found
-        return found
-
-    def operation_for(self, rule: str, method: str) -> Operation | None:
-        """The operation a rule's template stands for (the concrete paths it also serves aside)."""
-        found = self.paths.match(flask_template(rule))
-        return found[0].op(method) if found is not None else None
-
-    def wrong_mount(self, root: str) -> bool:
-        """Whether a request's mount point (``SCRIPT_NAME``) contradicts what the table was built for.
-
-        With ``CLIENTAUTH_BASE_PATH`` the app must be served under exactly it. Without, a mount
-        point that the document's server URLs contain (``/api`` of ``https://host/api/v1``) was not
-        removed from them, so the routes were matched against the wrong paths.
-        """
-        if root == self.base_path:
-            return False
-        if self.base_path:
-            return True
-        return any(p == root or p.startswith(root + "/") for p in self._prefixes)
-
-    def resolve(self, rule: Rule, method: str) -> Policy | ConcretePaths:
-        """Compute the policy of one rule and method (decorators first, then the spec)."""
-        endpoint = rule.endpoint or ""
-        override = self._override(endpoint, self._view_functions.get(endpoint), method)
-        own, others, spans = self.paths.for_rule(rule)
-        op = own[0].op(method) if own is not None else None
-        policy = self._finish(rule, method, op, override)
-        if override is not None or not others:
-            return policy  # a decorator decides for every path the rule serves
-        # (rank, 2 exact / 1 the other slash form or the rest of a path / 0 anything, document order)
-        ranked: list[tuple[tuple[_Rank, int, int], Callable[[list[str]], bool], Policy]] = []
-        paths = []
-        for template in [own[0]] if own is not None else []:
-            ranked.append(((template.rank, 2, -template.order), template.exact, policy))
-            ranked.append(((template.rank, 0, -template.order), _everything, policy))
-        if own is None:
-            ranked.append((((-1, ()), 0, 0), _everything, policy))
-        documented = self.paths.templates
-        for template in others:
-            other_op = template.op(method)
-            other = self._finish(rule, method, other_op, None, template)
-            paths.append((template.shown, other_op, other))
-            ranked.append(((template.rank, 2, -template.order), template.exact, other))
-            if template.key != "/" and _other_slash(template.key) not in documented:  # one form serves both
-                ranked.append(((template.rank, 1, -template.order), template.other, other))
-            if spans and template.key.endswith("/{}"):
-                ranked.append(((template.rank, 1, -template.order), template.rest, other))
-        if all(_same_requirement(p, policy) for _, _, p in paths):
-            return policy  # every path the rule reaches asks for the same
-        ranked.sort(key=lambda entry: entry[0], reverse=True)
-        concrete = ConcretePaths([(match, p) for _, match, p in ranked], policy, paths, rule, self.spec.source)
-        for template, (shown, _op, other) in zip(others, paths, strict=True):
-            if "{}" not in template.key and not _same_requirement(other, policy):
-                concrete.check_spelling(template.key, shown)
-        return concrete
-
-    def _finish(
-        self,
-        rule: Rule,
-        method: str,
-        op: Operation | None,
-        override: Override | None,
-        template: _Template | None = None,
-    ) -> Policy:
-        """The policy of ``op`` (``None``: undocumented) on this rule, decorators, preflight and handlers applied."""
-        label = op.label if op is not None else None
-        where = rule.rule if template is None else f"{rule.rule} (path {template.key})"
-        if override is not None:
-            try:
-                policy = self._from_override(override, op)
-            except SpecError as exc:
-                raise RouteError(self.spec.source, method, where, label, exc.message) from None
-        elif op is not None:
-            policy = op.policy
-        else:
-            policy = self.undocumented
-        if method == "OPTIONS" and self._preflight != "enforce":
-            documented = op is not None and op.method == "OPTIONS"
-            if self._preflight == "allow" or not documented:
-                policy = dataclasses.replace(policy, allow_preflight=True)
-        try:
-            return self._apply_handlers(policy)
-        except SpecError as exc:
-            raise RouteError(self.spec.source, method, where, label, exc.message) from None
-
-    def _override(self, endpoint: str, view: Callable[..., Any] | None, method: str) -> Override | None:
+    def find(self, endpoint: str, view: Callable[..., Any] | None, method: str) -> Override | None:
         """The innermost decorator that applies: a class-based view's method, its class, the view
         function (or a function it wraps), then the blueprints that really registered the endpoint."""
         for candidate in _decorated(view, method):
@@ -824,6 +695,62 @@ class RouteTable:
         if endpoints is None:
             endpoints = self._blueprint_endpoints[id(blueprint)] = _blueprint_endpoints(blueprint)
         return prefix if local in endpoints else ""
+
+    def unused(self) -> list[str]:
+        """Where the decorators that matched no view so far were put."""
+        return sorted(o.where for obj, o in self._views.items() if obj not in self._used)
+
+
+class RulePolicies:
+    """The policy of an operation (or of none: undocumented) on a rule: a decorator's instead of the
+    document's, CORS preflights allowed, alternatives that need a scheme without verifier refused."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        handlers: Mapping[str, Callable[..., Any]],
+        preflight: PreflightMode = "auto",
+        unhandled: UnhandledMode = "error",
+    ) -> None:
+        self.spec = spec
+        self._handlers = handlers
+        self._preflight = preflight
+        self._unhandled = unhandled
+        if spec.global_policy is not None and spec.global_policy.alternatives:
+            self.undocumented = dataclasses.replace(spec.global_policy, origin="undocumented: global")
+        elif spec.global_policy is not None:
+            self.undocumented = Policy(origin="undocumented: global (public)")
+        else:
+            self.undocumented = Policy(deny=True, origin="undocumented")
+
+    def finish(
+        self,
+        rule: Rule,
+        method: str,
+        op: Operation | None,
+        override: Override | None,
+        template: _Template | None = None,
+    ) -> Policy:
+        """The policy of ``op`` (``None``: undocumented) on this rule, decorators, preflight and handlers applied."""
+        label = op.label if op is not None else None
+        where = rule.rule if template is None else f"{rule.rule} (path {template.key})"
+        if override is not None:
+            try:
+                policy = self._from_override(override, op)
+            except SpecError as exc:
+                raise RouteError(self.spec.source, method, where, label, exc.message) from None
+        elif op is not None:
+            policy = op.policy
+        else:
+            policy = self.undocumented
+        if method == "OPTIONS" and self._preflight != "enforce":
+            documented = op is not None and op.method == "OPTIONS"
+            if self._preflight == "allow" or not documented:
+                policy = dataclasses.replace(policy, allow_preflight=True)
+        try:
+            return self._apply_handlers(policy)
+        except SpecError as exc:
+            raise RouteError(self.spec.source, method, where, label, exc.message) from None
 
     def _from_override(self, override: Override, op: Operation | None) -> Policy:
         label = op.label if op is not None else None
@@ -865,6 +792,129 @@ class RouteTable:
         deny = not kept and not policy.optional
         return dataclasses.replace(policy, alternatives=kept, deny=deny, dropped=tuple(names))
 
+
+class MountCheck:
+    """The mount point (``SCRIPT_NAME``) a request is served under, against the one the table was built for."""
+
+    def __init__(self, spec: Spec, base_path: str) -> None:
+        self.spec = spec
+        self.base_path = base_path
+        #: Server prefixes (less the base path) a mount point must not be part of: see :meth:`wrong`.
+        self._prefixes = sorted({p for op in spec.operations for p in op.prefixes if p})
+
+    def wrong(self, root: str) -> bool:
+        """Whether a request's mount point (``SCRIPT_NAME``) contradicts what the table was built for.
+
+        With ``CLIENTAUTH_BASE_PATH`` the app must be served under exactly it. Without, a mount
+        point that the document's server URLs contain (``/api`` of ``https://host/api/v1``) was not
+        removed from them, so the routes were matched against the wrong paths.
+        """
+        if root == self.base_path:
+            return False
+        if self.base_path:
+            return True
+        return any(p == root or p.startswith(root + "/") for p in self._prefixes)
+
+    def hint(self, rules: list[Rule], rows: list[RouteInfo]) -> str | None:
+        """When no route serves any operation but would once a leading part of the server prefixes is
+        removed, the app is served under a prefix the document includes: say which, and the fix."""
+        if not self.spec.operations or any(r.operation is not None for r in rows):
+            return None
+        keys = [flask_template(rule.rule) for rule in rules]
+        stripped = sorted({p for op in self.spec.operations for p in op.prefixes if p})
+        for prefix in stripped:
+            parts = prefix.split("/")
+            for end in range(2, len(parts) + 1):
+                head = "/".join(parts[:end])
+                try:
+                    trial = DocumentPaths(self.spec, head)
+                except SpecError:
+                    continue
+                if any(trial.match(key) is not None for key in keys):
+                    rest = prefix[len(head) :] or "/"
+                    return (
+                        f"no route serves any operation of the document under its server prefix {prefix!r}, but "
+                        f"routes match the operations under {rest!r}: if the app is served under {head!r} "
+                        "(a SCRIPT_NAME mount, DispatcherMiddleware, a proxy's X-Forwarded-Prefix), set "
+                        f"CLIENTAUTH_BASE_PATH = {head!r}"
+                    )
+        return None
+
+
+class RouteTable:
+    """Maps (URL rule, method) to the policy to enforce, computed once per pair."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        view_overrides: Mapping[Any, Override],
+        blueprint_overrides: Mapping[Any, Override],
+        handlers: Mapping[str, Callable[..., Any]],
+        view_functions: Mapping[str, Callable[..., Any]],
+        blueprints: Mapping[str, Any] | None = None,
+        preflight: PreflightMode = "auto",
+        unhandled: UnhandledMode = "error",
+        base_path: str = "",
+    ) -> None:
+        self.spec = spec
+        self._view_functions = view_functions
+        self.overrides = ViewOverrides(
+            view_overrides, blueprint_overrides, blueprints if blueprints is not None else {}
+        )
+        self.rule_policies = RulePolicies(spec, handlers, preflight, unhandled)
+        #: The prefix the app is served under (``CLIENTAUTH_BASE_PATH``; "" for none).
+        self.base_path = base_path
+        self.mounts = MountCheck(spec, base_path)
+        self.paths = DocumentPaths(spec, base_path)
+        #: (id of a URL rule, method) -> its policy, filled on first use; read on every request.
+        self.policies: dict[tuple[int, str], Policy] = {}
+        #: The same for the few rules whose requirement depends on the concrete path.
+        self.concrete: dict[tuple[int, str], ConcretePaths] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, rule: Rule, method: str, path: str, view_args: Mapping[str, Any] | None = None) -> Policy:
+        """The policy of a request to ``path`` (relative to the app's root) matched by ``rule``, the view
+        to receive ``view_args`` (the path is also matched as rebuilt from them: see :class:`ConcretePaths`).
+
+        The hot path, one dict lookup in ``policies``, is inlined in the hook.
+        """
+        entry = self.entry(rule, method)
+        return entry.policy(path, view_args) if isinstance(entry, ConcretePaths) else entry
+
+    def entry(self, rule: Rule, method: str) -> Policy | ConcretePaths:
+        """The rule's policy, or its :class:`ConcretePaths` when the concrete path decides."""
+        key = (id(rule), method)
+        found: Policy | ConcretePaths | None = self.policies.get(key) or self.concrete.get(key)
+        if found is None:
+            found = self.resolve(rule, method)
+            with self._lock:
+                if isinstance(found, ConcretePaths):
+                    self.concrete[key] = found
+                else:
+                    self.policies[key] = found
+        return found
+
+    def operation_for(self, rule: str, method: str) -> Operation | None:
+        """The operation a rule's template stands for (the concrete paths it also serves aside)."""
+        found = self.paths.match(flask_template(rule))
+        return found[0].op(method) if found is not None else None
+
+    def wrong_mount(self, root: str) -> bool:
+        """Whether a request's mount point contradicts what the table was built for (:meth:`MountCheck.wrong`)."""
+        return self.mounts.wrong(root)
+
+    def resolve(self, rule: Rule, method: str) -> Policy | ConcretePaths:
+        """Compute the policy of one rule and method (decorators first, then the spec)."""
+        endpoint = rule.endpoint or ""
+        override = self.overrides.find(endpoint, self._view_functions.get(endpoint), method)
+        own, others, spans = self.paths.for_rule(rule)
+        op = own[0].op(method) if own is not None else None
+        policy = self.rule_policies.finish(rule, method, op, override)
+        if override is not None or not others:
+            return policy  # a decorator decides for every path the rule serves
+        return _concrete_paths(rule, method, own, others, spans, policy, self.rule_policies, self.paths.templates)
+
     def inspect(self, rules: Iterable[Rule], *, limit: int | None = LISTED) -> tuple[list[RouteInfo], list[str]]:
         """Resolve every rule and method; the rows (errors included) and one line per distinct problem.
 
@@ -899,35 +949,10 @@ class RouteTable:
             for (rule, operation, problem), methods in problems.items()
         ]
         lines = group_problems(places, noun="routes", limit=limit)
-        hint = self._prefix_hint(rules, rows)
+        hint = self.mounts.hint(rules, rows)
         if hint is not None:
             lines.append(hint)
         return rows, lines
-
-    def _prefix_hint(self, rules: list[Rule], rows: list[RouteInfo]) -> str | None:
-        """When no route serves any operation but would once a leading part of the server prefixes is
-        removed, the app is served under a prefix the document includes: say which, and the fix."""
-        if not self.spec.operations or any(r.operation is not None for r in rows):
-            return None
-        keys = [flask_template(rule.rule) for rule in rules]
-        stripped = sorted({p for op in self.spec.operations for p in op.prefixes if p})
-        for prefix in stripped:
-            parts = prefix.split("/")
-            for end in range(2, len(parts) + 1):
-                head = "/".join(parts[:end])
-                try:
-                    trial = DocumentPaths(self.spec, head)
-                except SpecError:
-                    continue
-                if any(trial.match(key) is not None for key in keys):
-                    rest = prefix[len(head) :] or "/"
-                    return (
-                        f"no route serves any operation of the document under its server prefix {prefix!r}, but "
-                        f"routes match the operations under {rest!r}: if the app is served under {head!r} "
-                        "(a SCRIPT_NAME mount, DispatcherMiddleware, a proxy's X-Forwarded-Prefix), set "
-                        f"CLIENTAUTH_BASE_PATH = {head!r}"
-                    )
-        return None
 
     def build(self, rules: Iterable[Rule]) -> list[RouteInfo]:
         """Resolve every rule and method now (start-up, diagnostics); raise naming every error."""
@@ -937,7 +962,7 @@ class RouteTable:
         if lines:
             listed = "".join(f"\n  - {line}" for line in lines)
             raise SpecError(self.spec.source, f"these routes cannot be enforced:{listed}")
-        unused = sorted(o.where for obj, o in self._views.items() if obj not in self._used)
+        unused = self.overrides.unused()
         if unused:
             logger.warning(
                 "clientauth: %s: @auth.exempt / @auth.require on %s matched no route of this app, so it has "
@@ -956,6 +981,45 @@ class RouteTable:
             templates = ([own[0]] if own is not None else []) + others
             served.update(id(op) for t in templates for m in rule.methods or () if (op := t.ops.get(m)) is not None)
         return [op for t in self.paths.templates.values() for op in t.ops.values() if id(op) not in served]
+
+
+def _concrete_paths(
+    rule: Rule,
+    method: str,
+    own: tuple[_Template, bool] | None,
+    others: list[_Template],
+    spans: bool,
+    policy: Policy,
+    rule_policies: RulePolicies,
+    documented: Mapping[str, _Template],
+) -> Policy | ConcretePaths:
+    """The :class:`ConcretePaths` of a rule that serves the more specific documented paths ``others``
+    (``policy`` is that of its own path), or ``policy`` when every one of them asks for the same."""
+    # (rank, 2 exact / 1 the other slash form or the rest of a path / 0 anything, document order)
+    ranked: list[tuple[tuple[_Rank, int, int], Callable[[list[str]], bool], Policy]] = []
+    paths = []
+    for template in [own[0]] if own is not None else []:
+        ranked.append(((template.rank, 2, -template.order), template.exact, policy))
+        ranked.append(((template.rank, 0, -template.order), _everything, policy))
+    if own is None:
+        ranked.append((((-1, ()), 0, 0), _everything, policy))
+    for template in others:
+        other_op = template.op(method)
+        other = rule_policies.finish(rule, method, other_op, None, template)
+        paths.append((template.shown, other_op, other))
+        ranked.append(((template.rank, 2, -template.order), template.exact, other))
+        if template.key != "/" and _other_slash(template.key) not in documented:  # one form serves both
+            ranked.append(((template.rank, 1, -template.order), template.other, other))
+        if spans and template.key.endswith("/{}"):
+            ranked.append(((template.rank, 1, -template.order), template.rest, other))
+    if all(_same_requirement(p, policy) for _, _, p in paths):
+        return policy  # every path the rule reaches asks for the same
+    ranked.sort(key=lambda entry: entry[0], reverse=True)
+    concrete = ConcretePaths([(match, p) for _, match, p in ranked], policy, paths, rule, rule_policies.spec.source)
+    for template, (shown, _op, other) in zip(others, paths, strict=True):
+        if "{}" not in template.key and not _same_requirement(other, policy):
+            concrete.check_spelling(template.key, shown)
+    return concrete
 
 
 class _SetupRecorder:

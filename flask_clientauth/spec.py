@@ -112,7 +112,6 @@ class Operation:
     path: str
     prefixes: tuple[str, ...]
     policy: Policy
-    operation_id: str | None = None
     ref: str | None = None
 
     @property
@@ -265,20 +264,13 @@ class _Resolved:
         return self.key_files.get(key, self.file)
 
 
-class _Parser:
-    def __init__(self, document: Mapping[str, Any], label: str, path: Path | None, strict: bool) -> None:
+class _Report:
+    """What a parse finds: errors, kept to be raised together at the end, and warnings for start-up to log."""
+
+    def __init__(self, label: str) -> None:
         self.label = label
-        self.main = _File(document, path.parent if path is not None else None, "")
-        self.doc = document
-        self.strict = strict
-        self.openapi = "2.0"
-        self._files: dict[Path, _File] = {}
-        if path is not None:
-            self._files[path.resolve()] = self.main
         self.errors: list[SpecError] = []
         self.warnings: list[str] = []
-        #: Schemes whose definition is in error: requirements naming them are not reported again.
-        self.broken: set[str] = set()
 
     def fail(self, message: str, where: str | None = None) -> SpecError:
         return SpecError(self.label, message, where=where)
@@ -294,7 +286,17 @@ class _Parser:
             self.errors.append(exc)
             return None
 
-    # -- $ref -------------------------------------------------------------------------
+
+class _Refs:
+    """``$ref`` resolution: local and relative-file references; each file is read once."""
+
+    def __init__(self, report: _Report, document: Mapping[str, Any], path: Path | None) -> None:
+        self.fail = report.fail
+        self.main = _File(document, path.parent if path is not None else None, "")
+        self._files: dict[Path, _File] = {}
+        if path is not None:
+            self._files[path.resolve()] = self.main
+
     def resolve(self, node: Any, where: str, file: _File | None = None) -> _Resolved:
         """Follow a chain of ``$ref`` (local and relative-file refs), merging the siblings written next to each.
 
@@ -381,164 +383,44 @@ class _Parser:
                 raise self.fail(f"$ref {ref!r}{in_file} does not resolve", where)
         return node
 
-    # -- document ---------------------------------------------------------------------
-    def parse(self) -> Spec:
-        version = self._version()
-        spec = Spec(source=self.label, version=version, schemes={}, global_policy=None, openapi=self.openapi)
-        spec.schemes = self._schemes(version)
-        self._check_keys(self.doc, None, "document")
-        if "security" in self.doc:
-            spec.global_policy = self.collect(self._global_security, spec)
-        prefixes = self.collect(self._prefixes, self.doc, version, ("/",), "servers") or ("",)
-        paths = self.doc.get("paths") or {}
-        if not isinstance(paths, Mapping):
-            self.errors.append(self.fail("'paths' must be a mapping"))
-            paths = {}
-        for path, item in paths.items():
-            if isinstance(path, str) and path.startswith("x-"):
-                continue
-            self.collect(self._path, spec, path, item, prefixes)
-        if self.errors:
-            raise combine_errors(self.label, self.errors, title=f"{len(self.errors)} problems in the document")
-        self._usage_warnings(spec)
-        spec.warnings = self.warnings
-        return spec
 
-    def _global_security(self, spec: Spec) -> Policy:
-        return self._security(spec, self.doc["security"], origin="global", where="global security")
+class _Schemes:
+    """The document's security schemes (``securityDefinitions`` / ``components.securitySchemes``)."""
 
-    def _path(self, spec: Spec, path: Any, raw: Any, prefixes: tuple[str, ...]) -> None:
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise self.fail(f"path {path!r} must start with '/'")
-        where = f"path {path}"
-        item = self.resolve(raw, where)
-        if not isinstance(item.node, Mapping):
-            raise self.fail("the path item must be a mapping", where)
-        self._check_keys(item.node, where, "path")
-        item_prefixes = self._prefixes(item.node, spec.version, prefixes, f"{where}: servers")
-        for method in HTTP_METHODS:
-            if method in item.node:
-                self.collect(self._operation, spec, method, path, item, item_prefixes)
+    def __init__(self, report: _Report, refs: _Refs, doc: Mapping[str, Any], openapi: str, strict: bool) -> None:
+        self.report = report
+        self.fail = report.fail
+        self.refs = refs
+        self.doc = doc
+        self.openapi = openapi
+        self.strict = strict
+        #: Schemes whose definition is in error: requirements naming them are not reported again.
+        self.broken: set[str] = set()
 
-    def _operation(self, spec: Spec, method: str, path: str, item: _Resolved, prefixes: tuple[str, ...]) -> None:
-        where = f"operation {method.upper()} {path}"
-        found = self.resolve(item.node[method], where, item.file_of(method))
-        op = found.node
-        if not isinstance(op, Mapping):
-            raise self.fail("the operation must be a mapping", where)
-        self._check_keys(op, where, "operation")
-        if "security" in op:
-            policy = self._security(spec, op["security"], origin="operation", where=where)
-        elif spec.global_policy is not None:
-            policy = spec.global_policy
-        else:
-            policy = Policy(origin="operation")
-        policy = Policy(
-            policy.alternatives, policy.optional, origin=policy.origin, operation=f"{method.upper()} {path}"
-        )
-        ref = found.ref or (f"{item.ref}/{method}" if item.ref else None)
-        operation_id = op.get("operationId")
-        spec.operations.append(
-            Operation(
-                method=method.upper(),
-                path=path,
-                prefixes=self._prefixes(op, spec.version, prefixes, f"{where}: servers"),
-                policy=policy,
-                operation_id=operation_id if isinstance(operation_id, str) else None,
-                ref=ref,
-            )
-        )
-
-    def _security(self, spec: Spec, raw: Any, *, origin: str, where: str) -> Policy:
-        if isinstance(raw, list) and any(
-            isinstance(obj, Mapping) and any(str(name) in self.broken for name in obj) for obj in raw
-        ):
-            return Policy(deny=True, origin=origin)  # the scheme's own error says it: not once more per operation
-        return _parse_security(spec, raw, origin=origin, where=where)
-
-    def _check_keys(self, node: Mapping[Any, Any], where: str | None, level: str) -> None:
-        """Keys OpenAPI ignores where a reader would expect security: loud warnings, or errors."""
-        for key in node:
-            if not isinstance(key, str) or key.startswith("x-"):
-                continue
-            if level == "path" and key.lower() in HTTP_METHODS and key != key.lower():
-                # OpenAPI's method keys are case-sensitive: this operation does not exist for it, and the
-                # route would silently get another requirement (the global one, or none)
-                raise self.fail(
-                    f"{key!r} is not an operation: OpenAPI's method keys are lower-case, so it would be ignored "
-                    f"and {key.upper()} requests would get another requirement; write {key.lower()!r}",
-                    where,
-                )
-            if key == "security" and level != "path":
-                continue
-            if key in _KNOWN_KEYS:
-                continue
-            if key == "security" or difflib.get_close_matches(key.lower(), ["security"], n=1, cutoff=0.75):
-                if level == "path" and key == "security":
-                    text = (
-                        "'security' on a path item is not OpenAPI: it is ignored, and its operations get the "
-                        "global requirement (or none); put 'security' on each operation"
-                    )
-                else:
-                    text = f"{key!r} is not 'security': it is ignored; if it was meant as security, spell it 'security'"
-                self.warn(text, where)
-
-    def _usage_warnings(self, spec: Spec) -> None:
-        """Warnings about the API keys the document's requirements use (unused ones cannot harm)."""
-        used = spec.used_schemes()
-        for scheme in spec.schemes.values():
-            if scheme.name not in used or not scheme.is_api_key:
-                continue
-            if scheme.location == "query" and scheme.key_type == "client_secret":
-                self.warn(
-                    f"security scheme {scheme.name!r} takes the client secret in the query parameter "
-                    f"{scheme.param!r}; this is less secure, as the secret can end up in access logs: prefer a "
-                    "header, or redact the parameter from your logs"
-                )
-            if scheme.location == "header" and "_" in (scheme.param or ""):
-                self.warn(
-                    f"security scheme {scheme.name!r} reads the header {scheme.param!r}, whose name contains '_': "
-                    "gunicorn and Werkzeug's server (by default) and nginx (underscores_in_headers off) drop such headers, so this "
-                    f"credential may never arrive; prefer {(scheme.param or '').replace('_', '-')!r}"
-                )
-
-    def _version(self) -> int:
-        swagger, openapi = self.doc.get("swagger"), self.doc.get("openapi")
-        if swagger is not None:
-            if str(swagger) != "2.0":
-                raise self.fail(f"unsupported swagger version {swagger!r} (expected '2.0')")
-            return 2
-        if isinstance(openapi, (int, float)) and not isinstance(openapi, bool):
-            openapi = str(openapi)  # unquoted YAML ``openapi: 3.1``, read as ``swagger: 2.0`` is
-        if isinstance(openapi, str) and re.match(r"^3\.\d+(\.\d+)?", openapi):
-            self.openapi = openapi
-            return 3
-        if openapi is not None:
-            raise self.fail(f"unsupported openapi version {openapi!r} (expected 3.x)")
-        raise self.fail("not an OpenAPI document: neither 'swagger: \"2.0\"' nor 'openapi: 3.x'")
-
-    def _schemes(self, version: int) -> dict[str, Scheme]:
+    def read(self, version: int) -> dict[str, Scheme]:
         if version == 2:
             raw = self.doc.get("securityDefinitions") or {}
             where = "securityDefinitions"
         else:
             components = self.doc.get("components") or {}
             if not isinstance(components, Mapping):
-                self.errors.append(self.fail("'components' must be a mapping"))
+                self.report.errors.append(self.fail("'components' must be a mapping"))
                 components = {}
             raw = components.get("securitySchemes") or {}
             where = "components.securitySchemes"
         if not isinstance(raw, Mapping):
-            self.errors.append(self.fail(f"{where} must be a mapping"))
+            self.report.errors.append(self.fail(f"{where} must be a mapping"))
             return {}
         other = self.doc.get("components") if version == 2 else self.doc
         misplaced = "components.securitySchemes" if version == 2 else "securityDefinitions"
         if isinstance(other, Mapping) and (other.get("securitySchemes") if version == 2 else other.get(misplaced)):
-            self.warn(f"{misplaced} is not OpenAPI {self.openapi}'s: its schemes are ignored; write them in {where}")
+            self.report.warn(
+                f"{misplaced} is not OpenAPI {self.openapi}'s: its schemes are ignored; write them in {where}"
+            )
         schemes: dict[str, Scheme] = {}
         for key, body in raw.items():
             name = str(key)
-            scheme = self.collect(self._scheme, name, body, version, where)
+            scheme = self.report.collect(self._scheme, name, body, version, where)
             if scheme is None:
                 self.broken.add(name)
             else:
@@ -547,7 +429,7 @@ class _Parser:
 
     def _scheme(self, name: str, body: Any, version: int, where: str) -> Scheme:
         at = f"{where}.{name}"
-        body = self.resolve(body, at).node
+        body = self.refs.resolve(body, at).node
         if not isinstance(body, Mapping):
             raise self.fail("the security scheme must be a mapping", at)
         kind = body.get("type")
@@ -592,10 +474,17 @@ class _Parser:
                 )
         return scheme
 
-    def _prefixes(
-        self, node: Mapping[str, Any], version: int, inherited: tuple[str, ...], where: str
-    ) -> tuple[str, ...]:
-        if version == 2:
+
+class _Servers:
+    """The path prefixes operations are served under: 2.0's ``basePath``, 3.x's ``servers`` (variables expanded)."""
+
+    def __init__(self, report: _Report, doc: Mapping[str, Any], version: int) -> None:
+        self.fail = report.fail
+        self.doc = doc
+        self.version = version
+
+    def prefixes(self, node: Mapping[str, Any], inherited: tuple[str, ...], where: str) -> tuple[str, ...]:
+        if self.version == 2:
             if node is not self.doc:
                 return inherited
             base = node.get("basePath") or "/"
@@ -611,13 +500,13 @@ class _Parser:
         for server in servers:
             if not isinstance(server, Mapping) or not isinstance(server.get("url"), str):
                 raise self.fail("every server needs a 'url' string", where)
-            for url in self._expand_server_url(server["url"], server.get("variables"), where):
-                path = self._server_path(url, where)
+            for url in self._expand(server["url"], server.get("variables"), where):
+                path = self._path(url, where)
                 if path not in out:
                     out.append(path)
         return tuple(out)
 
-    def _expand_server_url(self, url: str, variables: Any, where: str) -> list[str]:
+    def _expand(self, url: str, variables: Any, where: str) -> list[str]:
         """Every concrete URL a server URL template stands for (its enum values and default)."""
         if variables is not None and not isinstance(variables, Mapping):
             raise self.fail(f"server {url!r}: 'variables' must be a mapping", where)
@@ -641,7 +530,7 @@ class _Parser:
             urls = [u.replace("{" + name + "}", v) for u in urls for v in values]
         return urls
 
-    def _server_path(self, url: str, where: str) -> str:
+    def _path(self, url: str, where: str) -> str:
         """The path part of a server URL; a relative URL whose first segment looks like a host is an error.
 
         OpenAPI reads ``api.example.com/v1`` as a path relative to the document, but its author most
@@ -661,6 +550,160 @@ class _Parser:
                 )
         path = posixpath.normpath("/" + path.lstrip("/"))  # "./v1", "v1" -> "/v1"
         return "" if path == "/" else path
+
+
+class _Parser:
+    """The document read into a :class:`Spec`: its version, then schemes, prefixes and operations."""
+
+    def __init__(self, document: Mapping[str, Any], label: str, path: Path | None, strict: bool) -> None:
+        self.label = label
+        self.doc = document
+        self.strict = strict
+        self.openapi = "2.0"
+        self.report = _Report(label)
+        self.fail = self.report.fail
+        self.refs = _Refs(self.report, document, path)
+
+    # -- document ---------------------------------------------------------------------
+    def parse(self) -> Spec:
+        version = self._version()
+        spec = Spec(source=self.label, version=version, schemes={}, global_policy=None, openapi=self.openapi)
+        self.schemes = _Schemes(self.report, self.refs, self.doc, self.openapi, self.strict)
+        spec.schemes = self.schemes.read(version)
+        self.servers = _Servers(self.report, self.doc, version)
+        self._check_keys(self.doc, None, "document")
+        if "security" in self.doc:
+            spec.global_policy = self.report.collect(self._global_security, spec)
+        prefixes = self.report.collect(self.servers.prefixes, self.doc, ("/",), "servers") or ("",)
+        paths = self.doc.get("paths") or {}
+        if not isinstance(paths, Mapping):
+            self.report.errors.append(self.fail("'paths' must be a mapping"))
+            paths = {}
+        for path, item in paths.items():
+            if isinstance(path, str) and path.startswith("x-"):
+                continue
+            self.report.collect(self._path, spec, path, item, prefixes)
+        errors = self.report.errors
+        if errors:
+            raise combine_errors(self.label, errors, title=f"{len(errors)} problems in the document")
+        for warning in _usage_warnings(spec):
+            self.report.warn(warning)
+        spec.warnings = self.report.warnings
+        return spec
+
+    def _global_security(self, spec: Spec) -> Policy:
+        return self._security(spec, self.doc["security"], origin="global", where="global security")
+
+    def _path(self, spec: Spec, path: Any, raw: Any, prefixes: tuple[str, ...]) -> None:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise self.fail(f"path {path!r} must start with '/'")
+        where = f"path {path}"
+        item = self.refs.resolve(raw, where)
+        if not isinstance(item.node, Mapping):
+            raise self.fail("the path item must be a mapping", where)
+        self._check_keys(item.node, where, "path")
+        item_prefixes = self.servers.prefixes(item.node, prefixes, f"{where}: servers")
+        for method in HTTP_METHODS:
+            if method in item.node:
+                self.report.collect(self._operation, spec, method, path, item, item_prefixes)
+
+    def _operation(self, spec: Spec, method: str, path: str, item: _Resolved, prefixes: tuple[str, ...]) -> None:
+        where = f"operation {method.upper()} {path}"
+        found = self.refs.resolve(item.node[method], where, item.file_of(method))
+        op = found.node
+        if not isinstance(op, Mapping):
+            raise self.fail("the operation must be a mapping", where)
+        self._check_keys(op, where, "operation")
+        if "security" in op:
+            policy = self._security(spec, op["security"], origin="operation", where=where)
+        elif spec.global_policy is not None:
+            policy = spec.global_policy
+        else:
+            policy = Policy(origin="operation")
+        policy = Policy(
+            policy.alternatives, policy.optional, origin=policy.origin, operation=f"{method.upper()} {path}"
+        )
+        ref = found.ref or (f"{item.ref}/{method}" if item.ref else None)
+        spec.operations.append(
+            Operation(
+                method=method.upper(),
+                path=path,
+                prefixes=self.servers.prefixes(op, prefixes, f"{where}: servers"),
+                policy=policy,
+                ref=ref,
+            )
+        )
+
+    def _security(self, spec: Spec, raw: Any, *, origin: str, where: str) -> Policy:
+        if isinstance(raw, list) and any(
+            isinstance(obj, Mapping) and any(str(name) in self.schemes.broken for name in obj) for obj in raw
+        ):
+            return Policy(deny=True, origin=origin)  # the scheme's own error says it: not once more per operation
+        return _parse_security(spec, raw, origin=origin, where=where)
+
+    def _check_keys(self, node: Mapping[Any, Any], where: str | None, level: str) -> None:
+        """Keys OpenAPI ignores where a reader would expect security: loud warnings, or errors."""
+        for key in node:
+            if not isinstance(key, str) or key.startswith("x-"):
+                continue
+            if level == "path" and key.lower() in HTTP_METHODS and key != key.lower():
+                # OpenAPI's method keys are case-sensitive: this operation does not exist for it, and the
+                # route would silently get another requirement (the global one, or none)
+                raise self.fail(
+                    f"{key!r} is not an operation: OpenAPI's method keys are lower-case, so it would be ignored "
+                    f"and {key.upper()} requests would get another requirement; write {key.lower()!r}",
+                    where,
+                )
+            if key == "security" and level != "path":
+                continue
+            if key in _KNOWN_KEYS:
+                continue
+            if key == "security" or difflib.get_close_matches(key.lower(), ["security"], n=1, cutoff=0.75):
+                if level == "path" and key == "security":
+                    text = (
+                        "'security' on a path item is not OpenAPI: it is ignored, and its operations get the "
+                        "global requirement (or none); put 'security' on each operation"
+                    )
+                else:
+                    text = f"{key!r} is not 'security': it is ignored; if it was meant as security, spell it 'security'"
+                self.report.warn(text, where)
+
+    def _version(self) -> int:
+        swagger, openapi = self.doc.get("swagger"), self.doc.get("openapi")
+        if swagger is not None:
+            if str(swagger) != "2.0":
+                raise self.fail(f"unsupported swagger version {swagger!r} (expected '2.0')")
+            return 2
+        if isinstance(openapi, (int, float)) and not isinstance(openapi, bool):
+            openapi = str(openapi)  # unquoted YAML ``openapi: 3.1``, read as ``swagger: 2.0`` is
+        if isinstance(openapi, str) and re.match(r"^3\.\d+(\.\d+)?", openapi):
+            self.openapi = openapi
+            return 3
+        if openapi is not None:
+            raise self.fail(f"unsupported openapi version {openapi!r} (expected 3.x)")
+        raise self.fail("not an OpenAPI document: neither 'swagger: \"2.0\"' nor 'openapi: 3.x'")
+
+
+def _usage_warnings(spec: Spec) -> list[str]:
+    """Warnings about the API keys the document's requirements use (unused ones cannot harm)."""
+    warnings = []
+    used = spec.used_schemes()
+    for scheme in spec.schemes.values():
+        if scheme.name not in used or not scheme.is_api_key:
+            continue
+        if scheme.location == "query" and scheme.key_type == "client_secret":
+            warnings.append(
+                f"security scheme {scheme.name!r} takes the client secret in the query parameter "
+                f"{scheme.param!r}; this is less secure, as the secret can end up in access logs: prefer a "
+                "header, or redact the parameter from your logs"
+            )
+        if scheme.location == "header" and "_" in (scheme.param or ""):
+            warnings.append(
+                f"security scheme {scheme.name!r} reads the header {scheme.param!r}, whose name contains '_': "
+                "gunicorn and Werkzeug's server (by default) and nginx (underscores_in_headers off) drop such headers, so this "
+                f"credential may never arrive; prefer {(scheme.param or '').replace('_', '-')!r}"
+            )
+    return warnings
 
 
 def _parse_security(spec: Spec, raw: Any, *, origin: str, where: str) -> Policy:

@@ -1,4 +1,5 @@
-"""Shared fixtures: an app factory, and a database URL parametrized over every backend.
+"""Shared fixtures and helpers: an app factory, a database URL parametrized over every backend, an
+app with one client (``ClientEnv``), the routing tests' documents, the log check, call counters.
 
 Storage tests take ``database_url`` and run on SQLite always, and on PostgreSQL and MariaDB
 when ``CLIENTAUTH_TEST_POSTGRES_URL`` / ``CLIENTAUTH_TEST_MARIADB_URL`` are set (``.ci/run``
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pytest
 from flask import Flask, jsonify
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from flask_clientauth import ClientAuth, ClientStore, current_client
@@ -216,6 +219,85 @@ def store(app: Flask) -> Any:
     return app.extensions["clientauth"].store
 
 
+# -- documents and apps for the routing tests (schemes hid/hsec in the header, qid/qsec in the query) --
+
+SCHEMES = {"hid": HID, "hsec": HSEC, "qid": QID, "qsec": QSEC}
+ID_AND_SECRET: list[dict[str, list[str]]] = [{"hid": [], "hsec": []}]
+
+NOT_DESCRIBED = {
+    "httpCode": "403",
+    "httpMessage": "Forbidden",
+    "moreInformation": "Operation not described by the API definition",
+}
+MISCONFIGURED = {
+    "httpCode": "503",
+    "httpMessage": "Service Unavailable",
+    "moreInformation": "API security is misconfigured",
+}
+
+
+def op(security: Any = None) -> dict[str, Any]:
+    """An operation, under ``security`` when given (else the document's)."""
+    out: dict[str, Any] = {"responses": {"200": {"description": "ok"}}}
+    if security is not None:
+        out["security"] = security
+    return out
+
+
+def doc3(paths: dict[str, Any], security: Any = ID_AND_SECRET, schemes: Any = None, **extra: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "components": {"securitySchemes": schemes or SCHEMES},
+        "paths": paths,
+        **extra,
+    }
+    if security is not None:
+        d["security"] = security
+    return d
+
+
+def doc2(paths: dict[str, Any], security: Any = ID_AND_SECRET, **extra: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "swagger": "2.0",
+        "info": {"title": "t", "version": "1"},
+        "securityDefinitions": SCHEMES,
+        "paths": paths,
+        **extra,
+    }
+    if security is not None:
+        d["security"] = security
+    return d
+
+
+def view(**kwargs: Any) -> Any:
+    """A view answering with the current client and its arguments."""
+    return jsonify(
+        client=current_client.client_id if current_client else None, args={k: str(v) for k, v in kwargs.items()}
+    )
+
+
+def build(make_app: Any, spec: dict[str, Any], rules: Sequence[tuple[str, ...]] = (), **config: Any) -> Flask:
+    """An app with ``spec`` serving ``rules``: (rule, [METHODS...]) tuples."""
+    app = make_app(spec=spec, routes=False, **config)
+    for i, (rule, *methods) in enumerate(rules):
+        app.add_url_rule(rule, f"r{i}", view, methods=methods or ["GET"])
+    return app
+
+
+def auth_of(app: Flask) -> ClientAuth:
+    """The ``ClientAuth`` that ``make_app`` made."""
+    return app.extensions["test_auth"]  # type: ignore[no-any-return]
+
+
+def headers(cid: str, secret: str | None = None) -> dict[str, str]:
+    """The client ID (and secret) under API Connect's header names."""
+    h = {"X-IBM-Client-Id": cid}
+    if secret is not None:
+        h["X-IBM-Client-Secret"] = secret
+    return h
+
+
 # -- no secret in the logs -------------------------------------------------------------------
 
 #: Watched values shorter than this are not looked for (tests pass short made-up strings freely).
@@ -326,6 +408,47 @@ class CallCounter:
         out = (self.gets, self.bcrypts)
         self.gets = self.bcrypts = 0
         return out
+
+
+def new_client(app: Flask, name: str = "another app", **kw: Any) -> tuple[str, str]:
+    """Registers a client in the app's store: its ID and secret (``None`` with ``secret=False``)."""
+    record, secret = app.extensions["clientauth"].store.create(name, **kw)
+    return record.client_id, secret
+
+
+E = TypeVar("E", bound="ClientEnv")
+
+
+@dataclass
+class ClientEnv:
+    """An app with one registered client (``cid``, ``secret``) and a test client without a cookie jar.
+
+    With a ``monkeypatch``, ``take()`` counts store lookups and bcrypt checks (:class:`CallCounter`).
+    Test modules subclass it with their own ways of sending credentials.
+    """
+
+    app: Flask
+    client: FlaskClient
+    store: ClientStore
+    cid: str
+    secret: str
+    counter: CallCounter | None = None
+
+    @classmethod
+    def of(cls: type[E], app: Flask, monkeypatch: pytest.MonkeyPatch | None = None, **fields: Any) -> E:
+        store: ClientStore = app.extensions["clientauth"].store
+        cid, secret = new_client(app, "Branch mobile app")
+        assert secret is not None
+        counter = None if monkeypatch is None else CallCounter(monkeypatch, store)
+        return cls(app, app.test_client(use_cookies=False), store, cid, secret, counter, **fields)
+
+    def take(self) -> tuple[int, int]:
+        """(store lookups, bcrypt checks) since the last call."""
+        assert self.counter is not None
+        return self.counter.take()
+
+    def new_client(self, name: str = "another app", **kw: Any) -> tuple[str, str]:
+        return new_client(self.app, name, **kw)
 
 
 # -- what was skipped for want of a server ----------------------------------------------------

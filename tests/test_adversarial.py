@@ -20,10 +20,9 @@ from urllib.parse import quote
 
 import pytest
 from flask import Flask, jsonify, request
-from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
-from flask_clientauth import ClientStore, current_client
+from flask_clientauth import current_client
 from flask_clientauth.keys import BCRYPT_MAX_BYTES, RANDOM_LENGTH, generate_client_id, generate_secret
 from flask_clientauth.models import CLIENT_ID_MAX
 
@@ -36,7 +35,7 @@ from conftest import (
     QSEC,
     TUTORIAL_SPEC,
     AppFactory,
-    CallCounter,
+    ClientEnv,
     get_operation,
     leaked_values,
     location_paths,
@@ -82,16 +81,10 @@ def environ_for(location: str, pairs: list[tuple[str, str]]) -> dict[str, str]:
 
 
 @dataclass
-class Env:
+class Env(ClientEnv):
     """An app on ``SPEC`` with one registered client, counting store lookups and bcrypt checks."""
 
-    app: Flask
-    client: FlaskClient
-    store: ClientStore
-    cid: str
-    secret: str
     views: list[str] = field(default_factory=list)
-    counter: CallCounter | None = None
 
     def send(self, location: str, path: str, pairs: list[tuple[str, str]], **kw: Any) -> Any:
         return self.client.get(path, environ_overrides=environ_for(location, pairs), **kw)
@@ -101,29 +94,18 @@ class Env:
         pairs = [(id_name, cid)] if cid is not None else []
         return pairs + ([(secret_name, secret)] if secret is not None else [])
 
-    def take(self) -> tuple[int, int]:
-        """(store lookups, bcrypt checks) since the last call."""
-        assert self.counter is not None
-        return self.counter.take()
-
 
 def make_env(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, spec: dict[str, Any] = SPEC, **config: Any) -> Env:
     config.setdefault("CLIENTAUTH_REVOCATION_INTERVAL", 0)
     config.setdefault("CLIENTAUTH_RATELIMIT_ENABLED", False)  # throttling has its own tests
-    app = make_app(spec=spec, routes=False, **config)
-    store: ClientStore = app.extensions["clientauth"].store
-    record, secret = store.create("Branch mobile app")
-    assert secret is not None
-    env = Env(app, app.test_client(use_cookies=False), store, record.client_id, secret)
+    env = Env.of(make_app(spec=spec, routes=False, **config), monkeypatch)
 
     def view(**kwargs: Any) -> Any:
         env.views.append(request.path)
         return jsonify(client_id=current_client.client_id if current_client else None)
 
     for path in spec["paths"]:
-        app.add_url_rule(re.sub(r"\{(\w+)\}", r"<\1>", path), path, view)
-
-    env.counter = CallCounter(monkeypatch, store)
+        env.app.add_url_rule(re.sub(r"\{(\w+)\}", r"<\1>", path), path, view)
     return env
 
 

@@ -296,6 +296,7 @@ class Workers:
                     pipe.close()
 
 
+@pytest.mark.slow
 def test_processes_while_a_secret_is_reset_and_the_client_deleted(
     make_app: AppFactory, database_url: str, tmp_path: Path
 ) -> None:

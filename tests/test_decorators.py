@@ -17,7 +17,8 @@ from flask import Blueprint, Flask
 from flask.views import MethodView
 
 from flask_clientauth import ClientAuth
-from test_routing import auth_of, doc3, headers, new_client, op, view
+
+from conftest import auth_of, doc3, headers, new_client, op, view
 
 #: The document asks for ID + secret everywhere, except /open (public).
 SPEC = doc3({"/items": {"get": op(), "post": op()}, "/open": {"get": op([]), "post": op([])}})

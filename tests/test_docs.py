@@ -157,6 +157,7 @@ def test_the_readme_exports_what_ci_exports() -> None:
     assert "make test" in running
 
 
+@pytest.mark.slow
 def test_a_run_without_the_server_urls_says_what_it_skipped_and_why(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in TEST_VARIABLES and not k.startswith("PYTEST_")}
     selection = [

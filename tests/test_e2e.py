@@ -27,6 +27,9 @@ from typing import Any
 import pytest
 import requests
 
+#: Every test here starts a real server or process (``pytest -m "not slow"`` leaves them out).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 

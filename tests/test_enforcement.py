@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from flask import Flask, jsonify
+from flask import jsonify
 from flask.testing import FlaskClient
 
 from flask_clientauth import AuthFailure, ClientStore, current_client
 
-from conftest import CID, CSEC, HID, HSEC, QID, QSEC, CallCounter, get_operation, location_paths
+from conftest import CID, CSEC, HID, HSEC, QID, QSEC, CallCounter, ClientEnv, get_operation, location_paths
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -90,33 +90,18 @@ LOCS = {
 }
 
 
-@dataclass
-class Env:
-    app: Flask
-    client: FlaskClient
-    store: ClientStore
-    cid: str
-    secret: str
-
-    def new_client(self, **kw: Any) -> tuple[str, str | None]:
-        record, secret = self.store.create("another app", **kw)
-        return record.client_id, secret
-
-
-def make_env(make_app: Any, spec: dict[str, Any] = SPEC, **config: Any) -> Env:
+def make_env(make_app: Any, spec: dict[str, Any] = SPEC, **config: Any) -> ClientEnv:
     # tests change clients between requests: poll the change log on every request
     config.setdefault("CLIENTAUTH_REVOCATION_INTERVAL", 0)
     app = make_app(spec=spec, routes=False, **config)
     for path in spec["paths"]:
         app.add_url_rule(path, path, whoami)
     app.add_url_rule("/undocumented", "undocumented", whoami)
-    store = app.extensions["clientauth"].store
-    record, secret = store.create("Branch mobile app")
-    return Env(app, app.test_client(use_cookies=False), store, record.client_id, secret)
+    return ClientEnv.of(app)
 
 
 @pytest.fixture
-def env(make_app: Any) -> Env:
+def env(make_app: Any) -> ClientEnv:
     return make_env(make_app)
 
 
@@ -170,7 +155,7 @@ CASES = [
 
 @pytest.mark.parametrize(("cid", "secret", "route", "status", "text"), CASES)
 def test_outcomes(
-    env: Env, loc: Loc, cid: str | None, secret: str | None, route: str, status: int, text: str | None
+    env: ClientEnv, loc: Loc, cid: str | None, secret: str | None, route: str, status: int, text: str | None
 ) -> None:
     def fill(value: str | None) -> str | None:
         if value is None:
@@ -185,7 +170,7 @@ def test_outcomes(
         assert_failure(resp, status, text or "")
 
 
-def test_another_clients_secret_is_invalid(env: Env, loc: Loc) -> None:
+def test_another_clients_secret_is_invalid(env: ClientEnv, loc: Loc) -> None:
     _, other_secret = env.new_client()
     assert other_secret is not None
     resp = loc.send(env.client, f"/{loc.name}", loc.creds(env.cid, other_secret))
@@ -207,7 +192,7 @@ def test_spec_in_yaml_tutorial_random_id(make_app: Any) -> None:
 
 
 @pytest.mark.parametrize(("target", "sent_in"), [(t, s) for t in LOCS for s in LOCS if t != s])
-def test_id_only_in_the_wrong_location_names_where_it_must_be_sent(env: Env, target: str, sent_in: str) -> None:
+def test_id_only_in_the_wrong_location_names_where_it_must_be_sent(env: ClientEnv, target: str, sent_in: str) -> None:
     want = LOCS[target]
     # the key under the spec's own name, in another location
     resp = send(env.client, sent_in, f"/{target}", want.creds(env.cid, env.secret))
@@ -226,14 +211,14 @@ def test_id_only_in_the_wrong_location_names_where_it_must_be_sent(env: Env, tar
     ],
 )
 def test_id_under_api_connects_name_in_the_wrong_location(
-    env: Env, target: str, sent_in: str, pairs: list[tuple[str, str]]
+    env: ClientEnv, target: str, sent_in: str, pairs: list[tuple[str, str]]
 ) -> None:
     filled = [(k, v.format(cid=env.cid, secret=env.secret)) for k, v in pairs]
     resp = send(env.client, sent_in, f"/{target}", filled)
     assert_failure(resp, 401, f"Client ID must be sent in {LOCS[target].where_id}")
 
 
-def test_secret_only_in_the_wrong_location(env: Env, loc: Loc) -> None:
+def test_secret_only_in_the_wrong_location(env: ClientEnv, loc: Loc) -> None:
     other = "query" if loc.name != "query" else "header"
     path = f"/{loc.name}"
     if loc.name == "cookie":
@@ -246,8 +231,8 @@ def test_secret_only_in_the_wrong_location(env: Env, loc: Loc) -> None:
     assert_failure(resp, 401, f"Client secret must be sent in {loc.where_secret}")
 
 
-def test_credentials_in_the_right_and_a_wrong_location_use_the_right_one(env: Env) -> None:
-    # the same client's ID elsewhere is one identity (another client's ID: test_request_identity)
+def test_credentials_in_the_right_and_a_wrong_location_use_the_right_one(env: ClientEnv) -> None:
+    # the same client's ID elsewhere is one identity (another client's ID: test_identity)
     resp = env.client.get(
         "/header",
         headers={"X-IBM-Client-Id": env.cid, "X-IBM-Client-Secret": env.secret},
@@ -261,7 +246,7 @@ def test_credentials_in_the_right_and_a_wrong_location_use_the_right_one(env: En
 
 @pytest.mark.parametrize("which", ["id", "secret"])
 @pytest.mark.parametrize("same_value", [False, True])
-def test_a_key_sent_twice_is_refused(env: Env, loc: Loc, which: str, same_value: bool) -> None:
+def test_a_key_sent_twice_is_refused(env: ClientEnv, loc: Loc, which: str, same_value: bool) -> None:
     other_id, other_secret = env.new_client()
     assert other_secret is not None
     if which == "id":
@@ -275,7 +260,7 @@ def test_a_key_sent_twice_is_refused(env: Env, loc: Loc, which: str, same_value:
     assert_failure(resp, 401, f"{label} sent more than once")
 
 
-def test_comma_joined_header_is_a_duplicate(env: Env) -> None:
+def test_comma_joined_header_is_a_duplicate(env: ClientEnv) -> None:
     resp = env.client.get(
         "/header", headers={"X-IBM-Client-Id": f"{env.cid},{env.cid}", "X-IBM-Client-Secret": env.secret}
     )
@@ -284,7 +269,7 @@ def test_comma_joined_header_is_a_duplicate(env: Env) -> None:
     assert_failure(resp, 401, "Client secret sent more than once")
 
 
-def test_two_clients_in_two_alternatives_are_refused(env: Env) -> None:
+def test_two_clients_in_two_alternatives_are_refused(env: ClientEnv) -> None:
     other_id, other_secret = env.new_client()
     assert other_secret is not None
     resp = env.client.get(
@@ -295,7 +280,7 @@ def test_two_clients_in_two_alternatives_are_refused(env: Env) -> None:
     assert_failure(resp, 401, "Credentials of more than one client sent")
 
 
-def test_either_alternative_works_alone_and_together_for_one_client(env: Env) -> None:
+def test_either_alternative_works_alone_and_together_for_one_client(env: ClientEnv) -> None:
     h = {"X-IBM-Client-Id": env.cid, "X-IBM-Client-Secret": env.secret}
     q = {"client_id": env.cid, "client_secret": env.secret}
     assert env.client.get("/either", headers=h).status_code == 200
@@ -315,7 +300,7 @@ def test_header_names_are_case_insensitive(make_app: Any, name: str) -> None:
     assert resp.status_code == 200
 
 
-def test_query_and_cookie_names_are_exact(env: Env) -> None:
+def test_query_and_cookie_names_are_exact(env: ClientEnv) -> None:
     resp = env.client.get("/query", query_string={"CLIENT_ID": env.cid, "client_secret": env.secret})
     assert_failure(resp, 401, "Client ID missing")
     resp = env.client.get("/cookie", headers={"Cookie": f"App_Client_Id={env.cid}; app_client_secret={env.secret}"})
@@ -325,7 +310,7 @@ def test_query_and_cookie_names_are_exact(env: Env) -> None:
 # -- the client's state ------------------------------------------------------------------------------
 
 
-def test_disabled_client(env: Env, loc: Loc) -> None:
+def test_disabled_client(env: ClientEnv, loc: Loc) -> None:
     env.store.set_enabled(env.cid, False)
     path = f"/{loc.name}"
     assert_failure(loc.send(env.client, path, loc.creds(env.cid, env.secret)), 403, "Client disabled")
@@ -337,7 +322,7 @@ def test_disabled_client(env: Env, loc: Loc) -> None:
     assert loc.send(env.client, path, loc.creds(env.cid, env.secret)).status_code == 200
 
 
-def test_client_without_secret(env: Env, loc: Loc) -> None:
+def test_client_without_secret(env: ClientEnv, loc: Loc) -> None:
     cid, secret = env.new_client(with_secret=False)
     assert secret is None
     path = f"/{loc.name}"
@@ -348,7 +333,7 @@ def test_client_without_secret(env: Env, loc: Loc) -> None:
     assert loc.send(env.client, path, loc.creds(cid, "an-operator-chosen-secret")).status_code == 200
 
 
-def test_optional_requirement(env: Env) -> None:
+def test_optional_requirement(env: ClientEnv) -> None:
     assert env.client.get("/optional").get_json() == {"client_id": None}
     h = {"X-IBM-Client-Id": env.cid, "X-IBM-Client-Secret": env.secret}
     assert env.client.get("/optional", headers=h).get_json() == {"client_id": env.cid}
@@ -402,7 +387,7 @@ def test_bad_error_detail_is_refused(make_app: Any) -> None:
         make_app(CLIENTAUTH_ERROR_DETAIL="verbose", create_tables=False)
 
 
-def test_error_handler_replaces_the_response(env: Env) -> None:
+def test_error_handler_replaces_the_response(env: ClientEnv) -> None:
     auth = env.app.extensions["test_auth"]
     seen: list[AuthFailure] = []
 
@@ -422,7 +407,7 @@ def test_error_handler_replaces_the_response(env: Env) -> None:
     assert env.secret not in repr(seen) and env.secret not in str(seen[-1])
 
 
-def test_error_handler_may_return_a_plain_string(env: Env) -> None:
+def test_error_handler_may_return_a_plain_string(env: ClientEnv) -> None:
     env.app.extensions["test_auth"].error_handler(lambda failure: ("no entry", 401))
     resp = env.client.get("/header")
     assert (resp.status_code, resp.get_data(as_text=True)) == (401, "no entry")

@@ -95,6 +95,7 @@ def busy_port() -> Iterator[int]:
         yield int(holder.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_a_busy_port_fails_before_a_client_is_created(tmp_path: Path) -> None:
     with busy_port() as port:
         env = example_env(tmp_path / "instance", "openapi2", PORT=str(port))
@@ -132,6 +133,7 @@ def branches(srv: Server, client_id: str, secret: str) -> requests.Response:
     return requests.get(srv.url + "/api/branches", headers=headers, timeout=10)
 
 
+@pytest.mark.slow
 def test_repeated_runs_leave_one_working_demo_client(tmp_path: Path) -> None:
     """A second run reuses the first run's client: same ID, a new secret; the old secret stops working."""
     env = example_env(tmp_path / "instance", "openapi2", PORT=str(free_port()))
@@ -161,6 +163,7 @@ def ignored_signals(pid: int) -> int:
     return int(re.search(r"^SigIgn:\s+([0-9a-f]+)$", status, re.M).group(1), 16)  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/PID/status (Linux)")
 def test_a_server_started_from_a_background_job_still_stops(tmp_path: Path) -> None:
     """``make test &`` hands every child an ignored SIGINT; the servers the tests start must still stop

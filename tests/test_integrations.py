@@ -475,6 +475,7 @@ def flask_cli(tmp_path: Path, module: str, *args: str) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.slow
 def test_cli_is_found_as_a_plugin_without_init_app(tmp_path: Path) -> None:
     (tmp_path / "plain_app.py").write_text(textwrap.dedent(PLAIN_APP))
     helped = flask_cli(tmp_path, "plain_app", "clients", "--help")
@@ -486,6 +487,7 @@ def test_cli_is_found_as_a_plugin_without_init_app(tmp_path: Path) -> None:
     assert "Traceback" not in refused.stderr
 
 
+@pytest.mark.slow
 def test_cli_plugin_and_init_app_do_not_conflict(tmp_path: Path) -> None:
     (tmp_path / "protected_app.py").write_text(textwrap.dedent(PROTECTED_APP))
     listed = flask_cli(tmp_path, "protected_app", "--help")

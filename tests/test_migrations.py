@@ -3,7 +3,7 @@
 Both set-ups are covered in-process here: ``flask_clientauth.migrate.upgrade`` / ``flask clients
 init-db`` (our own version table), and Flask-Migrate in a user's app (``flask db migrate``
 autogenerating our tables from ``db.metadata``). The same set-ups run from an installed wheel, in
-either order, in test_migrations_flask_migrate.py; upgrades with rows in test_schema_upgrade.py.
+either order, in test_migrations_flask_migrate.py; upgrades with rows in test_migrations_upgrade.py.
 """
 
 from __future__ import annotations

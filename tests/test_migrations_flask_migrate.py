@@ -29,6 +29,9 @@ from installed import (
     user_app,
 )
 
+#: Every test here starts a real server or process (``pytest -m "not slow"`` leaves them out).
+pytestmark = pytest.mark.slow
+
 OURS = ("clientauth_clients", "clientauth_events")
 VERSION_TABLE = "clientauth_alembic_version"
 

@@ -28,9 +28,8 @@ from werkzeug.serving import make_server
 
 from flask_clientauth import ClientAuth, SpecError
 from test_e2e import HTTP_TIMEOUT, Server, example_env, free_port
-from test_routing import ID_AND_SECRET, MISCONFIGURED, doc2, doc3, headers, op
 
-from conftest import sqlite_with_client
+from conftest import ID_AND_SECRET, MISCONFIGURED, doc2, doc3, headers, op, sqlite_with_client
 
 ID_ONLY = [{"hid": []}]
 #: The global requirement is the client ID only: a route taken for undescribed would pass with it.
@@ -94,6 +93,7 @@ class ThreadedServer:
         self.thread.join(timeout=10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("worker", ["sync", "gthread"])
 def test_gunicorn_script_name(tmp_path: Path, client_db: tuple[str, str, str], worker: str) -> None:
     database, cid, secret = client_db
@@ -134,6 +134,7 @@ def wait_for(url: str, server: Server) -> None:
     pytest.fail(f"server not answering:\n{server.output()}")
 
 
+@pytest.mark.slow
 def test_dispatcher_middleware_under_werkzeugs_server(tmp_path: Path, client_db: tuple[str, str, str]) -> None:
     database, cid, secret = client_db
     app = mounted_app(tmp_path, database, CLIENTAUTH_BASE_PATH="/api")
@@ -142,6 +143,7 @@ def test_dispatcher_middleware_under_werkzeugs_server(tmp_path: Path, client_db:
         check_mounted(server.url, cid, secret)
 
 
+@pytest.mark.slow
 def test_proxy_fix_prefix_under_werkzeugs_server(tmp_path: Path, client_db: tuple[str, str, str]) -> None:
     database, cid, secret = client_db
     app = mounted_app(tmp_path, database, CLIENTAUTH_BASE_PATH="/api")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,88 +12,22 @@ from flask import Blueprint, Flask, jsonify, request
 
 from flask_clientauth import ClientAuth, SpecError, current_client
 
-from conftest import HID as ID
-from conftest import HSEC as SECRET
-from conftest import QID
-from conftest import QSEC as QSECRET
+from conftest import (
+    ID_AND_SECRET,
+    MISCONFIGURED,
+    NOT_DESCRIBED,
+    SCHEMES,
+    auth_of,
+    build,
+    doc2,
+    doc3,
+    headers,
+    new_client,
+    op,
+    view,
+)
 
 OAUTH = {"type": "oauth2", "flows": {"clientCredentials": {"tokenUrl": "https://t.example/token", "scopes": {}}}}
-SCHEMES = {"hid": ID, "hsec": SECRET, "qid": QID, "qsec": QSECRET}
-ID_AND_SECRET: list[dict[str, list[str]]] = [{"hid": [], "hsec": []}]
-
-NOT_DESCRIBED = {
-    "httpCode": "403",
-    "httpMessage": "Forbidden",
-    "moreInformation": "Operation not described by the API definition",
-}
-MISCONFIGURED = {
-    "httpCode": "503",
-    "httpMessage": "Service Unavailable",
-    "moreInformation": "API security is misconfigured",
-}
-
-
-def op(security: Any = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"responses": {"200": {"description": "ok"}}}
-    if security is not None:
-        out["security"] = security
-    return out
-
-
-def doc3(paths: dict[str, Any], security: Any = ID_AND_SECRET, schemes: Any = None, **extra: Any) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "openapi": "3.0.3",
-        "info": {"title": "t", "version": "1"},
-        "components": {"securitySchemes": schemes or SCHEMES},
-        "paths": paths,
-        **extra,
-    }
-    if security is not None:
-        d["security"] = security
-    return d
-
-
-def doc2(paths: dict[str, Any], security: Any = ID_AND_SECRET, **extra: Any) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "swagger": "2.0",
-        "info": {"title": "t", "version": "1"},
-        "securityDefinitions": SCHEMES,
-        "paths": paths,
-        **extra,
-    }
-    if security is not None:
-        d["security"] = security
-    return d
-
-
-def view(**kwargs: Any) -> Any:
-    return jsonify(
-        client=current_client.client_id if current_client else None, args={k: str(v) for k, v in kwargs.items()}
-    )
-
-
-def build(make_app: Any, spec: dict[str, Any], rules: Sequence[tuple[str, ...]] = (), **config: Any) -> Flask:
-    """An app with ``spec`` serving ``rules``: (rule, [METHODS...]) tuples."""
-    app = make_app(spec=spec, routes=False, **config)
-    for i, (rule, *methods) in enumerate(rules):
-        app.add_url_rule(rule, f"r{i}", view, methods=methods or ["GET"])
-    return app
-
-
-def auth_of(app: Flask) -> ClientAuth:
-    return app.extensions["test_auth"]  # type: ignore[no-any-return]
-
-
-def new_client(app: Flask, **kw: Any) -> tuple[str, str]:
-    record, secret = app.extensions["clientauth"].store.create("routing test app", **kw)
-    return record.client_id, secret
-
-
-def headers(cid: str, secret: str | None = None) -> dict[str, str]:
-    h = {"X-IBM-Client-Id": cid}
-    if secret is not None:
-        h["X-IBM-Client-Secret"] = secret
-    return h
 
 
 def operations(app: Flask) -> dict[tuple[str, str], str | None]:

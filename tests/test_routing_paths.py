@@ -22,9 +22,19 @@ from werkzeug.routing import BaseConverter
 
 from flask_clientauth import SpecError
 from test_e2e import HTTP_TIMEOUT, Server, example_env, free_port
-from test_routing import ID_AND_SECRET, MISCONFIGURED, NOT_DESCRIBED, auth_of, build, doc3, headers, new_client, op
 
-from conftest import sqlite_with_client
+from conftest import (
+    ID_AND_SECRET,
+    MISCONFIGURED,
+    NOT_DESCRIBED,
+    auth_of,
+    build,
+    doc3,
+    headers,
+    new_client,
+    op,
+    sqlite_with_client,
+)
 
 ID_ONLY = [{"hid": []}]
 
@@ -482,6 +492,7 @@ def credentials_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[P
     yield root, database, client_id, secret
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("worker", ["sync", "gthread"])
 def test_concrete_paths_through_gunicorn(credentials_db: tuple[Path, str, str, str], worker: str) -> None:
     root, _, cid, secret = credentials_db
@@ -526,6 +537,7 @@ auth.routes(app)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("worker", ["sync", "gthread"])
 def test_slash_forms_normalised_values_and_overlapping_templates_through_gunicorn(
     tmp_path: Path, credentials_db: tuple[Path, str, str, str], worker: str

@@ -184,7 +184,7 @@ def test_every_operation_a_ref_keeps_its_own_requirement_not_the_global_one(make
     spec = load_spec(doc)
     assert len(spec.operations) == 300
     assert all(op.policy.describe() == "id+secret" for op in spec.operations)  # not the global "id"
-    assert {op.operation_id for op in spec.operations} == {f"op{i}" for i in range(300)}
+    assert {op.ref for op in spec.operations} == {f"#/x-operations/op{i}" for i in range(300)}
     assert spec.operations[7].ref == "#/x-operations/op7"
     app = make_app(spec=doc, routes=False)
     app.add_url_rule("/things250/<id>", "t250", lambda id: "ok")

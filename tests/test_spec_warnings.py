@@ -184,6 +184,7 @@ auth.routes(app)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server", ["gunicorn", "werkzeug"])
 def test_underscore_header_never_reaches_the_app_through_real_servers(tmp_path: Path, server: str) -> None:
     (tmp_path / "underscore_app.py").write_text(UNDERSCORE_APP)

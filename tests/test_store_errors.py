@@ -20,6 +20,9 @@ from installed import Installed, installed, user_app
 
 from conftest import AppFactory
 
+#: Every test here starts a real server or process (``pytest -m "not slow"`` leaves them out).
+pytestmark = pytest.mark.slow
+
 PASSWORD = "Db-Password-1"
 MISSING_TABLES = "the client tables do not exist in {url}: run `flask clients init-db` (or `flask db upgrade`)"
 

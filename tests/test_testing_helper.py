@@ -265,6 +265,7 @@ def test_app_without_the_extension(clientauth_client):
 """
 
 
+@pytest.mark.slow
 def test_plugin_in_a_users_project(pytester: pytest.Pytester, tmp_path: Any) -> None:
     """A project that only installs Flask-ClientAuth gets the fixture; its clients are removed afterwards."""
     url = f"sqlite:///{tmp_path}/user.sqlite3"

@@ -1,4 +1,4 @@
-"""What a request costs once a client is known (issue 6), and what the caches promise.
+"""What a request costs once a client is known, and what the caches promise.
 
 Counted, not timed: store lookups, bcrypt checks and change-log polls (``CallCounter``), on
 the real database and the real bcrypt. The revocation interval is a correctness guarantee
@@ -18,14 +18,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 import flask_clientauth.flight
 import flask_clientauth.revocation
 from flask_clientauth import ClientStore
 from flask_clientauth.keys import generate_client_id
 
-from conftest import QID, QSEC, TUTORIAL_SPEC, AppFactory, CallCounter, FakeClock
+from conftest import QID, QSEC, TUTORIAL_SPEC, AppFactory, ClientEnv, FakeClock
 
 #: The tutorial's document with its keys in the query string: the general (not the header) path.
 QUERY_SPEC: dict[str, Any] = copy.deepcopy(TUTORIAL_SPEC)
@@ -36,11 +35,9 @@ NO_POLL = 60.0
 
 
 @dataclass
-class Env:
-    app: Flask
-    client: FlaskClient
-    store: ClientStore
-    counter: CallCounter
+class Env(ClientEnv):
+    """Besides its own client, the tests register theirs (``new_client``) with ``location``'s keys."""
+
     location: str = "header"
 
     def get(self, cid: str | None, secret: str | None = None, path: str = "/api/branches") -> Any:
@@ -50,14 +47,6 @@ class Env:
             return self.client.get(path, query_string=query)
         names = {"id": "X-IBM-Client-Id", "secret": "X-IBM-Client-Secret"}
         return self.client.get(path, headers={names[k]: v for k, v in values.items()})
-
-    def new_client(self, name: str = "app") -> tuple[str, str]:
-        record, secret = self.store.create(name)
-        assert secret is not None
-        return record.client_id, secret
-
-    def take(self) -> tuple[int, int]:
-        return self.counter.take()
 
     @property
     def authenticator(self) -> Any:
@@ -71,9 +60,7 @@ class Env:
 def make_env(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, location: str = "header", **config: Any) -> Env:
     config.setdefault("CLIENTAUTH_REVOCATION_INTERVAL", NO_POLL)
     config.setdefault("CLIENTAUTH_RATELIMIT_ENABLED", False)
-    app = make_app(spec=SPECS[location], **config)
-    store = app.extensions["clientauth"].store
-    return Env(app, app.test_client(use_cookies=False), store, CallCounter(monkeypatch, store), location)
+    return Env.of(make_app(spec=SPECS[location], **config), monkeypatch, location=location)
 
 
 @pytest.fixture(params=list(SPECS))
@@ -514,15 +501,11 @@ def test_cache_verified_answers_only_live_enabled_clients_with_a_secret_seen_bef
     """The warm path's probe, without an app: what it may answer from memory, and what it leaves to
     the general check (``None``)."""
     from dataclasses import replace
-    from datetime import datetime, timezone
 
     from flask_clientauth.cache import CredentialCache
-    from flask_clientauth.store import ClientRecord, CredentialRecord
 
     cache = CredentialCache(size=10, ttl=60.0, negative_size=10, negative_ttl=5.0, clock=clock)
-    now_ = datetime.now(timezone.utc)
-    credential = CredentialRecord("cid", "", now_, secret_hash="$2b$12$x")
-    record = ClientRecord("cid", "App", "", True, now_, now_, credentials=(credential,))
+    record = _record("cid")
     entry = cache.put("cid", record, cache.epoch)
     assert entry is not None
     cache.mark_verified(entry, cache.digest("good"))
@@ -539,3 +522,96 @@ def test_cache_verified_answers_only_live_enabled_clients_with_a_secret_seen_bef
     assert cache.verified("cid", "good") is None  # expired
     cache.update({"cid": replace(record, enabled=False)})
     assert cache.verified("cid", "good") is None  # disabled: the general check says 403
+
+
+# -- the cache alone -------------------------------------------------------------------------------
+
+
+def _record(client_id: str, secret_hash: str = "$2b$12$x", enabled: bool = True) -> Any:
+    """A client with one credential, as the store gives it."""
+    from datetime import datetime, timezone
+
+    from flask_clientauth.store import ClientRecord, CredentialRecord
+
+    now = datetime.now(timezone.utc)
+    credential = CredentialRecord(client_id, "", now, secret_hash=secret_hash)
+    return ClientRecord(client_id, "App", "", enabled, now, now, credentials=(credential,))
+
+
+def _cache(clock: FakeClock, size: int = 3, negative_size: int = 2) -> Any:
+    from flask_clientauth.cache import CredentialCache
+
+    return CredentialCache(size=size, ttl=60.0, negative_size=negative_size, negative_ttl=5.0, clock=clock)
+
+
+def test_cache_eviction_gives_a_used_entry_a_second_chance(clock: FakeClock) -> None:
+    cache = _cache(clock)
+    for cid in "abc":
+        cache.put(cid, _record(cid), cache.epoch)
+    assert cache.get("a") is not None  # used: survives the next eviction once
+    cache.put("d", _record("d"), cache.epoch)
+    assert sorted(cache.cached("abcd")) == ["a", "c", "d"]  # b, the oldest not used, went
+    cache.put("e", _record("e"), cache.epoch)
+    assert sorted(cache.cached("abcde")) == ["a", "d", "e"]  # then c, the oldest now
+    assert len(cache) == 3
+
+
+def test_cache_entries_expire_after_the_ttl(clock: FakeClock) -> None:
+    cache = _cache(clock)
+    cache.put("a", _record("a"), cache.epoch)
+    clock.advance(60)
+    assert cache.get("a") is not None
+    clock.advance(0.5)
+    assert cache.get("a") is None
+
+
+def test_cache_unknown_ids_are_kept_apart_bounded_and_briefly(clock: FakeClock) -> None:
+    cache = _cache(clock, negative_size=2)
+    for cid in ("x", "y", "z"):
+        assert cache.put(cid, None, cache.epoch) is None
+    assert [cache.is_unknown(cid) for cid in ("x", "y", "z")] == [False, True, True]  # the oldest went
+    assert len(cache) == 0  # real clients are not pushed out by unknown IDs
+    clock.advance(5.5)
+    assert not cache.is_unknown("z")
+
+
+def test_cache_a_lookup_that_began_before_an_eviction_is_not_kept(clock: FakeClock) -> None:
+    cache = _cache(clock)
+    epoch = cache.epoch
+    cache.evict(["a"])  # a change polled while the lookup ran
+    entry = cache.put("a", _record("a"), epoch)
+    assert entry is not None and entry.record.client_id == "a"  # the request still gets its answer
+    assert cache.get("a") is None  # but the cache does not keep it
+    assert cache.put("a", None, epoch) is None and not cache.is_unknown("a")
+
+
+def test_cache_update_keeps_verified_secrets_only_while_the_hash_is_the_same(clock: FakeClock) -> None:
+    cache = _cache(clock)
+    entry = cache.put("a", _record("a"), cache.epoch)
+    cache.mark_verified(entry, cache.digest("good"))
+    cache.update({"a": _record("a", enabled=False)})  # disabled: same hash
+    assert cache.verified("a", "good") is None  # disabled clients are never served from memory
+    cache.update({"a": _record("a")})
+    assert cache.verified("a", "good") is not None  # enabled again: no bcrypt needed
+    cache.update({"a": _record("a", secret_hash="$2b$12$new")})
+    assert cache.verified("a", "good") is None  # a new secret starts afresh
+    cache.update({"a": None})
+    assert cache.get("a") is None
+
+
+def test_cache_keeps_a_few_secrets_per_client_and_digests_are_keyed(clock: FakeClock) -> None:
+    from flask_clientauth.cache import MAX_SECRETS_PER_CLIENT
+
+    cache, other = _cache(clock), _cache(clock)
+    assert cache.digest("s") == cache.digest("s") != other.digest("s")  # a key of its own per process
+    entry = cache.put("a", _record("a"), cache.epoch)
+    for n in range(MAX_SECRETS_PER_CLIENT + 1):
+        cache.mark_verified(entry, cache.digest(f"s{n}"))
+    assert len(entry.verified) <= MAX_SECRETS_PER_CLIENT
+    assert cache.verified("a", f"s{MAX_SECRETS_PER_CLIENT}") is entry
+
+
+def test_cache_of_size_zero_keeps_nothing(clock: FakeClock) -> None:
+    cache = _cache(clock, size=0)
+    entry = cache.put("a", _record("a"), cache.epoch)
+    assert entry is not None and cache.get("a") is None and len(cache) == 0

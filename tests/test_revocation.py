@@ -140,6 +140,7 @@ INTERVAL = 6.0
 ROUNDS = 5
 
 
+@pytest.mark.slow
 def test_gunicorn_refuses_the_old_secret_one_interval_after_set_secret_while_its_check_runs(tmp_path: Path) -> None:
     env = example_env(
         tmp_path / "instance", "openapi2", CLIENTAUTH_BCRYPT_ROUNDS="12", CLIENTAUTH_REVOCATION_INTERVAL=str(INTERVAL)

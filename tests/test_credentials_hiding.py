@@ -19,6 +19,9 @@ from test_e2e import Server
 
 from conftest import CID, CSEC, HID, HSEC, QID, QSEC, get_operation, location_paths
 
+#: Every test here starts a real server or process (``pytest -m "not slow"`` leaves them out).
+pytestmark = pytest.mark.slow
+
 SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "Hidden", "version": "1"},

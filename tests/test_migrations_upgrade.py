@@ -116,6 +116,7 @@ def test_history_is_one_line_from_the_first_revision() -> None:
     assert SCRIPT.get_revision(FIRST).branch_labels == {"clientauth"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("start", "target"), PAIRS, ids=[f"{s}-{t}" for s, t in PAIRS])
 def test_own_engine_upgrade_keeps_every_row(
     venv: Installed, engine: Engine, database_url: str, tmp_path: Path, start: str, target: str
@@ -134,6 +135,7 @@ def test_own_engine_upgrade_keeps_every_row(
     assert_rows_kept(app, engine, written, events, **env)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("start", "target"), PAIRS, ids=[f"{s}-{t}" for s, t in PAIRS])
 def test_apps_db_upgrade_keeps_every_row(
     venv: Installed,

@@ -50,6 +50,7 @@ app.app_context().push()
 """
 
 
+@pytest.mark.slow
 def test_current_client_is_reset_on_every_request_of_a_reused_worker_thread(tmp_path: Path) -> None:
     url, store = database(tmp_path)
     record, secret = store.create("Client A")
@@ -199,6 +200,7 @@ def test_two_ids_in_one_location_the_route_does_not_use_are_refused(ident: Ident
     assert ident.views == []
 
 
+@pytest.mark.slow
 def test_a_warm_client_is_refused_with_another_id_in_the_query_on_a_real_server(tmp_path: Path) -> None:
     url, store = database(tmp_path)
     a, secret = store.create("Client A")

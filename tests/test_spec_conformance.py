@@ -1,4 +1,4 @@
-"""Spec conformance (issue 3): every rule of the seeds and every OpenAPI form, on 2.0, 3.0 and 3.1.
+"""Spec conformance: every rule of the seeds and every OpenAPI form, on 2.0, 3.0 and 3.1.
 
 Each :class:`Case` is a small document, the expected start-up result (ok, or the text of the
 :class:`SpecError` and whether ``init_app`` or ``auth.routes()`` raises it) and the expected
