@@ -235,7 +235,7 @@ class ClientAuthState:
                 return self.respond(AuthFailure(errors.STORE_UNAVAILABLE))
         req._clientauth_state = auth  # type: ignore[attr-defined]  # context.STATE_ATTR: this request's only
         if self.hide_credentials:
-            hide(req, self.authenticator.document.keys)  # every key of the document, not only this route's
+            hide(req, self.authenticator.document)  # every key of the document, not only this route's
         return None
 
     def _refuse_mount(self, req: Request) -> Response:

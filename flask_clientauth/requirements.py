@@ -7,33 +7,21 @@ A :class:`Policy` is what one route enforces: a tuple of alternatives (OR), each
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Literal, NamedTuple
 
+from .locations import LOCATIONS, CredentialLocation
+
+#: The document's ``in`` values (the keys of ``locations.LOCATIONS``).
 Location = Literal["header", "query", "cookie"]
 KeyType = Literal["client_id", "client_secret"]
-
-#: Parameter names the DataPower Gateway (v5 compatible) requires, by location and key type.
-V5_NAMES: dict[tuple[str, str], str] = {
-    ("header", "client_id"): "X-IBM-Client-Id",
-    ("header", "client_secret"): "X-IBM-Client-Secret",
-    ("query", "client_id"): "client_id",
-    ("query", "client_secret"): "client_secret",
-}
-
-
-@lru_cache(maxsize=256)
-def environ_key(header: str) -> str:
-    """``X-IBM-Client-Id`` -> ``HTTP_X_IBM_CLIENT_ID``, the WSGI environ key of a header."""
-    key = header.upper().replace("-", "_")
-    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
 
 
 @dataclass(frozen=True)
 class Scheme:
     """One security scheme of the document.
 
-    ``param`` / ``location`` / ``key_type`` are set for ``apiKey`` schemes only.
+    ``param`` / ``location`` / ``key_type`` are set for ``apiKey`` schemes only; ``where`` is the
+    object of ``location`` (reads, hides, forwards the key).
     """
 
     name: str
@@ -41,6 +29,10 @@ class Scheme:
     param: str | None = None
     location: Location | None = None
     key_type: KeyType | None = None
+    where: CredentialLocation | None = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "where", LOCATIONS[self.location] if self.location is not None else None)
 
     @property
     def is_api_key(self) -> bool:
@@ -48,8 +40,8 @@ class Scheme:
 
     def describe_location(self) -> str:
         """``the header X-IBM-Client-Id``: where this key must be sent, in words."""
-        where = {"header": "header", "query": "query parameter", "cookie": "cookie"}
-        return f"the {where[self.location or 'header']} {self.param}"
+        words = self.where.words if self.where is not None else "header"
+        return f"the {words} {self.param}"
 
 
 @dataclass(frozen=True)
@@ -95,9 +87,9 @@ class Requirement:
 
 def _forward_name(scheme: Scheme | None, canonical: str) -> str:
     """A header key keeps its name; a query or cookie key is offered under API Connect's header name."""
-    if scheme is not None and scheme.location == "header" and scheme.param:
-        return scheme.param
-    return canonical
+    if scheme is None or scheme.where is None:
+        return canonical
+    return scheme.where.forward_name(scheme.param or "", canonical)
 
 
 class FastPath(NamedTuple):
@@ -119,11 +111,15 @@ def _fast_path(alternatives: tuple[Requirement, ...], optional: bool, deny: bool
         return None
     req = alternatives[0]
     cid, secret = req.client_id, req.client_secret
-    if req.others or cid is None or cid.location != "header" or (secret is not None and secret.location != "header"):
+    if req.others or cid is None or cid.where is None:
+        return None
+    id_key = cid.where.environ_key(cid.param or "")
+    secret_key = None if secret is None or secret.where is None else secret.where.environ_key(secret.param or "")
+    if id_key is None or (secret is not None and secret_key is None):  # a key the environ does not hold as is
         return None
     return FastPath(
-        environ_key(cid.param or ""),
-        environ_key(secret.param or "") if secret else None,
+        id_key,
+        secret_key,
         req,
         req.forward_names,
         req.key_names,

@@ -19,12 +19,13 @@ from typing import Any, Union
 from urllib.parse import unquote, urlsplit
 
 from .errors import ClientAuthError
-from .requirements import V5_NAMES, KeyType, Location, Policy, Requirement, Scheme
+from .locations import LOCATIONS
+from .requirements import KeyType, Location, Policy, Requirement, Scheme
 
 SpecSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Callable[[], Any]]
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-_API_KEY_LOCATIONS = {2: ("header", "query"), 3: ("header", "query", "cookie")}
+_API_KEY_LOCATIONS = {2: ("header", "query"), 3: tuple(LOCATIONS)}
 _KNOWN_TYPES = {
     2: {"apiKey", "basic", "oauth2"},
     3: {"apiKey", "http", "oauth2", "openIdConnect", "mutualTLS"},
@@ -461,12 +462,12 @@ class _Schemes:
         kt: KeyType = key_type
         scheme = Scheme(name=name, type="apiKey", param=param, location=loc, key_type=kt)
         if self.strict:
-            expected = V5_NAMES.get((loc, kt))
+            carrier = LOCATIONS[loc]
+            expected = carrier.v5_names.get(kt)
             if expected is None:
-                raise self.fail(
-                    f"CLIENTAUTH_STRICT_NAMES allows API keys only in the header or query, not in the {loc}", at
-                )
-            if param != expected and not (loc == "header" and param.lower() == expected.lower()):
+                allowed = " or ".join(n for n, w in LOCATIONS.items() if w.v5_names)
+                raise self.fail(f"CLIENTAUTH_STRICT_NAMES allows API keys only in the {allowed}, not in the {loc}", at)
+            if not carrier.same_name(param, expected):
                 raise self.fail(
                     f"CLIENTAUTH_STRICT_NAMES requires the {kt} key in the {loc} to be named {expected!r}, "
                     f"not {param!r}",
@@ -691,18 +692,9 @@ def _usage_warnings(spec: Spec) -> list[str]:
     for scheme in spec.schemes.values():
         if scheme.name not in used or not scheme.is_api_key:
             continue
-        if scheme.location == "query" and scheme.key_type == "client_secret":
-            warnings.append(
-                f"security scheme {scheme.name!r} takes the client secret in the query parameter "
-                f"{scheme.param!r}; this is less secure, as the secret can end up in access logs: prefer a "
-                "header, or redact the parameter from your logs"
-            )
-        if scheme.location == "header" and "_" in (scheme.param or ""):
-            warnings.append(
-                f"security scheme {scheme.name!r} reads the header {scheme.param!r}, whose name contains '_': "
-                "gunicorn and Werkzeug's server (by default) and nginx (underscores_in_headers off) drop such headers, so this "
-                f"credential may never arrive; prefer {(scheme.param or '').replace('_', '-')!r}"
-            )
+        warning = scheme.where.warning(scheme) if scheme.where is not None else None
+        if warning is not None:
+            warnings.append(warning)
     return warnings
 
 

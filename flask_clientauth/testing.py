@@ -19,14 +19,13 @@ does the registration, and removes the client after the test.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode
 
 from flask.testing import FlaskClient
 from werkzeug.exceptions import HTTPException
 
-from .requirements import Policy, Requirement, Scheme, environ_key
+from .credentials import where
+from .requirements import Policy, Requirement, Scheme
 from .spec import SpecError
 
 if TYPE_CHECKING:
@@ -139,20 +138,4 @@ def _unpack(auth_client: Any) -> tuple[str, str | None]:
 
 def _put(environ: WSGIEnvironment, scheme: Scheme, value: str) -> None:
     """Add one credential where ``scheme`` says, unless the request already has it there."""
-    name = scheme.param or ""
-    if scheme.location == "header":
-        environ.setdefault(environ_key(name), value)
-    elif scheme.location == "query":
-        query = environ.get("QUERY_STRING", "")
-        if name not in dict(parse_qsl(query, keep_blank_values=True)):
-            environ["QUERY_STRING"] = "&".join(filter(None, (query, urlencode({name: value}))))
-    elif scheme.location == "cookie":
-        jar: SimpleCookie = SimpleCookie()
-        raw = environ.get("HTTP_COOKIE", "")
-        try:
-            jar.load(raw)
-        except CookieError:  # an unparsable header a test sent on purpose: add ours after it
-            pass
-        if name not in jar:
-            jar[name] = value
-            environ["HTTP_COOKIE"] = "; ".join(filter(None, (raw, f"{name}={jar[name].coded_value}")))
+    where(scheme).put(environ, scheme.param or "", value)

@@ -13,15 +13,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Request
-from werkzeug.exceptions import HTTPException
-from werkzeug.sansio.response import Response as _Response
 
 from . import errors
 from .cache import CredentialCache, Entry
 from .context import AuthenticatedClient, AuthState
-from .credentials import DocumentKeys, one_client, presented, read, sent_elsewhere
+from .credentials import Credentials, DocumentKeys
 from .errors import AuthFailure
 from .flight import Flights
+from .handlers import verdicts
 from .keys import plausible_secret
 from .models import CLIENT_ID_MAX
 from .requirements import FastPath, Policy, Requirement, Scheme
@@ -121,77 +120,51 @@ class Authenticator:
         """The request's auth state under ``policy``; raises :class:`AuthFailure` when refused."""
         if policy.deny:
             raise AuthFailure(errors.SCHEME_UNSUPPORTED if policy.dropped else errors.UNDOCUMENTED)
-        schemes = self.document.ids or tuple(r.client_id for r in policy.alternatives if r.client_id is not None)
-        one_client(request, schemes)
+        sent = Credentials(request)
+        sent.one_client(self.document.ids or tuple(r.client_id for r in policy.alternatives if r.client_id is not None))
         try:
             if policy.reads_ids:  # routes of the app's own schemes alone keep working without the store
                 self.revocation.refresh()
-            return self._first_passing(policy, request)
+            return self._first_passing(policy, sent)
         except (StoreError, ThrottleUnavailable) as exc:
             logger.error("clientauth: %s; answering 503", exc)
             raise AuthFailure(errors.STORE_UNAVAILABLE) from None
 
-    def _first_passing(self, policy: Policy, request: Request) -> AuthState:
+    def _first_passing(self, policy: Policy, sent: Credentials) -> AuthState:
         alternatives = policy.alternatives
-        memo: dict[Any, Any] = {"address": request.remote_addr}
+        memo: dict[Any, Any] = {"address": sent.request.remote_addr}
         best: AuthFailure | None = None
         for requirement in alternatives:
             try:
-                return self._attempt(requirement, request, memo)
+                return self._attempt(requirement, sent, memo)
             except AuthFailure as failure:
                 if failure.reason is errors.THROTTLED:  # refused whatever the other alternatives hold
                     raise
                 if best is None or failure.reason.rank > best.reason.rank:
                     best = failure
-        if policy.optional and not any(  # credentials sent, even in the wrong place, must be valid
-            presented(request, s) or sent_elsewhere(request, s) for r in alternatives for s in r.schemes if s.is_api_key
-        ):
+        # credentials sent, even in the wrong place, must be valid
+        if policy.optional and not sent.any_sent(s for r in alternatives for s in r.schemes if s.is_api_key):
             return AuthState(None)
         assert best is not None
         raise best
 
-    def _attempt(self, requirement: Requirement, request: Request, memo: dict[Any, Any]) -> AuthState:
+    def _attempt(self, requirement: Requirement, sent: Credentials, memo: dict[Any, Any]) -> AuthState:
         """The state under one alternative; raises :class:`AuthFailure` when it refuses."""
         id_scheme = requirement.client_id
-        client = None if id_scheme is None else self._client(requirement, id_scheme, request, memo)
+        client = None if id_scheme is None else self._client(requirement, id_scheme, sent, memo)
         if not requirement.others:
             return AuthState(client, requirement.names)
-        results: dict[str, Any] = {}
-        for scheme in requirement.others:
-            handler = self.handlers.get(scheme.name)
-            if handler is None:  # resolution refuses such routes; never let one through
-                raise AuthFailure(errors.CONFIG_ERROR)
-            try:
-                result = handler(request)
-            except HTTPException:
-                raise
-            except Exception:
-                logger.exception("clientauth: the handler of scheme %r raised", scheme.name)
-                raise AuthFailure(errors.CONFIG_ERROR) from None
-            # a response (or an HTTPException returned instead of raised, which Flask would send as one)
-            # is truthy, and never a verdict
-            if isinstance(result, (_Response, HTTPException, tuple)):
-                logger.error(
-                    "clientauth: the handler of scheme %r returned a response (%s), not a verdict; refusing. "
-                    "Return a true value to accept, a false one to refuse, or raise (abort(403))",
-                    scheme.name,
-                    type(result).__name__,
-                )
-                raise AuthFailure(errors.CONFIG_ERROR)
-            if not result:
-                raise AuthFailure(errors.SCHEME_REJECTED)
-            results[scheme.name] = result
-        return AuthState(client, requirement.names, results)
+        return AuthState(client, requirement.names, verdicts(self.handlers, requirement.others, sent.request))
 
     def _client(
-        self, requirement: Requirement, id_scheme: Scheme, request: Request, memo: dict[Any, Any]
+        self, requirement: Requirement, id_scheme: Scheme, sent: Credentials, memo: dict[Any, Any]
     ) -> AuthenticatedClient:
         """The API key part of a requirement: the client ID, and the secret where required."""
-        client_id = read(request, id_scheme, "Client ID", errors.CLIENT_ID_MISSING)
+        client_id = sent.read(id_scheme, "Client ID", errors.CLIENT_ID_MISSING)
         secret_scheme = requirement.client_secret
         secret: str | None = None
         if secret_scheme is not None:
-            secret = read(request, secret_scheme, "Client secret", errors.CLIENT_SECRET_MISSING)
+            secret = sent.read(secret_scheme, "Client secret", errors.CLIENT_SECRET_MISSING)
         entry = self._lookup(client_id, memo)
         if entry is None:
             raise AuthFailure(errors.NOT_REGISTERED)
