@@ -8,13 +8,16 @@ Responses have API Connect's shape::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from flask import Response
+from flask import Response, current_app
 
 if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+
     from .requirements import Policy
 
 #: ``CLIENTAUTH_ERROR_DETAIL = "gateway"``: the DataPower API Gateway's one text for every 401.
@@ -91,6 +94,29 @@ def default_response(failure: AuthFailure, *, detail_mode: str = "default") -> R
         message = GATEWAY_401_TEXT
     body = json.dumps(error_body(failure.status, message))
     return Response(body, status=failure.status, mimetype="application/json", headers=failure.headers)
+
+
+def respond(
+    failure: AuthFailure,
+    policy: Policy | None = None,
+    *,
+    handler: Callable[[AuthFailure], ResponseReturnValue] | None = None,
+    detail_mode: str = "default",
+) -> Response:
+    """The response for a refusal: the app's ``@auth.error_handler``, or the JSON body.
+
+    A 401 gets the route's ``WWW-Authenticate`` challenge (RFC 9110 requires one) unless the
+    handler set its own.
+    """
+    if handler is not None:
+        response = current_app.make_response(handler(failure))
+    else:
+        response = default_response(failure, detail_mode=detail_mode)
+    if response.status_code == 401 and policy is not None and "WWW-Authenticate" not in response.headers:
+        challenge = www_authenticate(policy)
+        if challenge:
+            response.headers["WWW-Authenticate"] = challenge
+    return response
 
 
 def www_authenticate(policy: Policy) -> str:

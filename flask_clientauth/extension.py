@@ -22,14 +22,14 @@ from .cache import CredentialCache
 from .cli import clients
 from .credentials import DocumentKeys, hide
 from .dispatch import DispatchCheck
-from .errors import AuthFailure, default_response, www_authenticate
+from .errors import AuthFailure, respond
 from .models import Base
 from .requirements import Policy
 from .routing import Override, Registrations, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, Settings
 from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
 from .store import ClientStore
-from .throttle import FailureThrottle, NoThrottle
+from .throttle import throttle_for
 from .verify import Authenticator, escape
 
 if TYPE_CHECKING:
@@ -62,18 +62,8 @@ class ClientAuthState:
             negative_ttl=settings.negative_cache_ttl,
             clock=ext.clock,
         )
-        self.throttle = (
-            FailureThrottle(
-                settings.ratelimit_storage_uri,
-                per_client=settings.ratelimit_per_client,
-                per_address=settings.ratelimit_per_address,
-                strategy=settings.ratelimit_strategy,
-                key_prefix=f"clientauth:{app.name}",  # apps sharing one Redis keep their own counts
-                memory=self.cache.size,
-            )
-            if settings.ratelimit_enabled
-            else NoThrottle()
-        )
+        # apps sharing one Redis keep their own counts
+        self.throttle = throttle_for(settings, key_prefix=f"clientauth:{app.name}", memory=self.cache.size)
         self.authenticator = Authenticator(
             store,
             self.cache,
@@ -83,13 +73,8 @@ class ClientAuthState:
             clock=ext.clock,
         )
         store.listeners.append(self.authenticator.revocation.changed)
-        self._spec_source = settings.spec
-        self._strict = settings.strict_names
         self._root_path = app.root_path
         self._app = weakref.ref(app)  # the app holds the state (extensions, hooks): no cycle back
-        self._preflight = settings.cors_preflight
-        self._unhandled = settings.unhandled_schemes
-        self._base_path = settings.base_path
         self._view_functions = app.view_functions
         self._blueprints = app.blueprints
         self._spec: Spec | None = None
@@ -118,20 +103,20 @@ class ClientAuthState:
         return self._spec
 
     def _load_spec(self) -> Spec:
-        source = self._spec_source
+        source = self.settings.spec
         if callable(source) and not isinstance(source, Mapping):
             # A callable builds the document from the app's routes (APIFlask, flask-smorest,
             # apispec): call it in an app context of this app and outside any request, so the
             # document does not depend on where it is first needed (e.g. APIFlask's AUTO_SERVERS
             # would take the first request's URL root, mount point included, as the server).
             return contextvars.Context().run(self._load_spec_in_app_context)
-        return load_spec(source, root_path=self._root_path, strict_names=self._strict)
+        return load_spec(source, root_path=self._root_path, strict_names=self.settings.strict_names)
 
     def _load_spec_in_app_context(self) -> Spec:
         app = self._app()
         assert app is not None, "the app was garbage-collected"
         with app.app_context():
-            return load_spec(self._spec_source, root_path=self._root_path, strict_names=self._strict)
+            return load_spec(self.settings.spec, root_path=self._root_path, strict_names=self.settings.strict_names)
 
     def resolve_routes(self, rules: Iterable[Rule]) -> list[RouteInfo]:
         """Resolve every route; remember and raise the :class:`SpecError` if one cannot be enforced."""
@@ -142,7 +127,7 @@ class ClientAuthState:
             raise
         except Exception as exc:  # anything else is just as unenforceable: fail closed, say why
             error = SpecError(
-                _source_label(self._spec_source), f"cannot resolve the routes ({type(exc).__name__}: {exc})"
+                _source_label(self.settings.spec), f"cannot resolve the routes ({type(exc).__name__}: {exc})"
             )
             self.startup_error, self.routes_resolved, self.routes_ok = error, True, False
             raise error from exc
@@ -181,16 +166,12 @@ class ClientAuthState:
             spec = self.spec()
             with self._lock:
                 if self._table is None:
-                    self._table = RouteTable(
+                    self._table = RouteTable.for_app(
                         spec,
-                        view_overrides=self.extension.registrations.views,
-                        blueprint_overrides=self.extension.registrations.blueprints,
-                        handlers=self.extension.registrations.scheme_handlers,
+                        self.extension.registrations,
+                        self.settings,
                         view_functions=self._view_functions,
                         blueprints=self._blueprints,
-                        preflight=self._preflight,
-                        unhandled=self._unhandled,
-                        base_path=self._base_path,
                     )
         return self._table
 
@@ -246,29 +227,17 @@ class ClientAuthState:
             req.method,
             escape(req.path),
             escape(req.root_path),
-            self._base_path or "no prefix",
+            self.settings.base_path or "no prefix",
         )
         return self.respond(AuthFailure(errors.CONFIG_ERROR))
 
     def respond(self, failure: AuthFailure, policy: Policy | None = None) -> Response:
-        """The response for a refusal: the app's ``@auth.error_handler``, or the JSON body.
-
-        A 401 gets the route's ``WWW-Authenticate`` challenge (RFC 9110 requires one) unless the
-        handler set its own.
-        """
+        """The response for a refusal (see :func:`errors.respond`)."""
         handler = self.extension.registrations.error_handler
-        if handler is not None:
-            response = current_app.make_response(handler(failure))
-        else:
-            response = default_response(failure, detail_mode=self.error_detail)
-        if response.status_code == 401 and policy is not None and "WWW-Authenticate" not in response.headers:
-            challenge = www_authenticate(policy)
-            if challenge:
-                response.headers["WWW-Authenticate"] = challenge
-        return response
+        return respond(failure, policy, handler=handler, detail_mode=self.error_detail)
 
     def __repr__(self) -> str:
-        return f"<ClientAuthState spec={self._spec.source if self._spec else self._spec_source!r}>"
+        return f"<ClientAuthState spec={self._spec.source if self._spec else self.settings.spec!r}>"
 
 
 class ClientAuth:
@@ -328,8 +297,8 @@ class ClientAuth:
         hooks = app.before_request_funcs[None]
         hooks.insert(0, hooks.pop())
 
-        # Also a ``flask.commands`` entry point (listed for any app, even one without ClientAuth);
-        # added here too so that ``app.test_cli_runner()`` and ``app.cli`` have it.
+        # The Flask-extension way: only apps with the extension get ``flask clients`` (an app whose
+        # init_app refuses its document has ``python -m flask_clientauth check``: see __main__.py).
         app.cli.add_command(clients)
 
     # -- decorators -------------------------------------------------------------------

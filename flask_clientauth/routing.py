@@ -21,13 +21,16 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 from werkzeug.routing import Map, Rule
 
 from .requirements import Policy
 from .spec import LISTED, Operation, Spec, SpecError, group_problems
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 logger = logging.getLogger("flask_clientauth")
 
@@ -872,6 +875,29 @@ class RouteTable:
         #: The same for the few rules whose requirement depends on the concrete path.
         self.concrete: dict[tuple[int, str], ConcretePaths] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_app(
+        cls,
+        spec: Spec,
+        registrations: Registrations,
+        settings: Settings,
+        *,
+        view_functions: Mapping[str, Callable[..., Any]],
+        blueprints: Mapping[str, Any],
+    ) -> RouteTable:
+        """The table of an app: its views and blueprints, the decorators' registrations, the settings."""
+        return cls(
+            spec,
+            view_overrides=registrations.views,
+            blueprint_overrides=registrations.blueprints,
+            handlers=registrations.scheme_handlers,
+            view_functions=view_functions,
+            blueprints=blueprints,
+            preflight=settings.cors_preflight,
+            unhandled=settings.unhandled_schemes,
+            base_path=settings.base_path,
+        )
 
     def lookup(self, rule: Rule, method: str, path: str, view_args: Mapping[str, Any] | None = None) -> Policy:
         """The policy of a request to ``path`` (relative to the app's root) matched by ``rule``, the view

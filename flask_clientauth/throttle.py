@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
@@ -27,6 +28,9 @@ from limits.strategies import (
 
 from . import errors
 from .errors import AuthFailure, ClientAuthError
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 logger = logging.getLogger("flask_clientauth")
 
@@ -226,3 +230,17 @@ class FailureThrottle(NoThrottle):
         """Forget every counter (tests, or after an incident)."""
         self._blocked.clear()
         self._limiter.storage.reset()
+
+
+def throttle_for(settings: Settings, *, key_prefix: str, memory: int) -> NoThrottle:
+    """The throttle ``CLIENTAUTH_RATELIMIT_*`` configure; ``memory`` bounds the known addresses."""
+    if not settings.ratelimit_enabled:
+        return NoThrottle()
+    return FailureThrottle(
+        settings.ratelimit_storage_uri,
+        per_client=settings.ratelimit_per_client,
+        per_address=settings.ratelimit_per_address,
+        strategy=settings.ratelimit_strategy,
+        key_prefix=key_prefix,
+        memory=memory,
+    )
