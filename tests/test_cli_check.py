@@ -39,7 +39,7 @@ def op(security: Any = None, **extra: Any) -> dict[str, Any]:
 
 def invoke(app: Flask, *args: str, obj: ScriptInfo | None = None) -> Any:
     kwargs: dict[str, Any] = {} if obj is None else {"obj": obj}
-    if "clients" not in app.cli.commands:  # an app without ClientAuth: `flask` finds the group by entry point
+    if "clients" not in app.cli.commands:  # an app without ClientAuth: `python -m flask_clientauth check`
         app.cli.add_command(clients)
     return app.test_cli_runner().invoke(args=["clients", "check", *args], **kwargs)
 

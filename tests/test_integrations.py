@@ -459,14 +459,25 @@ with app.app_context():
 """
 
 
-def flask_cli(tmp_path: Path, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+BROKEN_APP = """
+from flask import Flask
+from flask_clientauth import ClientAuth
+
+app = Flask(__name__)
+app.config["CLIENTAUTH_SPEC"] = "openapi.json"
+ClientAuth(app)
+"""
+
+
+def flask_cli(tmp_path: Path, module: str, *args: str, command: str = "flask") -> subprocess.CompletedProcess[str]:
+    """``python -m flask --app module ...`` (``command="flask_clientauth"``: the check for apps that do not start)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "SPEC_JSON": json.dumps(_tutorial_spec()),
         "DATABASE_URL": f"sqlite:///{tmp_path}/cli.sqlite3",
     }
     return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", module, *args],
+        [sys.executable, "-m", command, "--app", module, *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -476,15 +487,31 @@ def flask_cli(tmp_path: Path, module: str, *args: str) -> subprocess.CompletedPr
 
 
 @pytest.mark.slow
-def test_cli_is_found_as_a_plugin_without_init_app(tmp_path: Path) -> None:
+def test_cli_is_only_in_apps_with_the_extension(tmp_path: Path) -> None:
     (tmp_path / "plain_app.py").write_text(textwrap.dedent(PLAIN_APP))
     helped = flask_cli(tmp_path, "plain_app", "clients", "--help")
-    assert helped.returncode == 0, helped.stderr
-    assert "create" in helped.stdout and "reset-secret" in helped.stdout
-    refused = flask_cli(tmp_path, "plain_app", "clients", "list")
+    assert helped.returncode != 0
+    assert "No such command 'clients'" in helped.stderr
+    # the check that needs no started app says what is missing, without a traceback
+    refused = flask_cli(tmp_path, "plain_app", "check", command="flask_clientauth")
     assert refused.returncode != 0
     assert "Flask-ClientAuth is not initialised on this app" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.slow
+def test_check_reports_the_document_of_an_app_that_does_not_start(tmp_path: Path) -> None:
+    spec = _tutorial_spec()
+    spec["paths"]["/branches"]["get"]["security"] = [{"nope": []}]
+    (tmp_path / "openapi.json").write_text(json.dumps(spec))
+    (tmp_path / "broken_app.py").write_text(BROKEN_APP)
+    checked = flask_cli(tmp_path, "broken_app", "check", command="flask_clientauth")
+    assert checked.returncode == 1, checked.stderr
+    assert "Flask-ClientAuth refuses the document: 1\n" in checked.stdout
+    assert "security scheme 'nope' is not defined" in checked.stdout
+    named = flask_cli(tmp_path, "broken_app", "check", "openapi.json", "--json", command="flask_clientauth")
+    assert named.returncode == 1, named.stderr
+    assert any("'nope' is not defined" in e for e in json.loads(named.stdout)["errors"])
 
 
 @pytest.mark.slow
