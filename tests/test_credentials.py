@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from flask_clientauth.credentials import Credentials
-from flask_clientauth.locations import LOCATIONS, CookieLocation, HeaderLocation, Presented, QueryLocation
+from flask_clientauth.locations import LOCATIONS, CookieLocation, HeaderLocation, Presented, QueryLocation, environ_key
 
 from conftest import CID, HID, HSEC, QID, QSEC, AppFactory
 
@@ -34,6 +34,16 @@ def test_every_in_value_has_its_location_object(make_app: AppFactory) -> None:
         "qsec": LOCATIONS["query"],
         "cid": LOCATIONS["cookie"],
     }
+
+
+@pytest.mark.parametrize(
+    ("header", "key"),
+    [("X-IBM-Client-Id", "HTTP_X_IBM_CLIENT_ID"), ("x-api-key", "HTTP_X_API_KEY"), ("Content-Type", "CONTENT_TYPE")],
+)
+def test_environ_key(header: str, key: str) -> None:
+    assert environ_key(header) == key
+    assert LOCATIONS["header"].environ_key(header) == key  # what the warm path reads
+    assert LOCATIONS["query"].environ_key(header) is None and LOCATIONS["cookie"].environ_key(header) is None
 
 
 @pytest.mark.parametrize(
