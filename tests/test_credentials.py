@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_clientauth.credentials import Credentials
+from flask_clientauth.credentials import RequestKeys
 from flask_clientauth.locations import LOCATIONS, CookieLocation, HeaderLocation, Presented, QueryLocation, environ_key
 
 from conftest import CID, HID, HSEC, QID, QSEC, AppFactory
@@ -101,7 +101,7 @@ def test_each_key_and_each_location_is_read_once_per_request(
 def test_credentials_refuse_a_key_sent_elsewhere(make_app: AppFactory) -> None:
     schemes = make_app(spec=doc([{"hid": []}])).extensions["clientauth"].spec().schemes
     with Flask("t").test_request_context("/?X-IBM-Client-Id=abc") as ctx:
-        sent = Credentials(ctx.request)
+        sent = RequestKeys(ctx.request)
         assert sent.sent_elsewhere(schemes["hid"])  # the header's name in the query (case-insensitive)
         assert not sent.sent_elsewhere(schemes["qid"])
         assert not sent.get(schemes["hid"]).sent
