@@ -24,7 +24,7 @@ def where(scheme: Scheme) -> CredentialLocation:
     return location
 
 
-class Credentials:
+class RequestKeys:
     """What one request carries, each key and each location's names read at most once."""
 
     __slots__ = ("request", "_keys", "_names")

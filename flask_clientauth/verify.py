@@ -17,7 +17,7 @@ from flask import Request
 from . import errors
 from .cache import CredentialCache, Entry
 from .context import AuthenticatedClient, AuthState
-from .credentials import Credentials, DocumentKeys
+from .credentials import DocumentKeys, RequestKeys
 from .errors import AuthFailure
 from .flight import Flights
 from .handlers import verdicts
@@ -120,7 +120,7 @@ class Authenticator:
         """The request's auth state under ``policy``; raises :class:`AuthFailure` when refused."""
         if policy.deny:
             raise AuthFailure(errors.SCHEME_UNSUPPORTED if policy.dropped else errors.UNDOCUMENTED)
-        sent = Credentials(request)
+        sent = RequestKeys(request)
         sent.one_client(self.document.ids or tuple(r.client_id for r in policy.alternatives if r.client_id is not None))
         try:
             if policy.reads_ids:  # routes of the app's own schemes alone keep working without the store
@@ -130,7 +130,7 @@ class Authenticator:
             logger.error("clientauth: %s; answering 503", exc)
             raise AuthFailure(errors.STORE_UNAVAILABLE) from None
 
-    def _first_passing(self, policy: Policy, sent: Credentials) -> AuthState:
+    def _first_passing(self, policy: Policy, sent: RequestKeys) -> AuthState:
         alternatives = policy.alternatives
         memo: dict[Any, Any] = {"address": sent.request.remote_addr}
         best: AuthFailure | None = None
@@ -148,7 +148,7 @@ class Authenticator:
         assert best is not None
         raise best
 
-    def _attempt(self, requirement: Requirement, sent: Credentials, memo: dict[Any, Any]) -> AuthState:
+    def _attempt(self, requirement: Requirement, sent: RequestKeys, memo: dict[Any, Any]) -> AuthState:
         """The state under one alternative; raises :class:`AuthFailure` when it refuses."""
         id_scheme = requirement.client_id
         client = None if id_scheme is None else self._client(requirement, id_scheme, sent, memo)
@@ -157,7 +157,7 @@ class Authenticator:
         return AuthState(client, requirement.names, verdicts(self.handlers, requirement.others, sent.request))
 
     def _client(
-        self, requirement: Requirement, id_scheme: Scheme, sent: Credentials, memo: dict[Any, Any]
+        self, requirement: Requirement, id_scheme: Scheme, sent: RequestKeys, memo: dict[Any, Any]
     ) -> AuthenticatedClient:
         """The API key part of a requirement: the client ID, and the secret where required."""
         client_id = sent.read(id_scheme, "Client ID", errors.CLIENT_ID_MISSING)

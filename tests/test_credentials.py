@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flask_clientauth.credentials import Credentials
-from flask_clientauth.locations import LOCATIONS, CookieLocation, HeaderLocation, Presented, QueryLocation
+from flask_clientauth.credentials import RequestKeys
+from flask_clientauth.locations import LOCATIONS, CookieLocation, HeaderLocation, Presented, QueryLocation, environ_key
 
 from conftest import CID, HID, HSEC, QID, QSEC, AppFactory
 
@@ -34,6 +34,16 @@ def test_every_in_value_has_its_location_object(make_app: AppFactory) -> None:
         "qsec": LOCATIONS["query"],
         "cid": LOCATIONS["cookie"],
     }
+
+
+@pytest.mark.parametrize(
+    ("header", "key"),
+    [("X-IBM-Client-Id", "HTTP_X_IBM_CLIENT_ID"), ("x-api-key", "HTTP_X_API_KEY"), ("Content-Type", "CONTENT_TYPE")],
+)
+def test_environ_key(header: str, key: str) -> None:
+    assert environ_key(header) == key
+    assert LOCATIONS["header"].environ_key(header) == key  # what the warm path reads
+    assert LOCATIONS["query"].environ_key(header) is None and LOCATIONS["cookie"].environ_key(header) is None
 
 
 @pytest.mark.parametrize(
@@ -91,7 +101,7 @@ def test_each_key_and_each_location_is_read_once_per_request(
 def test_credentials_refuse_a_key_sent_elsewhere(make_app: AppFactory) -> None:
     schemes = make_app(spec=doc([{"hid": []}])).extensions["clientauth"].spec().schemes
     with Flask("t").test_request_context("/?X-IBM-Client-Id=abc") as ctx:
-        sent = Credentials(ctx.request)
+        sent = RequestKeys(ctx.request)
         assert sent.sent_elsewhere(schemes["hid"])  # the header's name in the query (case-insensitive)
         assert not sent.sent_elsewhere(schemes["qid"])
         assert not sent.get(schemes["hid"]).sent
