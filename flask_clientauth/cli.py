@@ -17,7 +17,7 @@ from flask.cli import AppGroup, ScriptInfo
 from .keys import check_secret_format
 from .routing import RouteInfo, RouteTable
 from .spec import SpecError, error_lines, load_spec, read_document, unrequired_keys_warning
-from .store import MISSING_TABLES, ClientNotFound, ClientRecord, DuplicateClientId, StoreBusy, StoreError, store_error
+from .store import COMMAND_FAULTS, ClientNotFound, ClientRecord, DuplicateClientId, StoreBusy, StoreError, store_error
 
 if TYPE_CHECKING:  # the extension imports this module to register the group: no cycle at run time
     from .extension import ClientAuthState
@@ -53,7 +53,7 @@ def _errors(f: F) -> F:
                 "nothing was changed, try again"
             ) from None
         except StoreError as exc:
-            if exc.fault == MISSING_TABLES:  # the message names the command to run
+            if exc.fault in COMMAND_FAULTS:  # the message names the command to run
                 raise click.ClickException(str(exc)) from None
             where = "the app's database URI" if _state().extension.db is not None else "CLIENTAUTH_DATABASE_URI"
             raise click.ClickException(f"{exc}; check {where}") from None

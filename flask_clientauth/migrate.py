@@ -42,6 +42,10 @@ VERSIONS_DIR = os.path.join(MIGRATIONS_DIR, "versions")
 VERSION_TABLE = "clientauth_alembic_version"
 #: The tables Flask-ClientAuth keeps.
 TABLES = frozenset(Base.metadata.tables)
+#: The data steps of the shipped revisions (module, function): an app's own migrations change only
+#: the schema, so with ``ClientAuth(app, db=db)`` ``init-db`` runs these after ``flask db upgrade``.
+#: Each is idempotent and returns how many clients it moved.
+DATA_STEPS = (("flask_clientauth.migrations.versions.ca0002_credentials_and_audit", "move_credentials"),)
 
 
 class SchemaError(ClientAuthError):
@@ -51,12 +55,16 @@ class SchemaError(ClientAuthError):
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Alembic's ``include_object`` hook for an app's own migrations: leave Flask-ClientAuth's tables alone.
 
-    ``Migrate(app, db, include_object=include_object)``. It hides our version table, and our tables
+    ``Migrate(app, db, include_object=include_object)``. It hides our version table, our tables
     when they are in the database but not in the app's metadata (the own-engine set-up sharing the
-    app's database): autogenerate then never proposes to drop them. With ``ClientAuth(app, db=db)``
-    the tables are in the app's metadata and stay included, so the app's migrations create and
-    upgrade them. To combine it with a hook of your own, call it first and ``and`` the results.
+    app's database), and columns of our tables that the models do not declare: autogenerate then
+    never proposes to drop them. With ``ClientAuth(app, db=db)`` the tables are in the app's
+    metadata and stay included, so the app's migrations create and upgrade them. To combine it with a hook of your own, call it first and ``and`` the results.
     """
+    if type_ == "column":
+        # A column of ours in the database that this version no longer declares: an app's autogenerate
+        # must never drop it (and what it holds); a later release of ours decides its fate.
+        return not (reflected and compare_to is None and obj.table.name in TABLES)
     if type_ != "table":
         return True
     if name == VERSION_TABLE:
@@ -107,6 +115,16 @@ def _existing(conn: Connection) -> set[str]:
     return set(inspect(conn).get_table_names()) & TABLES
 
 
+def run_data_steps(conn: Connection) -> int:
+    """Run :data:`DATA_STEPS` on tables already at this version's schema; how many clients were moved."""
+    return sum(getattr(importlib.import_module(module), name)(conn) for module, name in DATA_STEPS)
+
+
+def _moved(where: str, count: int, recorded: str = "") -> str:
+    whose = "1 client's credential" if count == 1 else f"{count} clients' credentials"
+    return f"Client tables upgraded in {where}: moved {whose} into clientauth_credentials{recorded}."
+
+
 def _differences(conn: Connection, metadata: MetaData) -> list[Any]:
     """What autogenerate would change in our tables to match ``metadata``."""
     from alembic.autogenerate import compare_metadata
@@ -140,6 +158,9 @@ def init_own_tables(engine: Engine) -> str:
                 )
             config.attributes["connection"] = conn
             command.stamp(config, "clientauth@head")
+            moved = run_data_steps(conn)  # an app's migrations upgraded them without the data step
+            if moved:
+                return _moved(where, moved, f" (revision {head}, now recorded)")
             return f"Client tables already up to date in {where} (revision {head}, now recorded)."
         config.attributes["connection"] = conn
         command.upgrade(config, "clientauth@head")
@@ -151,11 +172,11 @@ def init_own_tables(engine: Engine) -> str:
     return f"Client tables upgraded in {where} from revision {', '.join(sorted(before))} to {head}."
 
 
-def _app_revisions_create_tables(migrations_dir: str | None) -> bool:
-    """Whether a revision of the app's Flask-Migrate history creates our tables."""
+def _app_revisions_create_tables(migrations_dir: str | None, tables: frozenset[str] = TABLES) -> bool:
+    """Whether a revision of the app's Flask-Migrate history creates (one of) ``tables``."""
     if migrations_dir is None:
         return False
-    names = tuple(f"'{name}'" for name in TABLES) + tuple(f'"{name}"' for name in TABLES)
+    names = tuple(f"'{name}'" for name in tables) + tuple(f'"{name}"' for name in tables)
     for path in Path(migrations_dir, "versions").glob("*.py"):
         source = path.read_text(encoding="utf-8", errors="replace")
         if "create_table" in source and any(name in source for name in names):
@@ -175,20 +196,28 @@ def init_app_tables(engine: Engine, metadata: MetaData, migrations_dir: str | No
         generate = f"run `flask db init`, then {generate.removeprefix('run ')}"
     with engine.begin() as conn:
         existing = _existing(conn)
-        if existing == TABLES:
-            if not _differences(conn, metadata):
-                return f"Client tables already up to date in {where} (they belong to the app's database)."
-            if migrations_dir is None:
-                raise SchemaError(
-                    f"the client tables in {where} differ from this version's, and the app has no migrations "
-                    f"to upgrade them: add Flask-Migrate (`Migrate(app, db)`), then run `flask db init`, "
-                    '`flask db migrate -m "Flask-ClientAuth upgrade"`, `flask db upgrade`'
-                )
-            raise SchemaError(f"the client tables in {where} differ from this version's: {generate}")
-        if _app_revisions_create_tables(migrations_dir):
+        missing = TABLES - existing
+        if missing and _app_revisions_create_tables(migrations_dir, missing):
             raise SchemaError(
                 f"the client tables do not exist in {where} yet and the app's migrations create them: "
                 "run `flask db upgrade`"
             )
+        if existing:  # some or all: only the app's migrations may change them (never a partial create_all)
+            if _differences(conn, metadata):
+                if migrations_dir is None:
+                    raise SchemaError(
+                        f"the client tables in {where} differ from this version's, and the app has no "
+                        "migrations to upgrade them: add Flask-Migrate (`Migrate(app, db)`), then run "
+                        '`flask db init`, `flask db migrate -m "Flask-ClientAuth upgrade"`, `flask db upgrade`, '
+                        "and `flask clients init-db` again"
+                    )
+                raise SchemaError(
+                    f"the client tables in {where} differ from this version's: {generate}, "
+                    "and `flask clients init-db` again"
+                )
+            moved = run_data_steps(conn)
+            if moved:
+                return _moved(where, moved)
+            return f"Client tables already up to date in {where} (they belong to the app's database)."
         metadata.create_all(conn, tables=[metadata.tables[name] for name in sorted(TABLES)])
     return f"Client tables created in {where} (in the app's database, with no version of their own)."

@@ -66,19 +66,24 @@ MISSING_TABLES = "missing_tables"
 UNREACHABLE = "unreachable"
 NO_DATABASE = "no_database"
 AUTH_FAILED = "auth_failed"
+#: Clients still hold their credential where it was before revision ca0002: with ``ClientAuth(app,
+#: db=db)`` the app's ``flask db upgrade`` changes the schema, then ``flask clients init-db`` moves them.
+NOT_MIGRATED = "not_migrated"
+#: The faults whose message names the command that fixes them.
+COMMAND_FAULTS = (MISSING_TABLES, NOT_MIGRATED)
 
 
 class StoreError(ClientAuthError):
     """The client store could not be reached or used. The message never holds SQL, values or a password.
 
     ``fault`` names the cause when it is known (:data:`MISSING_TABLES`, :data:`UNREACHABLE`,
-    :data:`NO_DATABASE`, :data:`AUTH_FAILED`), and the message then says what to do.
+    :data:`NO_DATABASE`, :data:`AUTH_FAILED`, :data:`NOT_MIGRATED`), and the message then says what to do.
     """
 
     def __init__(self, message: str, *, fault: str | None = None) -> None:
         super().__init__(message)
         #: What went wrong when it is known: ``"missing_tables"``, ``"unreachable"``,
-        #: ``"no_database"`` or ``"auth_failed"``.
+        #: ``"no_database"``, ``"auth_failed"`` or ``"not_migrated"``.
         self.fault = fault
 
 
@@ -563,12 +568,29 @@ class ClientStore:
     def require(self, client_id: str) -> ClientRecord:
         record = self.get(client_id)
         if record is None:
+            with self._connect(write=False) as conn:  # only on a miss, never on the request path
+                self._check_migrated(conn)
             raise ClientNotFound(client_id)
         return record
+
+    @staticmethod
+    def _check_migrated(conn: Connection) -> None:
+        """Refuse to answer for the clients as if they were all here when some still hold their
+        credential from before revision ca0002 (they get 401 until ``init-db`` moves it)."""
+        legacy = conn.execute(
+            select(func.count()).select_from(clients_table).where(clients_table.c.client_id.is_not(None))
+        ).scalar_one()
+        if legacy:
+            raise StoreError(
+                f"{legacy} client(s) in {safe_url(conn.engine.url)} still hold their client ID and secret from "
+                "before the upgrade and cannot authenticate yet: run `flask clients init-db` to move them",
+                fault=NOT_MIGRATED,
+            )
 
     def list(self) -> list[ClientRecord]:
         """Every client, seen through its first credential."""
         with self._connect(write=False) as conn:
+            self._check_migrated(conn)
             rows = conn.execute(
                 select(*_CLIENT_COLUMNS, *_CREDENTIAL_COLUMNS)
                 .join(credentials_table, credentials_table.c.client_pk == clients_table.c.id)

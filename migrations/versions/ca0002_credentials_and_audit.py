@@ -12,6 +12,8 @@ Create Date: 2026-11-30
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -22,31 +24,33 @@ depends_on = None
 
 
 def move_credentials(conn: sa.Connection) -> int:
-    """Move every client's pre-ca0002 client ID and secret hash into a credential; how many moved."""
+    """Move every client's pre-ca0002 client ID and secret hash into a credential; how many moved.
+
+    Idempotent (a moved client's old columns are empty), so ``init-db`` may run it on every deploy.
+    """
     tables = sa.MetaData()
     tables.reflect(conn, only=["clientauth_clients", "clientauth_credentials"])
     clients, credentials = tables.tables["clientauth_clients"], tables.tables["clientauth_credentials"]
-    rows = conn.execute(
-        sa.select(clients.c.id, clients.c.client_id, clients.c.secret_hash, clients.c.created_at, clients.c.updated_at)
-        .where(clients.c.client_id.is_not(None))
-        .with_for_update()
-    ).all()
-    for row in rows:
+    legacy = clients.c.client_id.is_not(None)
+    # Locks the rows: a second init-db at the same time waits, then finds nothing left to move.
+    moving = len(conn.execute(sa.select(clients.c.id).where(legacy).with_for_update()).all())
+    if moving:
+        columns = ["client_pk", "client_id", "label", "secret_hash", "created_at", "updated_at"]
+        kept = (clients.c.id, clients.c.client_id, sa.literal("", sa.String()), clients.c.secret_hash)
         conn.execute(
-            sa.insert(credentials).values(
-                client_pk=row.id,
-                client_id=row.client_id,
-                label="",
-                secret_hash=row.secret_hash,
-                created_at=row.created_at,
-                updated_at=row.updated_at,
+            sa.insert(credentials).from_select(
+                columns, sa.select(*kept, clients.c.created_at, clients.c.updated_at).where(legacy)
             )
         )
-        conn.execute(sa.update(clients).where(clients.c.id == row.id).values(client_id=None, secret_hash=None))
-    return len(rows)
+        conn.execute(sa.update(clients).where(legacy).values(client_id=None, secret_hash=None))
+    return moving
 
 
 def upgrade() -> None:
+    # The clients table first, while no foreign key points at it: SQLite's batch mode rebuilds it.
+    with op.batch_alter_table("clientauth_clients") as batch:
+        batch.add_column(sa.Column("roles", sa.Text(), nullable=False, server_default=""))
+        batch.alter_column("client_id", existing_type=sa.String(length=64), nullable=True)
     op.create_table(
         "clientauth_credentials",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -84,27 +88,41 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_clientauth_audit_created_at"), "clientauth_audit", ["created_at"], unique=False)
     op.create_index(op.f("ix_clientauth_audit_client_ref"), "clientauth_audit", ["client_ref"], unique=False)
-    with op.batch_alter_table("clientauth_clients") as batch:
-        batch.add_column(sa.Column("roles", sa.Text(), nullable=False, server_default=""))
-        batch.alter_column("client_id", existing_type=sa.String(length=64), nullable=True)
     move_credentials(op.get_bind())
 
 
-def downgrade() -> None:
-    conn = op.get_bind()
+def _names(rows: list[sa.Row[Any]]) -> str:
+    shown = ", ".join(repr(row.name) for row in rows[:5])
+    return shown + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+
+
+def restore_credentials(conn: sa.Connection) -> int:
+    """Put each client's one credential back into its row (the reverse of :func:`move_credentials`);
+    how many. Refuses, changing nothing, when a client has several credentials or none."""
     tables = sa.MetaData()
     tables.reflect(conn, only=["clientauth_clients", "clientauth_credentials"])
     clients, credentials = tables.tables["clientauth_clients"], tables.tables["clientauth_credentials"]
-    counts = conn.execute(sa.select(credentials.c.client_pk, sa.func.count()).group_by(credentials.c.client_pk)).all()
-    if (
-        any(count > 1 for _, count in counts)
-        or conn.execute(
-            sa.select(sa.func.count()).select_from(clients).where(~clients.c.id.in_(sa.select(credentials.c.client_pk)))
-        ).scalar_one()
-    ):
+    counted = (
+        sa.select(clients.c.id, clients.c.name, sa.func.count(credentials.c.id).label("credentials"))
+        .select_from(clients.outerjoin(credentials, credentials.c.client_pk == clients.c.id))
+        .group_by(clients.c.id, clients.c.name)
+        .order_by(clients.c.id)
+    )
+    rows = conn.execute(counted).all()
+    several = [row for row in rows if row.credentials > 1]
+    none = [row for row in rows if row.credentials == 0]
+    if several or none:
+        problems = []
+        if several:
+            problems.append(
+                f"{len(several)} client(s) have several credentials ({_names(several)}): revoke all but one "
+                "of each first (`flask clients credentials revoke CLIENT_ID`)"
+            )
+        if none:
+            problems.append(f"{len(none)} client(s) have no credential ({_names(none)}): delete them first")
         raise RuntimeError(
-            "cannot downgrade below ca0002: a client has more than one credential (or none); "
-            "revoke the extra credentials first (`flask clients credentials revoke`)"
+            "cannot downgrade the client tables below revision ca0002, which keeps one credential per "
+            f"client: {'; '.join(problems)}"
         )
     for row in conn.execute(sa.select(credentials)).all():
         conn.execute(
@@ -112,11 +130,16 @@ def downgrade() -> None:
             .where(clients.c.id == row.client_pk)
             .values(client_id=row.client_id, secret_hash=row.secret_hash)
         )
+    return len(rows)
+
+
+def downgrade() -> None:
+    """Back to one credential per client, held in its row. Roles, labels, expiry, grace periods and
+    the audit log are lost; a client with several credentials (or none) stops the downgrade."""
+    restore_credentials(op.get_bind())
+    # Dropped with their indexes: MariaDB refuses to drop the index a foreign key needs.
+    op.drop_table("clientauth_audit")
+    op.drop_table("clientauth_credentials")
     with op.batch_alter_table("clientauth_clients") as batch:
         batch.alter_column("client_id", existing_type=sa.String(length=64), nullable=False)
         batch.drop_column("roles")
-    op.drop_index(op.f("ix_clientauth_audit_client_ref"), table_name="clientauth_audit")
-    op.drop_index(op.f("ix_clientauth_audit_created_at"), table_name="clientauth_audit")
-    op.drop_table("clientauth_audit")
-    op.drop_index(op.f("ix_clientauth_credentials_client_pk"), table_name="clientauth_credentials")
-    op.drop_table("clientauth_credentials")
