@@ -26,12 +26,21 @@ from sqlalchemy import Engine, Integer, MetaData, String, create_engine, inspect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_clientauth import ClientAuth
-from flask_clientauth.migrate import MIGRATIONS_DIR, VERSION_TABLE, VERSIONS_DIR, alembic_config, upgrade
+from flask_clientauth.migrate import (
+    MIGRATIONS_DIR,
+    TABLES,
+    VERSION_TABLE,
+    VERSIONS_DIR,
+    alembic_config,
+    include_object,
+    upgrade,
+)
 from flask_clientauth.models import Base
 
 from conftest import TUTORIAL_SPEC, AppFactory
 
-OUR_TABLES = {"clientauth_clients", "clientauth_events"}
+OUR_TABLES = set(TABLES)
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 #: Flask-Migrate's env.py template calls Flask-SQLAlchemy's deprecated ``get_engine()`` first.
 FLASK_MIGRATE_TEMPLATE_WARNING = "ignore:'get_engine' is deprecated:DeprecationWarning"
@@ -73,7 +82,7 @@ def test_upgrade_creates_exactly_the_models_schema(engine: Engine) -> None:
     upgrade(engine)
     assert OUR_TABLES <= tables(engine)
     assert schema_diff(engine) == []
-    assert current_revisions(engine) == heads() == {"ca0001"}
+    assert current_revisions(engine) == heads() == {HEAD}
     assert "alembic_version" not in tables(engine)  # the app's own Alembic history is untouched
 
 
@@ -100,12 +109,82 @@ def test_downgrade_to_base_removes_the_tables(engine: Engine) -> None:
     assert schema_diff(engine) == []
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
+def test_downgrade_below_credentials_puts_each_client_id_back(
+    engine: Engine, make_app: AppFactory, database_url: str
+) -> None:
+    """ca0002 -> ca0001 with one credential per client: each client row gets its client ID and secret
+    hash back (a pre-ca0002 release reads them there), and upgrading again moves them once more."""
+    upgrade(engine)
+    app = make_app(database_url=database_url, create_tables=False)
+    store = app.extensions["clientauth"].store
+    kept, secret = store.create("Kept")
+    id_only, _ = store.create("ID only", with_secret=False)
+    downgrade(engine, "ca0001")
+    assert current_revisions(engine) == {"ca0001"}
+    assert tables(engine) & OUR_TABLES == {"clientauth_clients", "clientauth_events"}
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT name, client_id, secret_hash FROM clientauth_clients ORDER BY id")).all()
+    assert [(r.name, r.client_id, r.secret_hash is not None) for r in rows] == [
+        ("Kept", kept.client_id, True),
+        ("ID only", id_only.client_id, False),
+    ]
+    upgrade(engine)
+    assert schema_diff(engine) == []
+    assert [r.client_id for r in store.list()] == [kept.client_id, id_only.client_id]
+    assert store.verify_secret(kept.client_id, secret)
+
+
+def test_downgrade_below_credentials_refuses_a_client_with_several(
+    engine: Engine, make_app: AppFactory, database_url: str
+) -> None:
+    """A client with two credentials cannot go back to one client ID per row: nothing is changed,
+    and the message names the client and the command that fixes it."""
+    upgrade(engine)
+    app = make_app(database_url=database_url, create_tables=False)
+    store = app.extensions["clientauth"].store
+    store.create("Single")
+    several, _ = store.create("Two keys")
+    store.add_credential(several.client_id, label="second")
+    with pytest.raises(RuntimeError) as caught:
+        downgrade(engine, "ca0001")
+    message = str(caught.value)
+    assert message.startswith("cannot downgrade the client tables below revision ca0002"), message
+    assert "1 client(s) have several credentials ('Two keys')" in message
+    assert "`flask clients credentials revoke CLIENT_ID`" in message
+    assert current_revisions(engine) == {HEAD}
+    assert schema_diff(engine) == []
+    assert len(store.require(several.client_id).credentials) == 2
+
+
+def test_include_object_keeps_autogenerate_off_columns_of_ours(engine: Engine) -> None:
+    """A column of our tables that the models no longer declare (a later release's leftover) is never
+    proposed for dropping by an app's autogenerate that uses our hook."""
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE clientauth_clients ADD COLUMN retired VARCHAR(10)"))
+
+    def removed_columns(**opts: Any) -> list[str]:
+        with engine.connect() as conn:
+            diffs = compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
+        return [d[3].name for d in diffs if d[0] == "remove_column"]
+
+    assert removed_columns() == ["retired"]  # what autogenerate would do without the hook
+    assert removed_columns(include_object=include_object) == []
+
+
 def test_init_db_command(make_app: AppFactory, database_url: str, engine: Engine) -> None:
     app = make_app(database_url=database_url, create_tables=False)
     runner = app.test_cli_runner()
     result = runner.invoke(args=["clients", "init-db"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("Client tables created in ") and "ca0001" in result.output
+    assert result.output.startswith("Client tables created in ") and f"(revision {HEAD})" in result.output
     assert schema_diff(engine) == []
     assert current_revisions(engine) == heads()
     created = runner.invoke(args=["clients", "create", "After init-db"])

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from flask_clientauth import ClientStore
+from flask_clientauth.migrate import TABLES
 from installed import (
     Installed,
     UserApp,
@@ -32,7 +33,7 @@ from installed import (
 #: Every test here starts a real server or process (``pytest -m "not slow"`` leaves them out).
 pytestmark = pytest.mark.slow
 
-OURS = ("clientauth_clients", "clientauth_events")
+OURS = tuple(sorted(TABLES))
 VERSION_TABLE = "clientauth_alembic_version"
 
 

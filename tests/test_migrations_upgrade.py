@@ -6,13 +6,15 @@ first revision, whose schema never changes (a released migration is never edited
 secret, a disabled one, an ID-only one, and their change log. After the upgrade, from the installed
 wheel: no row lost, every client in its state, every secret still accepted.
 
-- own engine: ``flask clients init-db`` runs the shipped revisions;
-- the app's db: the app's ``flask db migrate`` generates the step (without dropping anything of
-  ours) and ``flask db upgrade`` applies it; ``init-db`` then finds the tables up to date.
+- own engine: ``flask clients init-db`` runs the shipped revisions, data steps included;
+- the app's db: the app's ``flask db migrate`` generates the schema step (without dropping anything
+  of ours) and ``flask db upgrade`` applies it; until ``init-db`` runs the revisions' data steps
+  (``migrate.DATA_STEPS``) the clients they concern fail closed, and the CLI says to run it.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import secrets
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, create_engine, func, insert, select, text
 
-from flask_clientauth.migrate import VERSION_TABLE, alembic_config, upgrade
+from flask_clientauth.migrate import DATA_STEPS, VERSION_TABLE, alembic_config, upgrade
 from installed import Installed, UserApp, db_init, empty_database, installed, migrations_template, user_app
 
 SCRIPT = ScriptDirectory.from_config(alembic_config())
@@ -35,10 +37,14 @@ HISTORY = [r.revision for r in reversed(list(SCRIPT.walk_revisions("base", "head
 FIRST, HEAD = HISTORY[0], HISTORY[-1]
 #: (start, target): each released revision, upgraded to head.
 PAIRS = [(start, HEAD) for start in HISTORY]
+#: The revisions with a data step, which the app's-db set-up leaves to ``init-db``.
+DATA_STEP_REVISIONS = [importlib.import_module(module).revision for module, _ in DATA_STEPS]
 
-#: Clients written at the first revision: (name, secret or None, enabled).
+#: Clients written at the first revision: (name, secret or None, enabled). The first secret has the
+#: shape the first release generated (``token_urlsafe(32)``), the second is an operator's choice;
+#: both are bcrypt hashes, as the first release stored every secret.
 CLIENTS = [
-    ("Branch mobile app", "Secret-of-the-mobile-app-0001", True),
+    ("Branch mobile app", secrets.token_urlsafe(32), True),
     ("Retired kiosk", "Secret-of-the-retired-kiosk-02", False),
     ("Partner feed", None, True),
 ]
@@ -89,12 +95,22 @@ def at_revision(engine: Engine, start: str) -> list[dict[str, Any]]:
     return written
 
 
-def event_count(engine: Engine) -> int:
+def count(engine: Engine, table: str) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(text("clientauth_events"))).scalar_one())
+        return int(conn.execute(select(func.count()).select_from(text(table))).scalar_one())
+
+
+def event_count(engine: Engine) -> int:
+    return count(engine, "clientauth_events")
+
+
+def with_secret(written: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for c in written if c["client_secret"] is not None]
 
 
 def assert_rows_kept(app: UserApp, engine: Engine, written: list[dict[str, Any]], events: int, **env: str) -> None:
+    """Every client written at the first revision is a client with one credential under its old client
+    ID, in its state; its old bcrypt secret still authenticates (and is not re-hashed); no event lost."""
     listed = {c["client_id"]: c for c in json.loads(app.flask("clients", "list", "--json", **env).stdout)}
     assert set(listed) == {c["client_id"] for c in written}
     for client in written:
@@ -105,8 +121,12 @@ def assert_rows_kept(app: UserApp, engine: Engine, written: list[dict[str, Any]]
             client["client_secret"] is not None,
             f"written at {FIRST}",
         )
-    with_secret = [c for c in written if c["client_secret"] is not None]
-    assert app.call(*with_secret, **env) == [200 if c["enabled"] else 403 for c in with_secret]
+        assert [c["client_id"] for c in row["credentials"]] == [client["client_id"]]
+    assert count(engine, "clientauth_clients") == count(engine, "clientauth_credentials") == len(written)
+    assert app.call(*with_secret(written), **env) == [200 if c["enabled"] else 403 for c in with_secret(written)]
+    with engine.connect() as conn:
+        hashes = conn.execute(text("SELECT secret_hash FROM clientauth_credentials WHERE secret_hash IS NOT NULL"))
+        assert all(h.startswith("$2b$") for (h,) in hashes)  # kept as bcrypt: `reset-secret` moves them on
     assert event_count(engine) == events
 
 
@@ -147,7 +167,8 @@ def test_apps_db_upgrade_keeps_every_row(
     target: str,
 ) -> None:
     """The tables as the app's own migrations made them at ``start`` (no version table of ours); the
-    app's next ``flask db migrate`` + ``flask db upgrade`` brings them to this version's models."""
+    app's next ``flask db migrate`` + ``flask db upgrade`` brings them to this version's models, and
+    ``init-db`` the rows, once."""
     written = at_revision(engine, start)
     with engine.begin() as conn:
         conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
@@ -160,6 +181,16 @@ def test_apps_db_upgrade_keeps_every_row(
     upgrade_ops = revision.split("def downgrade")[0]
     assert "drop_table" not in upgrade_ops and "drop_column" not in upgrade_ops, revision
     app.flask("db", "upgrade", **env)
+    if any(HISTORY.index(start) < HISTORY.index(step) for step in DATA_STEP_REVISIONS):
+        # this version's schema, the old rows not moved yet: those clients fail closed, the CLI says why
+        assert app.call(*with_secret(written), **env) == [401] * len(with_secret(written))
+        listed = app.flask("clients", "list", check=False, **env)
+        assert listed.returncode == 1 and listed.stderr.count("\n") == 1, listed.stderr
+        assert f"{len(CLIENTS)} client(s) in " in listed.stderr, listed.stderr
+        assert listed.stderr.rstrip().endswith("run `flask clients init-db` to move them"), listed.stderr
+        said = app.flask("clients", "init-db", **env).stdout
+        assert said.startswith("Client tables upgraded in "), said
+        assert f"moved {len(CLIENTS)} clients' credentials into clientauth_credentials" in said, said
     said = app.flask("clients", "init-db", **env).stdout
     assert said.startswith("Client tables already up to date in "), said
     assert_rows_kept(app, engine, written, events, **env)
