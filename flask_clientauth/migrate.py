@@ -96,12 +96,25 @@ def alembic_config() -> Config:
 
 def upgrade(engine: Engine, revision: str = "clientauth@head") -> None:
     """Bring the client tables up to ``revision`` (default: the newest) with the shipped revisions."""
+    _command("upgrade", engine, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the client tables back to ``revision`` with the shipped revisions (own-engine set-up).
+
+    A revision that cannot keep every client refuses and changes nothing: below ca0002, each
+    client must hold exactly one credential.
+    """
+    _command("downgrade", engine, revision)
+
+
+def _command(name: str, engine: Engine, revision: str) -> None:
     from alembic import command
 
     with engine.begin() as conn:
         config = alembic_config()
         config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+        getattr(command, name)(config, revision)
 
 
 def current_revisions(conn: Connection) -> set[str]:

@@ -165,10 +165,13 @@ class UserApp:
         credentials = json.dumps([{"id": c["client_id"], "secret": c["client_secret"]} for c in clients])
         return list(json.loads(self.flask("call", credentials, **env).stdout))
 
+    def revision_files(self) -> list[Path]:
+        """The app's own revision files, oldest first."""
+        return sorted((self.directory / "migrations" / "versions").glob("*.py"), key=lambda p: p.stat().st_mtime)
+
     def revisions(self) -> list[str]:
         """The sources of the app's own revision files, oldest first."""
-        files = sorted((self.directory / "migrations" / "versions").glob("*.py"), key=lambda p: p.stat().st_mtime)
-        return [p.read_text() for p in files]
+        return [p.read_text() for p in self.revision_files()]
 
 
 _session: dict[str, Installed] = {}

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -32,6 +31,7 @@ from flask_clientauth.migrate import (
     VERSION_TABLE,
     VERSIONS_DIR,
     alembic_config,
+    downgrade,
     include_object,
     upgrade,
 )
@@ -99,21 +99,11 @@ def test_upgrade_twice_is_a_no_op(engine: Engine, make_app: AppFactory, database
 
 def test_downgrade_to_base_removes_the_tables(engine: Engine) -> None:
     upgrade(engine)
-    with engine.begin() as conn:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        command.downgrade(config, "clientauth@base")
+    downgrade(engine, "clientauth@base")
     assert not tables(engine) & OUR_TABLES
     assert current_revisions(engine) == set()
     upgrade(engine)  # and back up again
     assert schema_diff(engine) == []
-
-
-def downgrade(engine: Engine, revision: str) -> None:
-    with engine.begin() as conn:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        command.downgrade(config, revision)
 
 
 def test_downgrade_below_credentials_puts_each_client_id_back(

@@ -26,10 +26,18 @@ import bcrypt
 import pytest
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, create_engine, func, insert, select, text
+from sqlalchemy import Engine, MetaData, create_engine, func, insert, inspect, select, text
 
 from flask_clientauth.migrate import DATA_STEPS, VERSION_TABLE, alembic_config, upgrade
-from installed import Installed, UserApp, db_init, empty_database, installed, migrations_template, user_app
+from installed import (
+    Installed,
+    UserApp,
+    db_init,
+    empty_database,
+    installed,
+    migrations_template,
+    user_app,
+)
 
 SCRIPT = ScriptDirectory.from_config(alembic_config())
 #: The shipped revisions, oldest first.
@@ -181,7 +189,8 @@ def test_apps_db_upgrade_keeps_every_row(
     upgrade_ops = revision.split("def downgrade")[0]
     assert "drop_table" not in upgrade_ops and "drop_column" not in upgrade_ops, revision
     app.flask("db", "upgrade", **env)
-    if any(HISTORY.index(start) < HISTORY.index(step) for step in DATA_STEP_REVISIONS):
+    moves = any(HISTORY.index(start) < HISTORY.index(step) for step in DATA_STEP_REVISIONS)
+    if moves:
         # this version's schema, the old rows not moved yet: those clients fail closed, the CLI says why
         assert app.call(*with_secret(written), **env) == [401] * len(with_secret(written))
         listed = app.flask("clients", "list", check=False, **env)
@@ -194,3 +203,31 @@ def test_apps_db_upgrade_keeps_every_row(
     said = app.flask("clients", "init-db", **env).stdout
     assert said.startswith("Client tables already up to date in "), said
     assert_rows_kept(app, engine, written, events, **env)
+    if moves and start == FIRST:
+        downgrade_apps_revision(app, engine, written, **env)
+
+
+def downgrade_apps_revision(app: UserApp, engine: Engine, written: list[dict[str, Any]], **env: str) -> None:
+    """Back below ca0002 through the app's own generated revision, edited as the README says: the rows
+    move back first, and the credentials table is dropped with its index (MariaDB's foreign key needs it)."""
+    (path,) = app.revision_files()
+    source = path.read_text()
+    restore = (
+        "from flask_clientauth.migrations.versions.ca0002_credentials_and_audit import restore_credentials\n"
+        "    restore_credentials(op.get_bind())\n"
+    )
+    source = source.replace("def downgrade():\n", f"def downgrade():\n    {restore}", 1)
+    index_drop = (
+        "    with op.batch_alter_table('clientauth_credentials', schema=None) as batch_op:\n"
+        "        batch_op.drop_index(batch_op.f('ix_clientauth_credentials_client_pk'))\n\n"
+    )
+    assert index_drop in source, source
+    path.write_text(source.replace(index_drop, ""))
+    app.flask("db", "downgrade", "base", **env)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT client_id, secret_hash FROM clientauth_clients")).all()
+    assert {row.client_id for row in rows} == {c["client_id"] for c in written}
+    assert sorted(row.secret_hash is not None for row in rows) == sorted(
+        c["client_secret"] is not None for c in written
+    )
+    assert "clientauth_credentials" not in inspect(engine).get_table_names()
