@@ -25,6 +25,7 @@ from .store import (
     ClientNotFound,
     ClientRecord,
     ClientStore,
+    CredentialRecord,
     DuplicateClientId,
     LastCredential,
     StoreBusy,
@@ -178,20 +179,24 @@ def _echo_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         click.echo("  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]]).rstrip())
 
 
+#: The columns of one credential in ``list`` and ``credentials list``.
+_CREDENTIAL_HEADER = ("CLIENT ID", "ENABLED", "SECRET", "EXPIRES", "LAST USED")
+
+
+def _credential_cells(record: ClientRecord, credential: CredentialRecord, now: datetime) -> tuple[str, ...]:
+    return (
+        credential.client_id,
+        "yes" if record.enabled and not credential.expired(now) else "no",
+        "set" if credential.has_secret else "none",
+        _short(credential.expires_at),
+        _short(credential.last_used_at),
+    )
+
+
 def _echo_credentials(record: ClientRecord) -> None:
     now = utcnow()
-    rows = [
-        (
-            c.client_id,
-            "yes" if record.enabled and not c.expired(now) else "no",
-            "set" if c.has_secret else "none",
-            _short(c.expires_at),
-            _short(c.last_used_at),
-            c.label or "-",
-        )
-        for c in record.credentials
-    ]
-    _echo_table(("CLIENT ID", "ENABLED", "SECRET", "EXPIRES", "LAST USED", "LABEL"), rows)
+    rows = [(*_credential_cells(record, c, now), c.label or "-") for c in record.credentials]
+    _echo_table((*_CREDENTIAL_HEADER, "LABEL"), rows)
 
 
 def _echo_client(record: ClientRecord, *, credentials: bool = False) -> None:
@@ -355,20 +360,11 @@ def list_(as_json: bool) -> None:
         return
     now = utcnow()
     rows = [
-        (
-            c.client_id,
-            "yes" if r.enabled and not c.expired(now) else "no",
-            "set" if c.has_secret else "none",
-            _short(c.expires_at),
-            _short(c.last_used_at),
-            ",".join(r.roles) or "-",
-            c.label or "-",
-            r.name,
-        )
+        (*_credential_cells(r, c, now), ",".join(r.roles) or "-", c.label or "-", r.name)
         for r in records
         for c in r.credentials
     ]
-    _echo_table(("CLIENT ID", "ENABLED", "SECRET", "EXPIRES", "LAST USED", "ROLES", "LABEL", "NAME"), rows)
+    _echo_table((*_CREDENTIAL_HEADER, "ROLES", "LABEL", "NAME"), rows)
 
 
 @clients.command("show")
