@@ -638,15 +638,15 @@ def _masked(secret: str, prefix: str) -> str:
 
 @clients.command("leaked")
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option("--disable", is_flag=True, help="Disable each client a working secret belongs to (audited 'leaked').")
+@click.option("--disable", is_flag=True, help="Disable each client a working secret belongs to.")
 @json_option
 @_errors
 def leaked(file: str | None, disable: bool, as_json: bool) -> None:
     """Find the secrets of this app's format in FILE (or standard input: a paste, a leak report) and
     name the clients they belong to; with --disable, disable those clients.
 
-    Secrets are shown masked (the prefix and their last 4 characters), never whole. Without
-    --disable nothing is written.
+    Secrets are shown masked (the prefix and their last 4 characters), never whole. Each one that
+    belongs to a client is recorded in the audit log ('leaked'), with --disable or without.
     """
     store = _store()
     if file is None or file == "-":
@@ -664,9 +664,9 @@ def leaked(file: str | None, disable: bool, as_json: bool) -> None:
         # an old secret past its grace period still has its hash stored, but no longer works
         works = record is not None and store.verify_secret(record.client_id, secret)
         disabled_now = False
-        if record is not None and works and disable:
-            disabled_now = record.enabled
-            record = store.record_leak(record.client_id, disable=True, actor=actor)
+        if record is not None:  # a known leak is audited, whether or not it is acted on
+            disabled_now = works and disable and record.enabled
+            record = store.record_leak(record.client_id, disable=works and disable, actor=actor)
         found.append(
             {
                 "masked_secret": _masked(secret, prefix),

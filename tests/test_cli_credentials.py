@@ -534,7 +534,9 @@ def test_leaked(cli_app: Flask, tmp_path: Path) -> None:
     assert f"client {leaky} ({NAME}): works" in text and "belongs to no client" in text
     for out in (text, json.dumps(found)):
         assert leaky_secret not in out and stranger not in out and mistyped not in out
-    assert "leaked" not in [e["action"] for e in audit(cli_app)]  # without --disable: read only
+    # without --disable the leak is recorded (once a run, for the client it belongs to) and nothing else
+    leaks = [(e["action"], e["client_id"], e["detail"]) for e in audit(cli_app) if e["action"] == "leaked"]
+    assert leaks == [("leaked", leaky, {"disabled": False})] * 2
     assert call(cli_app, leaky, leaky_secret).status_code == 200
 
     result = ok(cli_app, "leaked", "--disable", input=report.read_text())  # standard input
@@ -555,7 +557,8 @@ def test_leaked_old_secret_past_its_grace_period(cli_app: Flask) -> None:
     time.sleep(1.2)
     [found] = ok_json(cli_app, "leaked", "--disable", input=old)
     assert found["client_id"] == client_id and found["works"] is False and found["disabled_now"] is False
-    assert ok_json(cli_app, "show", client_id)["enabled"] is True
+    assert ok_json(cli_app, "show", client_id)["enabled"] is True  # it no longer works: nothing to stop
+    assert audit(cli_app, client_id)[-1]["detail"] == {"disabled": False}
     assert "no longer works" in ok(cli_app, "leaked", input=old).stdout
 
 
