@@ -250,7 +250,8 @@ def test_verify_secret(cli_app: Flask) -> None:
     client_id, secret = create(cli_app)
     result = ok(cli_app, "verify-secret", client_id, input=secret + "\n")
     assert result.stdout == "valid\n" and secret not in result.output
-    wrong = run(cli_app, "verify-secret", client_id, input=secret[:-1] + "x\n")
+    other = secret[:-1] + ("x" if secret[-1] != "x" else "y")
+    wrong = run(cli_app, "verify-secret", client_id, input=other + "\n")
     assert wrong.exit_code == 1 and wrong.stdout == "invalid\n"
     assert verify(cli_app, client_id, "not-even-the-format") == "invalid"
 
