@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import getpass
 import json
+import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -14,10 +17,26 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, ScriptInfo
 
-from .keys import check_secret_format
+from .keys import PepperMissing, check_secret_format, find_secrets
 from .routing import RouteInfo, RouteTable
 from .spec import SpecError, error_lines, load_spec, read_document, unrequired_keys_warning
-from .store import COMMAND_FAULTS, ClientNotFound, ClientRecord, DuplicateClientId, StoreBusy, StoreError, store_error
+from .store import (
+    COMMAND_FAULTS,
+    MISSING_TABLES,
+    ClientNotFound,
+    ClientRecord,
+    ClientStore,
+    CredentialRecord,
+    DuplicateClientId,
+    LastCredential,
+    StoreBusy,
+    StoreError,
+    check_label,
+    check_role,
+    store_error,
+    utcnow,
+)
+from .timespec import DATE_HELP, DURATION_HELP, parse_datetime, parse_duration
 
 if TYPE_CHECKING:  # the extension imports this module to register the group: no cycle at run time
     from .extension import ClientAuthState
@@ -36,6 +55,18 @@ def _state() -> ClientAuthState:
     return state  # type: ignore[no-any-return]
 
 
+def _store() -> ClientStore:
+    return _state().store
+
+
+def _actor() -> str:
+    """Who runs the command, for the audit log: the OS user name, else the numeric user ID."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError, ImportError):  # no USER/LOGNAME and no passwd entry (a container's random uid)
+        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
 def _errors(f: F) -> F:
     """Turn store faults and unknown IDs into one-line messages and a non-zero exit."""
 
@@ -45,7 +76,7 @@ def _errors(f: F) -> F:
             return f(*args, **kwargs)
         except ClientNotFound as exc:
             raise click.ClickException(f"no client with ID {exc.args[0]!r}") from None
-        except DuplicateClientId as exc:
+        except (DuplicateClientId, LastCredential, PepperMissing) as exc:
             raise click.ClickException(str(exc)) from None
         except StoreBusy:
             raise click.ClickException(
@@ -63,30 +94,176 @@ def _errors(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+# -- option values ----------------------------------------------------------------------
+class _Parsed(click.ParamType):  # type: ignore[type-arg]  # generic in newer click only
+    """A click type from one of :mod:`.timespec`'s parsers (its ValueError becomes a usage error)."""
+
+    def __init__(self, name: str, parse: Callable[[str], Any]) -> None:
+        self.name = name
+        self.parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = _Parsed("duration", parse_duration)
+DATE = _Parsed("date", parse_datetime)
+
+
+def _checked(check: Callable[[str], str]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback applying one of the store's checks (``check_label``, ``check_role``) up front."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        try:
+            if isinstance(value, tuple):
+                return tuple(check(v) for v in value)
+            return None if value is None else check(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+
+    return callback
+
+
+label_option = click.option(
+    "--label", default="", callback=_checked(check_label), help="A name for this credential (e.g. 'ci', 'laptop')."
+)
+no_secret_option = click.option(
+    "--no-secret", is_flag=True, help="An ID-only credential: SECRET is 'none' (set one later with 'set-secret')."
+)
+expires_option = click.option(
+    "--expires", type=DATE, metavar="DATE", help=f"When the credential stops working (401): {DATE_HELP}."
+)
+ttl_option = click.option(
+    "--ttl", type=DURATION, metavar="DURATION", help=f"How long from now the credential works: {DURATION_HELP}."
+)
+
+
+def _expiry(at: datetime | None, ttl: timedelta | None, at_option: str) -> datetime | None:
+    """The expiry that ``--expires``/``--at`` or ``--ttl`` give; a time already past is refused."""
+    if at is not None and ttl is not None:
+        raise click.UsageError(f"give {at_option} or --ttl, not both")
+    now = utcnow()
+    if ttl is not None:
+        return now + ttl
+    if at is not None and at <= now:
+        raise click.BadParameter(
+            f"{_time(at)} is in the past; to stop a credential now, revoke it ('credentials revoke') "
+            "or disable the client",
+            param_hint=f"'{at_option}'",
+        )
+    return at
+
+
+# -- output -----------------------------------------------------------------------------
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
-def _echo_client(record: ClientRecord) -> None:
+def _time(value: datetime | None, none: str = "-") -> str:
+    return none if value is None else value.isoformat(timespec="seconds")
+
+
+def _short(value: datetime | None) -> str:
+    """A time in a table column: UTC to the minute (``show`` and ``--json`` give it exactly)."""
+    return "-" if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _echo_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Columns aligned to their widest cell; the last one is not padded (free text)."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        click.echo("  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]]).rstrip())
+
+
+#: The columns of one credential in ``list`` and ``credentials list``.
+_CREDENTIAL_HEADER = ("CLIENT ID", "ENABLED", "SECRET", "EXPIRES", "LAST USED")
+
+
+def _credential_cells(record: ClientRecord, credential: CredentialRecord, now: datetime) -> tuple[str, ...]:
+    return (
+        credential.client_id,
+        "yes" if record.enabled and not credential.expired(now) else "no",
+        "set" if credential.has_secret else "none",
+        _short(credential.expires_at),
+        _short(credential.last_used_at),
+    )
+
+
+def _echo_credentials(record: ClientRecord) -> None:
+    now = utcnow()
+    rows = [(*_credential_cells(record, c, now), c.label or "-") for c in record.credentials]
+    _echo_table((*_CREDENTIAL_HEADER, "LABEL"), rows)
+
+
+def _echo_client(record: ClientRecord, *, credentials: bool = False) -> None:
+    """The client as seen through ``record.client_id``; with ``credentials``, all of them below."""
+    credential, now = record.credential, utcnow()
     click.echo(f"Client ID:   {record.client_id}")
     click.echo(f"Name:        {record.name}")
     if record.description:
         click.echo(f"Description: {record.description}")
     click.echo(f"Enabled:     {'yes' if record.enabled else 'no'}")
     click.echo(f"Secret:      {'set' if record.has_secret else 'none'}")
-    click.echo(f"Created:     {record.created_at.isoformat(timespec='seconds')}")
-    click.echo(f"Updated:     {record.updated_at.isoformat(timespec='seconds')}")
+    if credential.label:
+        click.echo(f"Label:       {credential.label}")
+    click.echo(f"Roles:       {', '.join(record.roles) or 'none'}")
+    expired = " (expired: its requests get 401)" if credential.expired(now) else ""
+    click.echo(f"Expires:     {_time(credential.expires_at, 'never')}{expired}")
+    grace = credential.previous_secret_until
+    if grace is not None and grace > now:
+        click.echo(f"Old secret:  works until {_time(grace)} (reset-secret --grace)")
+    click.echo(f"Last used:   {_time(record.last_used_at, 'never')}")
+    click.echo(f"Created:     {_time(record.created_at)}")
+    click.echo(f"Updated:     {_time(record.updated_at)}")
+    if credentials:
+        click.echo(f"\nCredentials ({len(record.credentials)}):")
+        _echo_credentials(record)
 
 
-def _echo_secret(record: ClientRecord, secret: str, as_json: bool) -> None:
+def _echo_secret(record: ClientRecord, secret: str | None, as_json: bool) -> None:
+    """A new credential or secret: the record, and the secret once (``None``: an ID-only credential)."""
     if as_json:
         _echo_json({**record.to_dict(), "client_secret": secret})
         return
     _echo_client(record)
-    click.echo(f"Client secret: {secret}")
-    click.echo("Store the secret now: it is kept only as a hash and cannot be shown again.", err=True)
+    if secret is not None:
+        click.echo(f"Client secret: {secret}")
+        click.echo("Store the secret now: it is kept only as a hash and cannot be shown again.", err=True)
 
 
+def _read_secret(command: str, *, confirm: bool) -> str:
+    """A secret from a hidden prompt on a terminal, else the first line of stdin; never from argv."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return str(click.prompt("Secret", hide_input=True, confirmation_prompt=confirm))
+    secret = (sys.stdin.readline() if sys.stdin is not None else "").rstrip("\r\n")
+    if not secret:
+        raise click.ClickException(
+            "no secret given: standard input is not a terminal and its first line is empty; pipe the secret in "
+            f"(printf '%s\\n' \"$SECRET\" | flask clients {command} ID) or run it in a terminal"
+        )
+    return secret
+
+
+def _confirm(question: str, refused: str, flag: str = "--yes") -> None:
+    """Ask on stderr (stdout holds only the result, e.g. ``--json``); refuse when nobody can answer."""
+    try:
+        if sys.stdin is None:  # closed (``<&-``): input() would raise RuntimeError
+            raise click.Abort()
+        confirmed = click.confirm(question, err=True)
+    except click.Abort:  # end of input: nobody answered (no terminal, stdin empty or closed)
+        raise click.ClickException(
+            f"{refused}: no answer to the confirmation question (standard input is not a terminal); {flag}"
+        ) from None
+    if not confirmed:
+        raise click.Abort()
+
+
+# -- commands ---------------------------------------------------------------------------
 @clients.command("init-db")
 @_errors
 def init_db() -> None:
@@ -128,46 +305,67 @@ def init_db() -> None:
 @clients.command("create")
 @click.argument("name")
 @click.option("--description", default="", help="Free text shown by 'show' and 'list --json'.")
+@no_secret_option
+@label_option
 @click.option(
-    "--no-secret", is_flag=True, help="Create an ID-only client: SECRET is 'none' (set one later with 'set-secret')."
+    "--role", "roles", multiple=True, metavar="ROLE", callback=_checked(check_role), help="A role (repeat for more)."
 )
+@expires_option
+@ttl_option
 @json_option
 @_errors
-def create(name: str, description: str, no_secret: bool, as_json: bool) -> None:
-    """Register a client named NAME; prints its client ID and secret once.
+def create(
+    name: str,
+    description: str,
+    no_secret: bool,
+    label: str,
+    roles: tuple[str, ...],
+    expires: datetime | None,
+    ttl: timedelta | None,
+    as_json: bool,
+) -> None:
+    """Register a client named NAME with one credential; prints its client ID and secret once.
 
     The new client gets a generated CLIENT ID, is ENABLED, and has a generated SECRET (only its
-    hash is stored), which is how 'list' shows it: CLIENT ID, ENABLED yes, SECRET set, NAME.
+    hash is stored); it EXPIRES never unless --expires or --ttl says when, is LAST USED never
+    until its first request, has the ROLES of --role and the LABEL of --label. That is how
+    'list' shows it: CLIENT ID, ENABLED yes, SECRET set, EXPIRES, LAST USED, ROLES, LABEL, NAME.
     """
+    expires_at = _expiry(expires, ttl, "--expires")
     try:
-        record, secret = _state().store.create(name, description=description, with_secret=not no_secret)
-    except ValueError as exc:
+        record, secret = _store().create(
+            name,
+            description=description,
+            with_secret=not no_secret,
+            roles=roles,
+            label=label,
+            expires_at=expires_at,
+            actor=_actor(),
+        )
+    except ValueError as exc:  # the name: the options were checked as they were parsed
         raise click.BadParameter(str(exc), param_hint="NAME") from None
-    if secret is not None:
-        _echo_secret(record, secret, as_json)
-    elif as_json:
-        _echo_json({**record.to_dict(), "client_secret": None})
-    else:
-        _echo_client(record)
+    _echo_secret(record, secret, as_json)
 
 
 @clients.command("list")
 @json_option
 @_errors
 def list_(as_json: bool) -> None:
-    """List every client (never secrets or hashes)."""
-    records = _state().store.list()
+    """List every client with its credentials, one row each (never secrets or hashes)."""
+    records = _store().list()
     if as_json:
         _echo_json([r.to_dict() for r in records])
         return
     if not records:
         click.echo("No clients. Create one with 'flask clients create NAME'.")
         return
-    click.echo(f"{'CLIENT ID':<34} {'ENABLED':<8} {'SECRET':<7} NAME")
-    for r in records:
-        click.echo(
-            f"{r.client_id:<34} {'yes' if r.enabled else 'no':<8} {'set' if r.has_secret else 'none':<7} {r.name}"
-        )
+    now = utcnow()
+    rows = [
+        (*_credential_cells(r, c, now), ",".join(r.roles) or "-", c.label or "-", r.name)
+        for r in records
+        for c in r.credentials
+    ]
+    _echo_table((*_CREDENTIAL_HEADER, "ROLES", "LABEL", "NAME"), rows)
 
 
 @clients.command("show")
@@ -175,21 +373,102 @@ def list_(as_json: bool) -> None:
 @json_option
 @_errors
 def show(client_id: str, as_json: bool) -> None:
-    """Show one client."""
-    record = _state().store.require(client_id)
+    """Show one client, seen through CLIENT_ID, with all of its credentials."""
+    record = _store().require(client_id)
     if as_json:
         _echo_json(record.to_dict())
     else:
-        _echo_client(record)
+        _echo_client(record, credentials=True)
+
+
+@clients.group("credentials")
+def credentials_group() -> None:
+    """A client's credentials: several client ID + secret pairs for one client (add, list, revoke)."""
+
+
+@credentials_group.command("add")
+@click.argument("client_id")
+@label_option
+@expires_option
+@ttl_option
+@no_secret_option
+@json_option
+@_errors
+def credentials_add(
+    client_id: str, label: str, expires: datetime | None, ttl: timedelta | None, no_secret: bool, as_json: bool
+) -> None:
+    """Give the client of CLIENT_ID another credential: a new client ID and secret, shown once.
+
+    The client's other credentials keep working.
+    """
+    expires_at = _expiry(expires, ttl, "--expires")
+    record, secret = _store().add_credential(
+        client_id, label=label, expires_at=expires_at, with_secret=not no_secret, actor=_actor()
+    )
+    _echo_secret(record, secret, as_json)
+
+
+@credentials_group.command("list")
+@click.argument("client_id")
+@json_option
+@_errors
+def credentials_list(client_id: str, as_json: bool) -> None:
+    """Every credential of the client of CLIENT_ID (never a secret or a hash)."""
+    record = _store().require(client_id)
+    if as_json:
+        now = utcnow()
+        _echo_json([c.to_dict(enabled=record.enabled, now=now) for c in record.credentials])
+    else:
+        _echo_credentials(record)
+
+
+@credentials_group.command("revoke")
+@click.argument("client_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@_errors
+def credentials_revoke(client_id: str, yes: bool, as_json: bool) -> None:
+    """Delete the credential CLIENT_ID: that pair stops working, the client's others keep working.
+
+    The client's last credential cannot be revoked: disable or delete the client instead.
+    """
+    store = _store()
+    record = store.require(client_id)
+    if len(record.credentials) == 1:  # before asking; the store refuses it too, should one go meanwhile
+        raise LastCredential.of(client_id, record.name)
+    if not yes:
+        label = f" ({record.label})" if record.label else ""
+        _confirm(
+            f"Revoke credential {client_id}{label} of client {record.name!r}?",
+            f"credential {client_id} not revoked",
+            "pass --yes to revoke without asking",
+        )
+    record = store.revoke_credential(client_id, actor=_actor())
+    if as_json:
+        _echo_json({"client_id": client_id, "revoked": True})
+    else:
+        others = len(record.credentials) - 1
+        click.echo(f"Credential {client_id} revoked; client {record.name!r} keeps {others} other credential(s).")
 
 
 @clients.command("reset-secret")
 @click.argument("client_id")
+@click.option(
+    "--grace",
+    type=DURATION,
+    metavar="DURATION",
+    help=f"Keep the old secret working this long beside the new one ({DURATION_HELP}); "
+    "without it, the old secret stops working at once.",
+)
 @json_option
 @_errors
-def reset_secret(client_id: str, as_json: bool) -> None:
-    """Give a client a new secret (same ID); the old secret stops working."""
-    record, secret = _state().store.reset_secret(client_id)
+def reset_secret(client_id: str, grace: timedelta | None, as_json: bool) -> None:
+    """Give the credential a new secret (same ID), shown once; the new secret works at once.
+
+    The old secret stops working at once, or with --grace when the grace period ends ('show'
+    tells when).
+    """
+    record, secret = _store().reset_secret(client_id, grace=grace, actor=_actor())
     _echo_secret(record, secret, as_json)
 
 
@@ -201,27 +480,228 @@ def set_secret(client_id: str, as_json: bool) -> None:
     """Set a secret read from a prompt, or from standard input when it is not a terminal."""
     state = _state()
     state.store.require(client_id)
-    if sys.stdin is not None and sys.stdin.isatty():
-        secret = click.prompt("Secret", hide_input=True, confirmation_prompt=True)
-    else:
-        secret = (sys.stdin.readline() if sys.stdin is not None else "").rstrip("\r\n")
-        if not secret:
-            raise click.ClickException(
-                "no secret given: standard input is not a terminal and its first line is empty; "
-                "pipe the secret in (printf '%s\\n' \"$SECRET\" | flask clients set-secret ID) or run it in a terminal"
-            )
+    secret = _read_secret("set-secret", confirm=True)
     problem = check_secret_format(secret, min_length=state.min_secret_length)
     if problem is not None:
         raise click.ClickException(problem)
-    record = state.store.set_secret(client_id, secret)
+    record = state.store.set_secret(client_id, secret, actor=_actor())
     if as_json:
         _echo_json(record.to_dict())
     else:
         click.echo(f"Secret set for client {record.client_id}.")
 
 
+@clients.command("verify-secret")
+@click.argument("client_id")
+@_errors
+def verify_secret(client_id: str) -> None:
+    """Check a secret read from a prompt, or from the first line of standard input when it is not a
+    terminal (never from an argument): prints "valid" and exits 0, or prints "invalid" and exits 1.
+
+    The previous secret counts as valid during its grace period. The secret is only checked:
+    nothing is written, not even to the audit log.
+    """
+    store = _store()
+    record = store.require(client_id)
+    secret = _read_secret("verify-secret", confirm=False)
+    if not store.verify_secret(client_id, secret):
+        click.echo("invalid")
+        sys.exit(1)
+    click.echo("valid")
+    # the secret is right, but requests may still be refused: say so where scripts do not parse
+    if not record.enabled:
+        click.echo("Note: the client is disabled; its requests get 403.", err=True)
+    if record.credential.expired(utcnow()):
+        click.echo(f"Note: the credential expired at {_time(record.expires_at)}; its requests get 401.", err=True)
+
+
+@clients.command("reset-client-id")
+@click.argument("client_id")
+@json_option
+@_errors
+def reset_client_id(client_id: str, as_json: bool) -> None:
+    """Give the credential CLIENT_ID a new client ID; its secret is kept and the old ID stops working."""
+    record = _store().reset_client_id(client_id, actor=_actor())
+    if as_json:
+        _echo_json({**record.to_dict(), "previous_client_id": client_id})
+    else:
+        click.echo(f"New client ID: {record.client_id} (was {client_id}); the secret is unchanged.")
+
+
+@clients.command("expire")
+@click.argument("client_id")
+@click.option("--at", type=DATE, metavar="DATE", help=f"When the credential stops working: {DATE_HELP}.")
+@click.option("--ttl", type=DURATION, metavar="DURATION", help=f"How long from now it works: {DURATION_HELP}.")
+@click.option("--never", is_flag=True, help="Remove the expiry.")
+@json_option
+@_errors
+def expire(client_id: str, at: datetime | None, ttl: timedelta | None, never: bool, as_json: bool) -> None:
+    """Set when the credential CLIENT_ID stops working (its requests then get 401 credential_expired).
+
+    Give exactly one of --at, --ttl or --never. The client's other credentials keep their own expiry.
+    """
+    given = [name for name, value in (("--at", at), ("--ttl", ttl), ("--never", never)) if value]
+    if len(given) != 1:
+        raise click.UsageError(
+            "give exactly one of --at DATE, --ttl DURATION or --never" + (f" (got {', '.join(given)})" if given else "")
+        )
+    record = _store().set_expiry(client_id, None if never else _expiry(at, ttl, "--at"), actor=_actor())
+    if as_json:
+        _echo_json(record.to_dict())
+    elif record.expires_at is None:
+        click.echo(f"Credential {record.client_id} never expires.")
+    else:
+        click.echo(f"Credential {record.client_id} expires at {_time(record.expires_at)}.")
+
+
+@clients.command("roles")
+@click.argument("client_id")
+@click.option("--add", multiple=True, metavar="ROLE", callback=_checked(check_role), help="Give the client ROLE.")
+@click.option("--remove", multiple=True, metavar="ROLE", callback=_checked(check_role), help="Take ROLE away.")
+@json_option
+@_errors
+def roles(client_id: str, add: tuple[str, ...], remove: tuple[str, ...], as_json: bool) -> None:
+    """Print the client's roles, one a line, after adding and removing the ones given.
+
+    Roles are the client's: every credential of it has them. A role listed on an API-key
+    requirement in the document, or in ``@auth.require(roles=...)``, is needed to pass it (403).
+    """
+    store = _store()
+    if add or remove:
+        try:
+            record = store.set_roles(client_id, add=add, remove=remove, actor=_actor())
+        except ValueError as exc:  # one role both added and removed
+            raise click.UsageError(str(exc)) from None
+    else:
+        record = store.require(client_id)
+    if as_json:
+        _echo_json(record.to_dict())
+    elif record.roles:
+        click.echo("\n".join(record.roles))
+    else:
+        click.echo(f"Client {record.client_id} has no roles.", err=True)
+
+
+@clients.command("audit")
+@click.argument("client_id", required=False)
+@click.option("--since", type=DATE, metavar="DATE", help=f"Only entries from then on: {DATE_HELP}.")
+@click.option(
+    "--prune-before",
+    type=DATE,
+    metavar="DATE",
+    help="Delete the entries (of every client) older than DATE instead of listing any.",
+)
+@json_option
+@_errors
+def audit(client_id: str | None, since: datetime | None, prune_before: datetime | None, as_json: bool) -> None:
+    """List the audit log, oldest first: every lifecycle change, when, which client, and who (the OS
+    user for these commands); CLIENT_ID: one client's entries (any of its IDs, also past ones).
+
+    Entries are kept until pruned with --prune-before. They never hold a secret or a hash.
+    """
+    store = _store()
+    if prune_before is not None:
+        if client_id is not None or since is not None:
+            raise click.UsageError("--prune-before deletes old entries of every client: give it alone")
+        if prune_before > utcnow():
+            raise click.BadParameter(f"{_time(prune_before)} is in the future", param_hint="'--prune-before'")
+        count = store.prune_audit(prune_before)
+        if as_json:
+            _echo_json({"pruned": count, "before": prune_before.isoformat()})
+        else:
+            click.echo(f"Deleted {count} audit entries older than {_time(prune_before)}.")
+        return
+    entries = store.audit(client_id, since=since)
+    if as_json:
+        _echo_json([e.to_dict() for e in entries])
+        return
+    if not entries:
+        click.echo("No audit entries.", err=True)
+        return
+    rows = [
+        (
+            _time(e.created_at),
+            e.action,
+            e.client_id or "-",
+            e.actor or "-",
+            e.client_name,
+            " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(e.detail.items())),
+        )
+        for e in entries
+    ]
+    _echo_table(("TIME", "ACTION", "CLIENT ID", "ACTOR", "NAME", "DETAIL"), rows)
+
+
+def _masked(secret: str, prefix: str) -> str:
+    """What ``leaked`` shows of a secret: enough to tell it apart, too little to use."""
+    return f"{prefix}...{secret[-4:]}"
+
+
+@clients.command("leaked")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--disable", is_flag=True, help="Disable each client a working secret belongs to.")
+@json_option
+@_errors
+def leaked(file: str | None, disable: bool, as_json: bool) -> None:
+    """Find the secrets of this app's format in FILE (or standard input: a paste, a leak report) and
+    name the clients they belong to; with --disable, disable those clients.
+
+    Secrets are shown masked (the prefix and their last 4 characters), never whole. Each one that
+    belongs to a client is recorded in the audit log ('leaked'), with --disable or without.
+    """
+    store = _store()
+    if file is None or file == "-":
+        if sys.stdin is None:
+            raise click.ClickException("no FILE given and standard input is closed")
+        if sys.stdin.isatty():
+            click.echo("Reading the text from standard input; end it with Ctrl-D.", err=True)
+        text = sys.stdin.buffer.read().decode("utf-8", "replace")
+    else:
+        text = Path(file).read_bytes().decode("utf-8", "replace")
+    prefix, actor = store.secret_prefix, _actor()
+    found = []
+    for secret in find_secrets(text, prefix):
+        record = store.find_by_secret(secret)
+        # an old secret past its grace period still has its hash stored, but no longer works
+        works = record is not None and store.verify_secret(record.client_id, secret)
+        disabled_now = False
+        if record is not None:  # a known leak is audited, whether or not it is acted on
+            disabled_now = works and disable and record.enabled
+            record = store.record_leak(record.client_id, disable=works and disable, actor=actor)
+        found.append(
+            {
+                "masked_secret": _masked(secret, prefix),
+                "client_id": None if record is None else record.client_id,
+                "name": None if record is None else record.name,
+                "works": works,
+                "enabled": None if record is None else record.enabled,
+                "disabled_now": disabled_now,
+            }
+        )
+    if as_json:
+        _echo_json(found)
+        return
+    if not found:
+        click.echo(f"No secrets of this app's format ({prefix}...) found.")
+        return
+    for item in found:
+        if item["client_id"] is None:
+            state = "belongs to no client"
+        else:
+            state = f"client {item['client_id']} ({item['name']}): " + (
+                "no longer works (an old secret past its grace period)"
+                if not item["works"]
+                else "disabled now"
+                if item["disabled_now"]
+                else "works; the client is enabled (--disable disables it)"
+                if item["enabled"]
+                else "the client is disabled"
+            )
+        click.echo(f"{item['masked_secret']}  {state}")
+
+
 def _set_enabled(client_id: str, enabled: bool, as_json: bool) -> None:
-    record = _state().store.set_enabled(client_id, enabled)
+    record = _store().set_enabled(client_id, enabled, actor=_actor())
     if as_json:
         _echo_json(record.to_dict())
     else:
@@ -233,7 +713,7 @@ def _set_enabled(client_id: str, enabled: bool, as_json: bool) -> None:
 @json_option
 @_errors
 def disable(client_id: str, as_json: bool) -> None:
-    """Refuse a client's requests (403) until it is enabled again."""
+    """Refuse a client's requests (403), through every credential, until it is enabled again."""
     _set_enabled(client_id, False, as_json)
 
 
@@ -252,22 +732,18 @@ def enable(client_id: str, as_json: bool) -> None:
 @json_option
 @_errors
 def delete(client_id: str, yes: bool, as_json: bool) -> None:
-    """Delete a client for good."""
-    store = _state().store
+    """Delete a client for good, with all of its credentials."""
+    store = _store()
     record = store.require(client_id)
     if not yes:
-        try:  # the question goes to stderr: stdout holds only the result (--json)
-            if sys.stdin is None:  # closed (``<&-``): input() would raise RuntimeError
-                raise click.Abort()
-            confirmed = click.confirm(f"Delete client {record.client_id} ({record.name})?", err=True)
-        except click.Abort:  # end of input: nobody answered (no terminal, stdin empty or closed)
-            raise click.ClickException(
-                f"client {record.client_id} not deleted: no answer to the confirmation question "
-                "(standard input is not a terminal); pass --yes to delete without asking"
-            ) from None
-        if not confirmed:
-            raise click.Abort()
-    store.delete(client_id)
+        others = len(record.credentials) - 1
+        also = f" with its {others} other credential(s)" if others else ""
+        _confirm(
+            f"Delete client {record.client_id} ({record.name}){also}?",
+            f"client {record.client_id} not deleted",
+            "pass --yes to delete without asking",
+        )
+    store.delete(client_id, actor=_actor())
     if as_json:
         _echo_json({"client_id": client_id, "deleted": True})
     else:
@@ -359,9 +835,7 @@ def _echo_routes(
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header) - 1)]
-    for row in [header, *cells]:
-        click.echo("  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]]).rstrip())
+    _echo_table(header, cells)
     sections = (
         ("Spec operations no route serves:", unserved),
         ("Routes the spec does not describe:", undocumented),

@@ -116,6 +116,14 @@ class ClientNotFound(ClientAuthError, LookupError):
 class LastCredential(ClientAuthError, ValueError):
     """Revoking the only credential of a client would leave it unreachable: disable or delete it."""
 
+    @classmethod
+    def of(cls, client_id: str, name: str) -> LastCredential:
+        """The refusal for ``client_id``, the only credential of the client named ``name``."""
+        return cls(
+            f"{client_id} is the only credential of client {name!r}: "
+            "disable or delete the client instead (`flask clients disable` / `delete`)"
+        )
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -830,10 +838,7 @@ class ClientStore:
         with self._connect(write=True) as conn:
             record = self._locked(conn, client_id)
             if len(record.credentials) == 1:
-                raise LastCredential(
-                    f"{client_id} is the only credential of client {record.name!r}: "
-                    "disable or delete the client instead (`flask clients disable` / `delete`)"
-                )
+                raise LastCredential.of(client_id, record.name)
             conn.execute(delete(credentials_table).where(_id_is(conn, credentials_table.c.client_id, client_id)))
             self._log(conn, [client_id], "revoke")
             self._audit(conn, "credential.revoke", record, actor, label=record.label)

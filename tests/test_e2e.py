@@ -441,6 +441,109 @@ def test_every_worker_refuses_a_disabled_client_once_the_interval_has_passed(
     every_worker_answers(server, creds, status=200, before=200, since=time.monotonic(), limit=30)
 
 
+# -- several credentials, rotation, expiry, leaks (issue 13) -------------------------------
+#: Long enough to warm both workers first.
+WARM_LIMIT = 30.0
+
+
+def answers(server: Server, client_id: str, secret: str, *, status: int, before: int, limit: float) -> None:
+    """Every worker answers ``status`` within ``limit`` seconds from now (``before`` until it switches)."""
+    creds = credentials(server, client_id, secret)
+    every_worker_answers(server, creds, status=status, before=before, since=time.monotonic(), limit=limit)
+
+
+def test_credentials_add_gives_a_second_working_pair(server: Server, client: tuple[str, str]) -> None:
+    client_id, secret = client
+    answers(server, client_id, secret, status=200, before=200, limit=WARM_LIMIT)
+    added = cli_json(server.env, "credentials", "add", client_id, "--label", "v2")
+    assert added["client_id"] != client_id and added["name"] == CLIENT_NAME and added["label"] == "v2"
+    answers(server, added["client_id"], added["client_secret"], status=200, before=401, limit=PROPAGATION_LIMIT)
+    answers(server, client_id, secret, status=200, before=200, limit=PROPAGATION_LIMIT)  # the old pair too
+    response = call(server, "/api/branches", credentials(server, added["client_id"], added["client_secret"]))
+    assert response.status_code == 200
+
+
+def test_credentials_revoke_stops_that_pair_only(server: Server, client: tuple[str, str]) -> None:
+    client_id, secret = client
+    added = cli_json(server.env, "credentials", "add", client_id)
+    other, other_secret = added["client_id"], added["client_secret"]
+    answers(server, client_id, secret, status=200, before=200, limit=WARM_LIMIT)
+    answers(server, other, other_secret, status=200, before=200, limit=WARM_LIMIT)
+
+    result = cli(server.env, "credentials", "revoke", other, "--yes")
+    assert result.returncode == 0, result.stderr
+    answers(server, other, other_secret, status=401, before=200, limit=PROPAGATION_LIMIT)
+    response = call(server, "/api/branches", credentials(server, other, other_secret))
+    assert response.json() == unauthorized("Client ID not registered")
+    answers(server, client_id, secret, status=200, before=200, limit=PROPAGATION_LIMIT)
+
+
+def test_reset_client_id_keeps_the_secret(server: Server, client: tuple[str, str]) -> None:
+    old_id, secret = client
+    answers(server, old_id, secret, status=200, before=200, limit=WARM_LIMIT)
+    new_id = cli_json(server.env, "reset-client-id", old_id)["client_id"]
+    assert new_id != old_id
+    answers(server, old_id, secret, status=401, before=200, limit=PROPAGATION_LIMIT)
+    assert call(server, "/api/branches", credentials(server, old_id, secret)).json() == unauthorized(
+        "Client ID not registered"
+    )
+    answers(server, new_id, secret, status=200, before=401, limit=PROPAGATION_LIMIT)
+
+
+def test_leaked_disable_refuses_the_client(server: Server, client: tuple[str, str]) -> None:
+    client_id, secret = client
+    answers(server, client_id, secret, status=200, before=200, limit=WARM_LIMIT)
+    paste = f"2026-05-01 12:00:03 DEBUG calling /api/branches with client_secret={secret} (retry 2)\n"
+    result = cli(server.env, "leaked", "--disable", stdin=paste)
+    assert result.returncode == 0, result.stderr
+    assert f"client {client_id}" in result.stdout and "disabled now" in result.stdout
+    assert secret not in result.stdout + result.stderr
+    answers(server, client_id, secret, status=403, before=200, limit=PROPAGATION_LIMIT)
+    assert call(server, "/api/branches", credentials(server, client_id, secret)).json()["moreInformation"] == (
+        "Client disabled"
+    )
+    [entry] = [e for e in cli_json(server.env, "audit", client_id) if e["action"] == "leaked"]
+    assert entry["detail"] == {"disabled": True} and entry["actor"]
+
+
+# Verification at request time (verify.py) honours grace periods and expiry as part of issue 13,
+# in another change; until it lands these fail, and strict xfail makes them pass loudly once it does.
+@pytest.mark.xfail(strict=True, reason="verify13")
+def test_reset_secret_grace_keeps_the_old_secret_until_it_ends(server: Server, client: tuple[str, str]) -> None:
+    client_id, old = client
+    answers(server, client_id, old, status=200, before=200, limit=WARM_LIMIT)
+    grace = 6.0
+    reset = time.monotonic()  # before the CLI reads the clock: the grace ends no later than this + grace
+    new = cli_json(server.env, "reset-secret", client_id, "--grace", f"{grace:.0f}s")["client_secret"]
+    answers(server, client_id, new, status=200, before=401, limit=PROPAGATION_LIMIT)  # at once
+    for _ in range(4):  # the old secret keeps working in the grace period
+        assert call(server, "/api/branches", credentials(server, client_id, old)).status_code == 200
+    time.sleep(max(0.0, grace - (time.monotonic() - reset)) + 0.5)
+    # once it ends no worker accepts it, not even from a warm cache
+    answers(server, client_id, old, status=401, before=401, limit=PROPAGATION_LIMIT)
+    answers(server, client_id, new, status=200, before=200, limit=PROPAGATION_LIMIT)
+
+
+@pytest.mark.xfail(strict=True, reason="verify13")
+def test_an_expired_credential_is_refused(server: Server, client: tuple[str, str]) -> None:
+    client_id, secret = client
+    ttl = 6.0
+    started = time.monotonic()  # before the CLI reads the clock: the credential expires no later than this + ttl
+    added = cli_json(server.env, "credentials", "add", client_id, "--ttl", f"{ttl:.0f}s")
+    short, short_secret = added["client_id"], added["client_secret"]
+    answers(server, short, short_secret, status=200, before=200, limit=2.0)
+    time.sleep(max(0.0, ttl - (time.monotonic() - started)) + 0.5)
+    answers(server, short, short_secret, status=401, before=401, limit=PROPAGATION_LIMIT)
+    answers(server, client_id, secret, status=200, before=200, limit=PROPAGATION_LIMIT)
+
+    # expire sets it on a credential that already works, and --never lifts it
+    assert cli(server.env, "expire", client_id, "--ttl", "3s").returncode == 0
+    time.sleep(3.5)
+    answers(server, client_id, secret, status=401, before=401, limit=PROPAGATION_LIMIT)
+    assert cli(server.env, "expire", client_id, "--never").returncode == 0
+    answers(server, client_id, secret, status=200, before=401, limit=PROPAGATION_LIMIT)
+
+
 # -- the README ---------------------------------------------------------------------------
 README_BASE = "http://127.0.0.1:5000"
 _EXPECT = re.compile(r"^#\s*->\s*(\d{3})\s*(.*)$")
