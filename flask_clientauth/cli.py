@@ -22,7 +22,6 @@ from .routing import RouteInfo, RouteTable
 from .spec import SpecError, error_lines, load_spec, read_document, unrequired_keys_warning
 from .store import (
     COMMAND_FAULTS,
-    MISSING_TABLES,
     ClientNotFound,
     ClientRecord,
     ClientStore,
