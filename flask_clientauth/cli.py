@@ -792,6 +792,7 @@ def routes(as_json: bool) -> None:
                         "operation": r.operation,
                         "requirement": "error" if r.error else r.policy.describe(),
                         "alternatives": [list(a.names) for a in r.policy.alternatives],
+                        "roles": [list(a.roles) for a in r.policy.alternatives],
                         "optional": r.policy.optional,
                         "origin": r.policy.origin,
                         "error": r.error,

@@ -28,7 +28,7 @@ from .requirements import Policy
 from .routing import Override, Registrations, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, Settings
 from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
-from .store import ClientStore
+from .store import ClientStore, check_role
 from .throttle import throttle_for
 from .verify import Authenticator, escape
 
@@ -308,17 +308,25 @@ class ClientAuth:
         self._register(obj, Override("exempt", where=_describe(obj)))
         return obj
 
-    def require(self, *schemes: str, any_of: Sequence[Sequence[str]] | None = None) -> Callable[[V], V]:
+    def require(
+        self, *schemes: str, any_of: Sequence[Sequence[str]] | None = None, roles: Sequence[str] = ()
+    ) -> Callable[[V], V]:
         """Protect a view or blueprint with named schemes: all of ``schemes``, or one group of ``any_of``.
 
-        With no names, the document's global requirement applies. Works where :meth:`exempt` does.
+        With no names, the document's global requirement applies. ``roles``: the client must also
+        hold every one of them (403 ``role_missing``), whichever alternative it passes; a request
+        without a client is then refused, even where the global requirement lists ``{}``. Works
+        where :meth:`exempt` does.
         """
         if schemes and any_of:
             raise TypeError("pass scheme names or any_of, not both")
+        if isinstance(roles, str):  # roles="admin" would ask for the roles "a", "d", "m", ...
+            raise TypeError(f"roles must be a list of role names (write roles=[{roles!r}])")
+        wanted = tuple(check_role(r) for r in roles)
         alternatives = tuple(tuple(a) for a in any_of) if any_of else ((tuple(schemes),) if schemes else ())
 
         def decorator(obj: V) -> V:
-            self._register(obj, Override("require", alternatives, where=_describe(obj)))
+            self._register(obj, Override("require", alternatives, where=_describe(obj), roles=wanted))
             return obj
 
         return decorator

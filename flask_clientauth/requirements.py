@@ -46,9 +46,13 @@ class Scheme:
 
 @dataclass(frozen=True)
 class Requirement:
-    """One security requirement object: every scheme in it must be satisfied."""
+    """One security requirement object: every scheme in it must be satisfied, and the client must
+    hold every role of ``roles``."""
 
     schemes: tuple[Scheme, ...]
+    #: The roles the client must hold (sorted, no repeats): the union of the lists of the object's
+    #: API keys (OpenAPI 3.1), or ``@auth.require(roles=...)``.
+    roles: tuple[str, ...] = ()
     client_id: Scheme | None = field(init=False, compare=False)
     client_secret: Scheme | None = field(init=False, compare=False)
     others: tuple[Scheme, ...] = field(init=False, compare=False)
@@ -59,6 +63,7 @@ class Requirement:
     forward_names: tuple[str, str] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "roles", tuple(sorted(set(self.roles))))
         ids = [s for s in self.schemes if s.key_type == "client_id"]
         secrets = [s for s in self.schemes if s.key_type == "client_secret"]
         object.__setattr__(self, "client_id", ids[0] if ids else None)
@@ -76,13 +81,15 @@ class Requirement:
         )
 
     def describe(self, *, location: bool = False) -> str:
-        """``id``, ``id+secret``, ``oauth(oauth2, handled-by-app)``; ``location`` adds ``(header)``."""
+        """``id``, ``id+secret [roles: admin]``, ``oauth(oauth2, handled-by-app)``; ``location`` adds
+        ``(header)``."""
         parts = []
         if self.client_id is not None:
             keys = "id+secret" if self.client_secret is not None else "id"
             parts.append(f"{keys} ({self.client_id.location})" if location else keys)
         parts.extend(f"{s.name}({s.type}, handled-by-app)" for s in self.others)
-        return "+".join(parts) or "anonymous"
+        roles = f" [roles: {', '.join(self.roles)}]" if self.roles else ""
+        return ("+".join(parts) or "anonymous") + roles
 
 
 def _forward_name(scheme: Scheme | None, canonical: str) -> str:
@@ -93,8 +100,8 @@ def _forward_name(scheme: Scheme | None, canonical: str) -> str:
 
 
 class FastPath(NamedTuple):
-    """The common shape, checked without the general machinery: one requirement, the client
-    ID (and the secret, if required) in headers. ``*_key`` are WSGI environ keys."""
+    """The common shape, checked without the general machinery: one requirement, without roles, the
+    client ID (and the secret, if required) in headers. ``*_key`` are WSGI environ keys."""
 
     id_key: str
     secret_key: str | None
@@ -111,7 +118,8 @@ def _fast_path(alternatives: tuple[Requirement, ...], optional: bool, deny: bool
         return None
     req = alternatives[0]
     cid, secret = req.client_id, req.client_secret
-    if req.others or cid is None or cid.where is None:
+    # roles take the general path: a check here would cost every warm request without roles
+    if req.others or req.roles or cid is None or cid.where is None:
         return None
     id_key = cid.where.environ_key(cid.param or "")
     secret_key = None if secret is None or secret.where is None else secret.where.environ_key(secret.param or "")

@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 from werkzeug.routing import Map, Rule
 
-from .requirements import Policy
+from .requirements import Policy, Requirement
 from .spec import LISTED, Operation, Spec, SpecError, group_problems
 
 if TYPE_CHECKING:
@@ -155,11 +155,12 @@ class _Segments:
 
 @dataclass(frozen=True)
 class Override:
-    """A decorator's say on a view or blueprint: ``exempt`` or ``require`` named schemes."""
+    """A decorator's say on a view or blueprint: ``exempt`` or ``require`` named schemes (and roles)."""
 
     kind: Literal["exempt", "require"]
     alternatives: tuple[tuple[str, ...], ...] = ()
     where: str = ""
+    roles: tuple[str, ...] = ()
 
 
 @dataclass
@@ -759,6 +760,7 @@ class RulePolicies:
         label = op.label if op is not None else None
         if override.kind == "exempt":
             return Policy(origin=f"exempt {override.where}".strip(), operation=label)
+        origin = f"require {override.where}"
         if not override.alternatives:
             if self.spec.global_policy is None or not self.spec.global_policy.alternatives:
                 raise SpecError(
@@ -766,13 +768,28 @@ class RulePolicies:
                     f"@require() without scheme names on {override.where} needs a global "
                     "security requirement in the document",
                 )
-            return dataclasses.replace(self.spec.global_policy, origin=f"require {override.where}", operation=label)
-        policy = self.spec.policy_for_names(
-            [list(a) for a in override.alternatives],
-            origin=f"require {override.where}",
-            where=f"@require on {override.where}",
+            policy = self.spec.global_policy
+        else:
+            policy = self.spec.policy_for_names(
+                [list(a) for a in override.alternatives], origin=origin, where=f"@require on {override.where}"
+            )
+        if override.roles:
+            policy = self._with_roles(policy, override)
+        return dataclasses.replace(policy, origin=origin, operation=label)
+
+    def _with_roles(self, policy: Policy, override: Override) -> Policy:
+        """``@require(roles=...)``: every alternative asks for the roles too, and a client is needed."""
+        keyless = [r.describe() for r in policy.alternatives if r.client_id is None]
+        if keyless:
+            raise SpecError(
+                self.spec.source,
+                f"@require(roles={list(override.roles)}) on {override.where}: roles are a client's, and the "
+                f"alternative(s) {', '.join(keyless)} take no client ID; require a client ID key in each",
+            )
+        alternatives = tuple(
+            dict.fromkeys(Requirement(r.schemes, r.roles + override.roles) for r in policy.alternatives)
         )
-        return dataclasses.replace(policy, operation=label)
+        return dataclasses.replace(policy, alternatives=alternatives, optional=False)
 
     def _apply_handlers(self, policy: Policy) -> Policy:
         """Alternatives that need a scheme without verifier: an error, or (``deny``) removed.

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 from .errors import ClientAuthError
 from .locations import LOCATIONS
 from .requirements import KeyType, Location, Policy, Requirement, Scheme
+from .store import check_role
 
 SpecSource = Union[str, "os.PathLike[str]", Mapping[str, Any], Callable[[], Any]]
 
@@ -712,41 +713,53 @@ def _parse_security(spec: Spec, raw: Any, *, origin: str, where: str) -> Policy:
             optional = True
             continue
         schemes = []
-        for name, roles in obj.items():
+        roles: list[str] = []
+        for name, listed in obj.items():
             scheme = spec.schemes.get(str(name))
             if scheme is None:
                 raise SpecError(spec.source, f"security scheme {name!r} is not defined", where=at)
             if scheme.is_api_key:
-                _check_roles(spec, scheme, roles, at)
+                roles.extend(_roles(spec, scheme, listed, at))
             schemes.append(scheme)
-        req = Requirement(tuple(schemes))
+        req = Requirement(tuple(schemes), tuple(roles))
         _check_requirement(spec.source, req, at)
-        if all(set(req.schemes) != set(a.schemes) for a in alternatives):  # {a, b} is {b, a}
+        # {a, b} is {b, a}; {a: [admin]} is another alternative than {a: []}
+        if all((set(req.schemes), req.roles) != (set(a.schemes), a.roles) for a in alternatives):
             alternatives.append(req)
     if optional and not alternatives:
         return Policy(origin=origin)
     return Policy(tuple(alternatives), optional=optional, origin=origin)
 
 
-def _check_roles(spec: Spec, scheme: Scheme, roles: Any, at: str) -> None:
-    """An API key requirement names no roles: clients have none, so dropping them would let every client pass."""
-    if roles is None or roles == []:
-        return
-    if not isinstance(roles, list):
+def _roles(spec: Spec, scheme: Scheme, listed: Any, at: str) -> list[str]:
+    """The roles an API key's list names: OpenAPI 3.1 only; 3.0 and 2.0 say the list MUST be empty,
+    and a document that names roles there means them: ignoring them would let every client pass."""
+    if listed is None or listed == []:
+        return []
+    if not isinstance(listed, list):
         raise SpecError(
             spec.source, f"the value of {scheme.name!r} must be a list (write '{scheme.name}: []')", where=at
         )
-    rule = (
-        "OpenAPI 3.1 allows role names there, but clients have no roles yet"
-        if spec.version == 3 and not re.match(r"^3\.0(\.|$)", spec.openapi)
-        else f"OpenAPI {spec.openapi} says the list MUST be empty for an apiKey scheme"
-    )
-    raise SpecError(
-        spec.source,
-        f"API key scheme {scheme.name!r} is required with the roles {[str(r) for r in roles]}: {rule}, and ignoring "
-        f"them would let every client pass; remove them (write '{scheme.name}: []')",
-        where=at,
-    )
+    if spec.version != 3 or re.match(r"^3\.0(\.|$)", spec.openapi):
+        raise SpecError(
+            spec.source,
+            f"API key scheme {scheme.name!r} is required with the roles {[str(r) for r in listed]}: OpenAPI "
+            f"{spec.openapi} says the list MUST be empty for an apiKey scheme (role lists need OpenAPI 3.1), and "
+            f"ignoring them would let every client pass; remove them (write '{scheme.name}: []'), or declare "
+            "'openapi: 3.1.0'",
+            where=at,
+        )
+    roles = []
+    for role in listed:
+        if not isinstance(role, str):  # YAML reads ``[1, yes]`` as a number and a boolean
+            raise SpecError(
+                spec.source, f"API key scheme {scheme.name!r}: a role must be a string (quote {role!r})", where=at
+            )
+        try:
+            roles.append(check_role(role))
+        except ValueError as exc:  # no client could ever hold it: the requirement could never be met
+            raise SpecError(spec.source, f"API key scheme {scheme.name!r}: {exc}", where=at) from None
+    return roles
 
 
 def _check_requirement(source: str, req: Requirement, at: str) -> None:

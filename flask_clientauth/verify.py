@@ -177,6 +177,8 @@ class Authenticator:
             headers = {id_header: client_id, secret_header: secret}
         if not entry.record.enabled:
             raise AuthFailure(errors.DISABLED)
+        if requirement.roles:
+            _check_roles(requirement, entry.record.roles, client_id)
         return AuthenticatedClient(client_id, entry.record.name, requirement.key_names, secret is not None, headers)
 
     def _lookup(self, client_id: str, memo: dict[Any, Any]) -> Entry | None:
@@ -223,3 +225,14 @@ class Authenticator:
                 self.throttle.failed(client_id, memo["address"])
         memo[key] = ok
         return ok
+
+
+def _check_roles(requirement: Requirement, held: tuple[str, ...], client_id: str) -> None:
+    """Refuse a client (found, its secret verified, enabled) that lacks a role of ``requirement``.
+
+    The response names no role (to a caller that need not know them); the log does, for the operator.
+    """
+    missing = [role for role in requirement.roles if role not in held]
+    if missing:
+        logger.info("clientauth: client %s lacks the role(s) %s", escape(client_id), ", ".join(missing))
+        raise AuthFailure(errors.ROLE_MISSING)
