@@ -48,6 +48,7 @@ NOT_REGISTERED = Reason("client_id_not_registered", 401, "Client ID not register
 SECRET_INVALID = Reason("client_secret_invalid", 401, "Client secret invalid", 5)
 SCHEME_REJECTED = Reason("credentials_rejected", 401, "Credentials rejected", 5)
 DISABLED = Reason("client_disabled", 403, "Client disabled", 6)
+EXPIRED = Reason("credential_expired", 401, "Client ID expired", 6)
 UNDOCUMENTED = Reason("operation_not_described", 403, "Operation not described by the API definition", 7)
 SCHEME_UNSUPPORTED = Reason("scheme_not_supported", 403, "Security scheme not supported", 7)
 THROTTLED = Reason("too_many_failures", 429, "Too many failed attempts; retry later", 8)
