@@ -59,18 +59,19 @@ class UsageRecorder:
     def note(self, client_id: str) -> None:
         """A request authenticated with ``client_id`` now (the general check; a dict write)."""
         if self.interval > 0:
-            self._pending[client_id] = self.clock()
             if self._pid != os.getpid():  # the first request of this process
                 self.start()
+            self._pending[client_id] = self.clock()
 
     def start(self) -> None:
         """Make sure this process's flusher thread writes for this recorder (a new process after a
         fork has none: its parent's thread did not come along)."""
         pid = os.getpid()
         if self._pid != pid and self.interval > 0:
+            if self._pid:  # a forked child: the parent writes its own notes, and may have held the lock
+                self._lock = threading.Lock()
+                self._pending = {}
             self._pid = pid
-            self._lock = threading.Lock()  # the parent's thread may have held it at the fork
-            self._pending = {}  # the parent's notes: the parent writes them
             _flusher().add(self)
 
     def flush(self) -> int:

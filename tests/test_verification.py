@@ -6,6 +6,7 @@ request path."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -419,3 +420,37 @@ def test_last_used_interval_zero_records_nothing(
     assert get(app, record.client_id, secret).status_code == 200
     assert get(app, record.client_id, secret).status_code == 200
     assert state.authenticator.usage.flush() == 0
+
+
+def test_last_used_without_a_cache(make_app: Any, clock: FakeClock, sqlite_url: str) -> None:
+    app = make_app(clock=clock, CLIENTAUTH_CACHE_SIZE=0)
+    state = app.extensions["clientauth"]
+    record, secret = state.store.create("Uncached")
+    assert get(app, record.client_id, secret).status_code == 200
+    assert state.authenticator.usage.flush() == 1
+    assert last_used(sqlite_url, record.client_id) is not None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_worker_starts_its_own_flusher(make_app: Any, sqlite_url: str) -> None:
+    """As with gunicorn's --preload: the parent served a request (its thread runs), then forked; the
+    child's thread did not come along, and the child's first request starts its own."""
+    app = make_app(CLIENTAUTH_LAST_USED_INTERVAL=0.1)
+    state = app.extensions["clientauth"]
+    record, secret = state.store.create("Parent")
+    child_record, child_secret = state.store.create("Child")
+    assert get(app, record.client_id, secret).status_code == 200
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status, never through pytest
+        status = 1
+        try:
+            state.engine.dispose(close=False)  # the parent's connections stay the parent's
+            if get(app, child_record.client_id, child_secret).status_code == 200:
+                deadline = time.monotonic() + 5
+                while last_used(sqlite_url, child_record.client_id) is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                status = 0 if last_used(sqlite_url, child_record.client_id) is not None else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
