@@ -1,9 +1,10 @@
 """The per-process verified-credential cache.
 
-After one successful check of a secret (a fast hash, or bcrypt for a chosen secret), later requests
-with the same client ID and secret are verified from memory: the cache keeps each client's record with keyed BLAKE2 digests of
-secrets that matched (never the secrets). Unknown IDs are kept apart, in a smaller
-negative cache, so a flood of random IDs cannot push real clients out.
+After one successful check of a secret (a fast hash, or bcrypt for a chosen secret), later
+requests with the same client ID and secret are verified from memory: the cache keeps each
+credential's record with keyed BLAKE2 digests of secrets that matched (never the secrets).
+Unknown IDs are kept apart, in a smaller negative cache, so a flood of random IDs cannot push
+real clients out.
 
 A hit is one dictionary probe without a lock; eviction is CLOCK (second chance), and
 entries also expire after the TTL.
