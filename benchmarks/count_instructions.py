@@ -1,14 +1,16 @@
 """Instructions per request of each in-process variant, and nothing else (a few minutes).
 
-    python benchmarks/count_instructions.py [REQUESTS]
+    python benchmarks/count_instructions.py [REQUESTS] [--credentials N]
 
 The same callgrind count as ``run.py --only inprocess`` (see bench_inprocess.count_instructions),
 without the timed rounds: a quick before/after check of a change to the request path. Prints each
 variant's instructions per request and its overhead over bare Flask. Needs valgrind.
+``--credentials N`` gives the client N credentials (the first one is used), as issue 13 compares.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 
@@ -16,12 +18,14 @@ import bench_inprocess
 from bench_common import ensure_tables, make_store
 
 
-def main(requests: int) -> int:
+def main(requests: int, credentials: int = 1) -> int:
     with tempfile.TemporaryDirectory(prefix="clientauth-count-") as tmp:
         url = f"sqlite:///{tmp}/clients.sqlite3"
         ensure_tables(url)
         store = make_store(url, 4)
         record, secret = store.create("bench in-process")
+        for _ in range(credentials - 1):
+            store.add_credential(record.client_id)
         store.engine.dispose()
         assert secret is not None
         client = (record.client_id, secret)
@@ -39,4 +43,8 @@ def main(requests: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000))
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("requests", type=int, nargs="?", default=1000)
+    parser.add_argument("--credentials", type=int, default=1, help="credentials of the client (default 1)")
+    args = parser.parse_args()
+    sys.exit(main(args.requests, args.credentials))

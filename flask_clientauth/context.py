@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import Request, has_request_context, request
 from werkzeug.local import LocalProxy
+
+if TYPE_CHECKING:
+    from .store import ClientRecord
 
 #: The attribute of the request object that holds the check's result. Not ``g``: ``g`` belongs
 #: to the app context, which Flask reuses for every request of a thread when the app left one
@@ -16,28 +19,45 @@ STATE_ATTR = "_clientauth_state"
 
 
 class AuthenticatedClient:
-    """The client a request authenticated as.
+    """The client a request authenticated as, seen through the credential it used.
 
-    ``headers`` holds the credentials as message headers to forward to a backend, as API
-    Connect's set-variable policy does; ``context`` API Connect's ``client.app.*`` names.
-    The secret is never part of ``repr`` or ``str``. Built on every request, so kept lean.
+    ``client_id`` and ``label`` are the credential's; ``name`` and ``roles`` the client's (the
+    application's, in API Connect's words). ``headers`` holds the credentials as message headers
+    to forward to a backend, as API Connect's set-variable policy does; ``context`` API Connect's
+    ``client.app.*`` names. The secret is never part of ``repr`` or ``str``. Built on every
+    request, so kept lean: the names are read from the client's record when asked for.
     """
 
-    __slots__ = ("client_id", "name", "schemes", "secret_verified", "_headers")
+    __slots__ = ("client_id", "_record", "schemes", "secret_verified", "_headers")
 
     def __init__(
         self,
         client_id: str,
-        name: str,
+        record: ClientRecord,
         schemes: tuple[str, ...],
         secret_verified: bool,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.client_id = client_id
-        self.name = name
+        self._record = record
         self.schemes = schemes
         self.secret_verified = secret_verified
         self._headers = headers or {}
+
+    @property
+    def name(self) -> str:
+        """The client's registered name (API Connect's ``client.app.name``)."""
+        return self._record.name
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The client's roles, sorted."""
+        return self._record.roles
+
+    @property
+    def label(self) -> str:
+        """The label of the credential the request used (``""`` when it has none)."""
+        return self._record.label
 
     @property
     def headers(self) -> dict[str, str]:
@@ -59,8 +79,8 @@ class AuthenticatedClient:
 
     def __repr__(self) -> str:
         return (
-            f"AuthenticatedClient(client_id={self.client_id!r}, name={self.name!r}, "
-            f"schemes={self.schemes!r}, secret_verified={self.secret_verified!r})"
+            f"AuthenticatedClient(client_id={self.client_id!r}, name={self.name!r}, roles={self.roles!r}, "
+            f"label={self.label!r}, schemes={self.schemes!r}, secret_verified={self.secret_verified!r})"
         )
 
     def __str__(self) -> str:

@@ -48,6 +48,7 @@ NOT_REGISTERED = Reason("client_id_not_registered", 401, "Client ID not register
 SECRET_INVALID = Reason("client_secret_invalid", 401, "Client secret invalid", 5)
 SCHEME_REJECTED = Reason("credentials_rejected", 401, "Credentials rejected", 5)
 DISABLED = Reason("client_disabled", 403, "Client disabled", 6)
+EXPIRED = Reason("credential_expired", 401, "Client ID expired", 6)
 #: A client that proved who it is (as far as the requirement asks) but lacks a role: as far as an
 #: attempt gets, so it is reported over another alternative's missing or wrong credentials.
 ROLE_MISSING = Reason("role_missing", 403, "Client lacks a required role", 6)

@@ -71,6 +71,9 @@ class ClientAuthState:
             revocation_interval=settings.revocation_interval,
             throttle=self.throttle,
             clock=ext.clock,
+            secret_prefix=settings.secret_prefix,
+            pepper=settings.secret_pepper,
+            last_used_interval=settings.last_used_interval,
         )
         store.listeners.append(self.authenticator.revocation.changed)
         self._root_path = app.root_path

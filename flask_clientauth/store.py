@@ -44,6 +44,7 @@ from .keys import (
     generate_secret,
     hash_secret,
     secret_matches,
+    well_formed,
 )
 from .models import (
     ACTOR_MAX,
@@ -888,9 +889,13 @@ class ClientStore:
         """Set an operator-chosen secret, hashed with bcrypt (the caller checks its minimum length).
 
         Raises :class:`ValueError` for a secret that could never be accepted: more than 72 bytes
-        (bcrypt would ignore the rest), or not printable ASCII without spaces or commas.
+        (bcrypt would ignore the rest), not printable ASCII without spaces or commas, or starting
+        with the prefix of generated secrets without being one.
         """
         problem = check_secret_format(secret, min_length=1)
+        if problem is None and secret.startswith(self.secret_prefix) and not well_formed(secret, self.secret_prefix):
+            # requests refuse such a secret unhashed, as a mistyped generated one: it could never work
+            problem = f"a chosen secret must not start with {self.secret_prefix!r}, the prefix of generated secrets"
         if problem is not None:
             raise ValueError(problem)
         self.require(client_id)

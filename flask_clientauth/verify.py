@@ -2,7 +2,7 @@
 
 Cost on the hot path (known client, secret verified before): credential extraction, one
 cache probe and one keyed digest. A request never makes more than one store lookup per
-client ID presented and one bcrypt check per secret presented.
+client ID presented and one hash check per secret presented (bcrypt only for chosen secrets).
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ from .cache import CredentialCache, Entry
 from .context import AuthenticatedClient, AuthState
 from .credentials import DocumentKeys, RequestKeys
 from .errors import AuthFailure
-from .flight import Flights
 from .handlers import verdicts
-from .keys import plausible_secret
+from .keys import DEFAULT_SECRET_PREFIX, PepperMissing, plausible_secret
 from .models import CLIENT_ID_MAX
 from .requirements import FastPath, Policy, Requirement, Scheme
 from .revocation import Revocation
+from .secretcheck import SecretCheck
 from .store import ClientStore, StoreError
 from .throttle import NoThrottle, ThrottleUnavailable
+from .usage import UsageRecorder
 
 logger = logging.getLogger("flask_clientauth")
 
@@ -52,6 +53,9 @@ class Authenticator:
         revocation_interval: float = 1.0,
         throttle: NoThrottle | None = None,
         clock: Callable[[], float] = time.monotonic,
+        secret_prefix: str = DEFAULT_SECRET_PREFIX,
+        pepper: bytes | None = None,
+        last_used_interval: float = 60.0,
     ) -> None:
         self.store = store
         self.throttle = throttle or NoThrottle()
@@ -61,7 +65,10 @@ class Authenticator:
         self.handlers = handlers
         self.clock = clock
         self.revocation = Revocation(store, cache, interval=revocation_interval, clock=clock)
-        self.flights = Flights(cache, clock=clock)
+        self.secrets = SecretCheck(cache, prefix=secret_prefix, pepper=pepper, clock=clock)
+        self.flights = self.secrets.flights
+        #: ``last_used_at``: noted here, written by a thread (CLIENTAUTH_LAST_USED_INTERVAL).
+        self.usage = UsageRecorder(store, cache, interval=last_used_interval, clock=clock)
         self.use_document(DocumentKeys())
 
     def use_document(self, document: DocumentKeys) -> None:
@@ -98,9 +105,7 @@ class Authenticator:
             if entry is None:
                 return None
             headers = {fast.forward_names[0]: client_id}
-            return AuthState(
-                AuthenticatedClient(client_id, entry.record.name, fast.key_names, False, headers), fast.names
-            )
+            return AuthState(AuthenticatedClient(client_id, entry.record, fast.key_names, False, headers), fast.names)
         secret = environ.get(secret_key)
         if not secret or "," in secret:
             return None
@@ -114,7 +119,7 @@ class Authenticator:
                 self.throttle.remember(client_id, address)
         id_header, secret_header = fast.forward_names
         headers = {id_header: client_id, secret_header: secret}
-        return AuthState(AuthenticatedClient(client_id, entry.record.name, fast.key_names, True, headers), fast.names)
+        return AuthState(AuthenticatedClient(client_id, entry.record, fast.key_names, True, headers), fast.names)
 
     def decide(self, policy: Policy, request: Request) -> AuthState:
         """The request's auth state under ``policy``; raises :class:`AuthFailure` when refused."""
@@ -125,10 +130,16 @@ class Authenticator:
         try:
             if policy.reads_ids:  # routes of the app's own schemes alone keep working without the store
                 self.revocation.refresh()
-            return self._first_passing(policy, sent)
+            state = self._first_passing(policy, sent)
         except (StoreError, ThrottleUnavailable) as exc:
             logger.error("clientauth: %s; answering 503", exc)
             raise AuthFailure(errors.STORE_UNAVAILABLE) from None
+        except PepperMissing as exc:  # its message names the setting, never the hash
+            logger.error("clientauth: %s (give it the value the secret was made with); answering 503", exc)
+            raise AuthFailure(errors.CONFIG_ERROR) from None
+        if state.client is not None:
+            self.usage.note(state.client.client_id)
+        return state
 
     def _first_passing(self, policy: Policy, sent: RequestKeys) -> AuthState:
         alternatives = policy.alternatives
@@ -165,6 +176,8 @@ class Authenticator:
         secret: str | None = None
         if secret_scheme is not None:
             secret = sent.read(secret_scheme, "Client secret", errors.CLIENT_SECRET_MISSING)
+            if self.secrets.malformed(secret):  # a typo or a guess: no lookup, no hash
+                raise AuthFailure(errors.SECRET_INVALID)
         entry = self._lookup(client_id, memo)
         if entry is None:
             raise AuthFailure(errors.NOT_REGISTERED)
@@ -177,9 +190,12 @@ class Authenticator:
             headers = {id_header: client_id, secret_header: secret}
         if not entry.record.enabled:
             raise AuthFailure(errors.DISABLED)
+        if entry.record.credential.expired(self.cache.wall()):
+            raise AuthFailure(errors.EXPIRED)
         if requirement.roles:
             _check_roles(requirement, entry.record.roles, client_id)
-        return AuthenticatedClient(client_id, entry.record.name, requirement.key_names, secret is not None, headers)
+        self.cache.mark_used(entry)
+        return AuthenticatedClient(client_id, entry.record, requirement.key_names, secret is not None, headers)
 
     def _lookup(self, client_id: str, memo: dict[Any, Any]) -> Entry | None:
         """The client's cache entry; at most one store lookup per ID per request."""
@@ -200,7 +216,8 @@ class Authenticator:
         return entry
 
     def _verify(self, client_id: str, entry: Entry, secret: str, memo: dict[Any, Any]) -> bool:
-        """Whether ``secret`` is the client's; at most one bcrypt check per secret per request."""
+        """Whether ``secret`` is the credential's (or its previous one's, in its grace period); at most
+        one check per secret per request."""
         digest = self.cache.digest(secret)
         if digest in entry.verified:
             self.throttle.note(client_id, memo["address"])
@@ -212,13 +229,10 @@ class Authenticator:
         key = ("secret", client_id, digest)
         if key in memo:
             return memo[key]  # type: ignore[no-any-return]
-        stored = entry.record.secret_hash
         ok = False
-        if stored is not None and plausible_secret(secret):  # else refused without bcrypt, whatever its size
+        if entry.record.has_secret and plausible_secret(secret):  # else refused unhashed, whatever its size
             self.throttle.check(client_id, memo["address"])
-            ok = self.flights.matches(client_id, entry, digest, secret, stored)
-            if not ok and not stored.startswith("$2"):
-                logger.error("clientauth: the stored secret hash of client %s is corrupt", escape(client_id))
+            ok = self.secrets.matches(client_id, entry, digest, secret, self.cache.wall())
             if ok:
                 self.throttle.remember(client_id, memo["address"])
             else:

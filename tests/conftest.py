@@ -368,23 +368,35 @@ def no_secret_in_logs(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapture
 
 
 class CallCounter:
-    """Counts store lookups, bcrypt checks and change-log polls (the real database and bcrypt still answer)."""
+    """Counts store lookups, secret checks and change-log polls (the real database and hashes still answer).
+
+    ``checks`` counts every check of a secret against a stored hash: a fast one (SHA-256 /
+    HMAC-SHA-256, generated secrets) or bcrypt (chosen secrets), which ``bcrypts`` counts apart.
+    """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
         import flask_clientauth.flight
+        import flask_clientauth.secretcheck
 
         self.gets = 0
+        self.checks = 0
         self.bcrypts = 0
         self.polls = 0
         real_get, real_match = store.get, flask_clientauth.flight.secret_matches
+        real_fast = flask_clientauth.secretcheck.secret_matches
 
         def get(client_id: str) -> Any:
             self.gets += 1
             return real_get(client_id)
 
         def secret_matches(secret: str, stored_hash: str) -> bool:
+            self.checks += 1
             self.bcrypts += 1
             return real_match(secret, stored_hash)
+
+        def fast_matches(secret: str, stored_hash: str, pepper: bytes | None = None) -> bool:
+            self.checks += 1
+            return real_fast(secret, stored_hash, pepper)
 
         def polling(real: Callable[..., Any]) -> Callable[..., Any]:
             def poll(*args: Any, **kwargs: Any) -> Any:
@@ -397,6 +409,7 @@ class CallCounter:
         monkeypatch.setattr(store, "latest_change", polling(store.latest_change))
         monkeypatch.setattr(store, "changes_after", polling(store.changes_after))
         monkeypatch.setattr(flask_clientauth.flight, "secret_matches", secret_matches)
+        monkeypatch.setattr(flask_clientauth.secretcheck, "secret_matches", fast_matches)
 
     def take_polls(self) -> int:
         """Change-log polls since the last call."""
@@ -404,9 +417,14 @@ class CallCounter:
         return out
 
     def take(self) -> tuple[int, int]:
-        """(store lookups, bcrypt checks) since the last call."""
-        out = (self.gets, self.bcrypts)
-        self.gets = self.bcrypts = 0
+        """(store lookups, secret checks) since the last call."""
+        out = (self.gets, self.checks)
+        self.gets = self.checks = 0
+        return out
+
+    def take_bcrypts(self) -> int:
+        """bcrypt checks since the last call."""
+        out, self.bcrypts = self.bcrypts, 0
         return out
 
 
@@ -423,7 +441,7 @@ E = TypeVar("E", bound="ClientEnv")
 class ClientEnv:
     """An app with one registered client (``cid``, ``secret``) and a test client without a cookie jar.
 
-    With a ``monkeypatch``, ``take()`` counts store lookups and bcrypt checks (:class:`CallCounter`).
+    With a ``monkeypatch``, ``take()`` counts store lookups and secret checks (:class:`CallCounter`).
     Test modules subclass it with their own ways of sending credentials.
     """
 
@@ -443,7 +461,7 @@ class ClientEnv:
         return cls(app, app.test_client(use_cookies=False), store, cid, secret, counter, **fields)
 
     def take(self) -> tuple[int, int]:
-        """(store lookups, bcrypt checks) since the last call."""
+        """(store lookups, secret checks) since the last call."""
         assert self.counter is not None
         return self.counter.take()
 

@@ -48,6 +48,12 @@ class Env(ClientEnv):
         names = {"id": "X-IBM-Client-Id", "secret": "X-IBM-Client-Secret"}
         return self.client.get(path, headers={names[k]: v for k, v in values.items()})
 
+    def new_chosen_client(self, name: str = "app", secret: str = "a-chosen-secret-0") -> tuple[str, str]:
+        """A client with an operator-chosen secret: bcrypt, behind the single-flight check."""
+        record, _ = self.store.create(name)
+        self.store.set_secret(record.client_id, secret)
+        return record.client_id, secret
+
     @property
     def authenticator(self) -> Any:
         return self.app.extensions["clientauth"].authenticator
@@ -329,7 +335,7 @@ def test_concurrent_first_requests_with_one_secret_share_one_bcrypt(
     make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, slow_bcrypt: threading.Event
 ) -> None:
     env = make_env(make_app, monkeypatch)
-    cid, secret = env.new_client()
+    cid, secret = env.new_chosen_client()
     threads, results = run_threads(
         6,
         lambda i: (
@@ -362,7 +368,7 @@ def test_a_third_secret_while_two_are_pending_gets_429_at_once(
     make_app: AppFactory, monkeypatch: pytest.MonkeyPatch, slow_bcrypt: threading.Event
 ) -> None:
     env = make_env(make_app, monkeypatch)
-    cid, secret = env.new_client()
+    cid, secret = env.new_chosen_client()
     checked, checked_result = get_in_thread(env.app, cid, secret)
     time.sleep(0.2)  # the right secret's check is under way (held by slow_bcrypt)
     waiting, waiting_result = get_in_thread(env.app, cid, "guessed-secret-0")
@@ -385,8 +391,9 @@ def test_old_and_new_secret_arriving_together_are_both_answered(
 ) -> None:
     # a rotation: some requests still carry the old secret while others bring the new one
     env = make_env(make_app, monkeypatch)
-    cid, old = env.new_client()
-    new = env.store.reset_secret(cid)[1]
+    cid, old = env.new_chosen_client()
+    new = "a-chosen-secret-1"
+    env.store.set_secret(cid, new)
     pending = [get_in_thread(env.app, cid, old)]
     time.sleep(0.2)
     pending += [get_in_thread(env.app, cid, new) for _ in range(4)]
@@ -548,7 +555,8 @@ def test_cache_eviction_gives_a_used_entry_a_second_chance(clock: FakeClock) -> 
     cache = _cache(clock)
     for cid in "abc":
         cache.put(cid, _record(cid), cache.epoch)
-    assert cache.get("a") is not None  # used: survives the next eviction once
+    assert cache.verified("a", None) is not None  # used (a request it authenticated): survives the next eviction once
+    assert cache.get("b") is not None  # a lookup alone (the secret may be wrong) is no use
     cache.put("d", _record("d"), cache.epoch)
     assert sorted(cache.cached("abcd")) == ["a", "c", "d"]  # b, the oldest not used, went
     cache.put("e", _record("e"), cache.epoch)
