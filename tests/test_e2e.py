@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -506,39 +507,39 @@ def test_leaked_disable_refuses_the_client(server: Server, client: tuple[str, st
     assert entry["detail"] == {"disabled": True} and entry["actor"]
 
 
-# Verification at request time (verify.py) honours grace periods and expiry as part of issue 13,
-# in another change; until it lands these fail, and strict xfail makes them pass loudly once it does.
-@pytest.mark.xfail(strict=True, reason="verify13")
+# Grace periods and expiry hold on every worker, the warm path included.
+def sleep_until(moment: datetime) -> None:
+    """Sleep until half a second after ``moment`` (a time the CLI printed: it read its own clock)."""
+    time.sleep(max(0.0, (moment - datetime.now(timezone.utc)).total_seconds()) + 0.5)
+
+
 def test_reset_secret_grace_keeps_the_old_secret_until_it_ends(server: Server, client: tuple[str, str]) -> None:
     client_id, old = client
     answers(server, client_id, old, status=200, before=200, limit=WARM_LIMIT)
-    grace = 6.0
-    reset = time.monotonic()  # before the CLI reads the clock: the grace ends no later than this + grace
-    new = cli_json(server.env, "reset-secret", client_id, "--grace", f"{grace:.0f}s")["client_secret"]
+    reset = cli_json(server.env, "reset-secret", client_id, "--grace", "6s")
+    new, grace_ends = reset["client_secret"], datetime.fromisoformat(reset["previous_secret_until"])
     answers(server, client_id, new, status=200, before=401, limit=PROPAGATION_LIMIT)  # at once
     for _ in range(4):  # the old secret keeps working in the grace period
         assert call(server, "/api/branches", credentials(server, client_id, old)).status_code == 200
-    time.sleep(max(0.0, grace - (time.monotonic() - reset)) + 0.5)
+    sleep_until(grace_ends)
     # once it ends no worker accepts it, not even from a warm cache
     answers(server, client_id, old, status=401, before=401, limit=PROPAGATION_LIMIT)
     answers(server, client_id, new, status=200, before=200, limit=PROPAGATION_LIMIT)
 
 
-@pytest.mark.xfail(strict=True, reason="verify13")
 def test_an_expired_credential_is_refused(server: Server, client: tuple[str, str]) -> None:
     client_id, secret = client
-    ttl = 6.0
-    started = time.monotonic()  # before the CLI reads the clock: the credential expires no later than this + ttl
-    added = cli_json(server.env, "credentials", "add", client_id, "--ttl", f"{ttl:.0f}s")
+    added = cli_json(server.env, "credentials", "add", client_id, "--ttl", "6s")
     short, short_secret = added["client_id"], added["client_secret"]
     answers(server, short, short_secret, status=200, before=200, limit=2.0)
-    time.sleep(max(0.0, ttl - (time.monotonic() - started)) + 0.5)
+    sleep_until(datetime.fromisoformat(added["expires_at"]))
     answers(server, short, short_secret, status=401, before=401, limit=PROPAGATION_LIMIT)
+    refused = call(server, "/api/branches", credentials(server, short, short_secret)).json()
+    assert refused["moreInformation"] == "Client ID expired"
     answers(server, client_id, secret, status=200, before=200, limit=PROPAGATION_LIMIT)
 
     # expire sets it on a credential that already works, and --never lifts it
-    assert cli(server.env, "expire", client_id, "--ttl", "3s").returncode == 0
-    time.sleep(3.5)
+    sleep_until(datetime.fromisoformat(cli_json(server.env, "expire", client_id, "--ttl", "3s")["expires_at"]))
     answers(server, client_id, secret, status=401, before=401, limit=PROPAGATION_LIMIT)
     assert cli(server.env, "expire", client_id, "--never").returncode == 0
     answers(server, client_id, secret, status=200, before=401, limit=PROPAGATION_LIMIT)
