@@ -8,10 +8,21 @@ from .extension import ClientAuth, ClientAuthState
 from .requirements import Policy, Requirement, Scheme
 from .settings import ConfigurationError
 from .spec import Spec, SpecError, load_spec
-from .store import ClientNotFound, ClientRecord, ClientStore, DuplicateClientId, StoreBusy, StoreError
+from .store import (
+    AuditRecord,
+    ClientNotFound,
+    ClientRecord,
+    ClientStore,
+    CredentialRecord,
+    DuplicateClientId,
+    LastCredential,
+    StoreBusy,
+    StoreError,
+)
 from .throttle import ThrottleUnavailable
 
 __all__ = [
+    "AuditRecord",
     "AuthFailure",
     "AuthenticatedClient",
     "ClientAuth",
@@ -21,7 +32,9 @@ __all__ = [
     "ClientRecord",
     "ClientStore",
     "ConfigurationError",
+    "CredentialRecord",
     "DuplicateClientId",
+    "LastCredential",
     "Policy",
     "Requirement",
     "Scheme",

@@ -495,13 +495,9 @@ def _clients(rows: Iterable[Any], key: Callable[[Any], str]) -> dict[str, Client
     return records
 
 
-class ClientStore:
-    """Reads and writes clients through an engine supplied on demand.
-
-    ``get_engine`` is called per operation so that a Flask-SQLAlchemy ``db.engine`` (which
-    needs an app context) works as well as an engine of our own. Every change takes an optional
-    ``actor``, recorded in the audit log (the CLI passes the OS user).
-    """
+class _StoreBase:
+    """The connection, and what every read and change shares: the joined query, the locked read,
+    the change-log and audit entries."""
 
     def __init__(
         self,
@@ -545,7 +541,6 @@ class ClientStore:
                 raise StoreBusy(f"client store busy ({type(exc).__name__})") from None
             raise store_error(exc, engine.url) from None
 
-    # -- reads ------------------------------------------------------------------------
     @staticmethod
     def _seen_through(conn: Connection, condition: Callable[[Any], ColumnElement[bool]]) -> Select[Any]:
         """Each credential of every client that has a credential ``mine`` meeting ``condition(mine)``."""
@@ -558,6 +553,78 @@ class ClientStore:
             .where(condition(mine))
             .order_by(credentials_table.c.id)
         )
+
+    @staticmethod
+    def _check_migrated(conn: Connection) -> None:
+        """Refuse to answer for the clients as if they were all here when some still hold their
+        credential from before revision ca0002 (they get 401 until ``init-db`` moves it)."""
+        legacy = conn.execute(
+            select(func.count()).select_from(clients_table).where(clients_table.c.client_id.is_not(None))
+        ).scalar_one()
+        if legacy:
+            raise StoreError(
+                f"{legacy} client(s) in {safe_url(conn.engine.url)} still hold their client ID and secret from "
+                "before the upgrade and cannot authenticate yet: run `flask clients init-db` to move them",
+                fault=NOT_MIGRATED,
+            )
+
+    def _changed(self, client_ids: Iterable[str]) -> None:
+        for client_id in client_ids:
+            for listener in self.listeners:
+                listener(client_id)
+
+    def _log(self, conn: Connection, client_ids: Iterable[str], action: str) -> None:
+        """Change-log entries: every process re-reads (or drops) these credentials at its next poll."""
+        now = utcnow()
+        ids = list(client_ids)
+        if ids:
+            conn.execute(
+                insert(events_table),
+                [{"client_id": c, "action": action.partition(".")[0], "created_at": now} for c in ids],
+            )
+        conn.execute(delete(events_table).where(events_table.c.created_at < now - EVENT_RETENTION))
+
+    @staticmethod
+    def _audit(
+        conn: Connection,
+        action: str,
+        record: ClientRecord,
+        actor: str | None,
+        client_id: str | None = None,
+        **detail: Any,
+    ) -> None:
+        conn.execute(
+            insert(audit_table).values(
+                created_at=utcnow(),
+                action=action,
+                client_ref=record.pk,
+                client_id=client_id or record.client_id,
+                client_name=record.name,
+                actor=None if actor is None else actor[:ACTOR_MAX],
+                detail=json.dumps(detail, sort_keys=True) if detail else "",
+            )
+        )
+
+    def _locked(self, conn: Connection, client_id: str) -> ClientRecord:
+        """The client of ``client_id``, its row locked until the transaction ends (no lost updates)."""
+        pk = conn.execute(
+            select(credentials_table.c.client_pk).where(_id_is(conn, credentials_table.c.client_id, client_id))
+        ).scalar()
+        if pk is None:
+            raise ClientNotFound(client_id)
+        conn.execute(select(clients_table.c.id).where(clients_table.c.id == pk).with_for_update())
+        rows = conn.execute(self._seen_through(conn, lambda mine: mine.c.client_id == client_id)).all()
+        record = _clients((r for r in rows if r.seen_as == client_id), lambda r: r.seen_as).get(client_id)
+        if record is None:
+            raise ClientNotFound(client_id)
+        return record
+
+    def _hash_new(self, secret: str | None) -> str | None:
+        return None if secret is None else fast_hash(secret, self._pepper)
+
+
+class _StoreReads(_StoreBase):
+    """Reading clients, the change log and the audit log."""
 
     def get(self, client_id: str) -> ClientRecord | None:
         """The client that has a credential with exactly this ID (compared byte for byte)."""
@@ -581,20 +648,6 @@ class ClientStore:
                 self._check_migrated(conn)
             raise ClientNotFound(client_id)
         return record
-
-    @staticmethod
-    def _check_migrated(conn: Connection) -> None:
-        """Refuse to answer for the clients as if they were all here when some still hold their
-        credential from before revision ca0002 (they get 401 until ``init-db`` moves it)."""
-        legacy = conn.execute(
-            select(func.count()).select_from(clients_table).where(clients_table.c.client_id.is_not(None))
-        ).scalar_one()
-        if legacy:
-            raise StoreError(
-                f"{legacy} client(s) in {safe_url(conn.engine.url)} still hold their client ID and secret from "
-                "before the upgrade and cannot authenticate yet: run `flask clients init-db` to move them",
-                fault=NOT_MIGRATED,
-            )
 
     def list(self) -> list[ClientRecord]:
         """Every client, seen through its first credential."""
@@ -675,60 +728,9 @@ class ClientStore:
             for r in rows
         ]
 
-    # -- writes -----------------------------------------------------------------------
-    def _changed(self, client_ids: Iterable[str]) -> None:
-        for client_id in client_ids:
-            for listener in self.listeners:
-                listener(client_id)
 
-    def _log(self, conn: Connection, client_ids: Iterable[str], action: str) -> None:
-        """Change-log entries: every process re-reads (or drops) these credentials at its next poll."""
-        now = utcnow()
-        ids = list(client_ids)
-        if ids:
-            conn.execute(
-                insert(events_table),
-                [{"client_id": c, "action": action.partition(".")[0], "created_at": now} for c in ids],
-            )
-        conn.execute(delete(events_table).where(events_table.c.created_at < now - EVENT_RETENTION))
-
-    @staticmethod
-    def _audit(
-        conn: Connection,
-        action: str,
-        record: ClientRecord,
-        actor: str | None,
-        client_id: str | None = None,
-        **detail: Any,
-    ) -> None:
-        conn.execute(
-            insert(audit_table).values(
-                created_at=utcnow(),
-                action=action,
-                client_ref=record.pk,
-                client_id=client_id or record.client_id,
-                client_name=record.name,
-                actor=None if actor is None else actor[:ACTOR_MAX],
-                detail=json.dumps(detail, sort_keys=True) if detail else "",
-            )
-        )
-
-    def _locked(self, conn: Connection, client_id: str) -> ClientRecord:
-        """The client of ``client_id``, its row locked until the transaction ends (no lost updates)."""
-        pk = conn.execute(
-            select(credentials_table.c.client_pk).where(_id_is(conn, credentials_table.c.client_id, client_id))
-        ).scalar()
-        if pk is None:
-            raise ClientNotFound(client_id)
-        conn.execute(select(clients_table.c.id).where(clients_table.c.id == pk).with_for_update())
-        rows = conn.execute(self._seen_through(conn, lambda mine: mine.c.client_id == client_id)).all()
-        record = _clients((r for r in rows if r.seen_as == client_id), lambda r: r.seen_as).get(client_id)
-        if record is None:
-            raise ClientNotFound(client_id)
-        return record
-
-    def _hash_new(self, secret: str | None) -> str | None:
-        return None if secret is None else fast_hash(secret, self._pepper)
+class _CredentialChanges(_StoreReads):
+    """Changes to one credential: add, revoke, new secret or client ID, expiry, last use."""
 
     def _new_credential(
         self,
@@ -764,50 +766,6 @@ class ClientStore:
                 raise
             return cid, secret
         raise StoreError("could not generate a unique client ID")
-
-    def create(
-        self,
-        name: str,
-        *,
-        description: str = "",
-        with_secret: bool = True,
-        client_id: str | None = None,
-        roles: Iterable[str] = (),
-        label: str = "",
-        expires_at: datetime | None = None,
-        actor: str | None = None,
-    ) -> tuple[ClientRecord, str | None]:
-        """Register a client with one credential; returns it and its secret (the only time the secret exists).
-
-        Raises :class:`ValueError` for a name, label, role or expiry that is unusable.
-        """
-        name, label = check_name(name), check_label(label)
-        role_set = sorted({check_role(r) for r in roles})
-        expires_at = _check_expiry(expires_at)
-        now = utcnow()
-        with self._connect(write=True) as conn:
-            pk = conn.execute(
-                insert(clients_table).values(
-                    name=name,
-                    description=description,
-                    enabled=True,
-                    roles=" ".join(role_set),
-                    created_at=now,
-                    updated_at=now,
-                )
-            ).inserted_primary_key
-            pk = pk[0] if pk else None
-            if pk is None:
-                raise StoreError("client store did not return the new client's key")
-            cid, secret = self._new_credential(
-                conn, pk, with_secret=with_secret, client_id=client_id, label=label, expires_at=expires_at
-            )
-            self._log(conn, [cid], "create")
-            # read back: the database may keep less precision than we sent (MariaDB: seconds)
-            record = self._locked(conn, cid)
-            self._audit(conn, "create", record, actor, roles=role_set, expires_at=_iso(expires_at))
-        self._changed([cid])
-        return record, secret
 
     def add_credential(
         self,
@@ -928,6 +886,73 @@ class ClientStore:
             client_id, "expiry", actor, {"expires_at": _iso(expires_at)}, expires_at=expires_at
         )
 
+    def touch(self, used: Mapping[str, datetime]) -> None:
+        """Record when credentials were last used. Not a lifecycle change: no change-log or audit entry."""
+        if not used:
+            return
+        column = credentials_table.c.last_used_at
+        with self._connect(write=True) as conn:
+            for client_id, at in used.items():
+                conn.execute(
+                    update(credentials_table)
+                    .where(credentials_table.c.client_id == client_id)
+                    .where(column.is_(None) | (column < at))
+                    .values(last_used_at=at)
+                )
+
+
+class ClientStore(_CredentialChanges):
+    """Reads and writes clients through an engine supplied on demand.
+
+    ``get_engine`` is called per operation so that a Flask-SQLAlchemy ``db.engine`` (which
+    needs an app context) works as well as an engine of our own. Every change takes an optional
+    ``actor``, recorded in the audit log (the CLI passes the OS user).
+    """
+
+    def create(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        with_secret: bool = True,
+        client_id: str | None = None,
+        roles: Iterable[str] = (),
+        label: str = "",
+        expires_at: datetime | None = None,
+        actor: str | None = None,
+    ) -> tuple[ClientRecord, str | None]:
+        """Register a client with one credential; returns it and its secret (the only time the secret exists).
+
+        Raises :class:`ValueError` for a name, label, role or expiry that is unusable.
+        """
+        name, label = check_name(name), check_label(label)
+        role_set = sorted({check_role(r) for r in roles})
+        expires_at = _check_expiry(expires_at)
+        now = utcnow()
+        with self._connect(write=True) as conn:
+            pk = conn.execute(
+                insert(clients_table).values(
+                    name=name,
+                    description=description,
+                    enabled=True,
+                    roles=" ".join(role_set),
+                    created_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key
+            pk = pk[0] if pk else None
+            if pk is None:
+                raise StoreError("client store did not return the new client's key")
+            cid, secret = self._new_credential(
+                conn, pk, with_secret=with_secret, client_id=client_id, label=label, expires_at=expires_at
+            )
+            self._log(conn, [cid], "create")
+            # read back: the database may keep less precision than we sent (MariaDB: seconds)
+            record = self._locked(conn, cid)
+            self._audit(conn, "create", record, actor, roles=role_set, expires_at=_iso(expires_at))
+        self._changed([cid])
+        return record, secret
+
     def _update_client(
         self, client_id: str, action: str, actor: str | None, detail: Mapping[str, Any], **values: Any
     ) -> ClientRecord:
@@ -985,26 +1010,11 @@ class ClientStore:
         self._changed(record.client_ids())
         return record
 
-    def touch(self, used: Mapping[str, datetime]) -> None:
-        """Record when credentials were last used. Not a lifecycle change: no change-log or audit entry."""
-        if not used:
-            return
-        column = credentials_table.c.last_used_at
-        with self._connect(write=True) as conn:
-            for client_id, at in used.items():
-                conn.execute(
-                    update(credentials_table)
-                    .where(credentials_table.c.client_id == client_id)
-                    .where(column.is_(None) | (column < at))
-                    .values(last_used_at=at)
-                )
-
     def prune_audit(self, before: datetime) -> int:
         """Delete audit entries older than ``before``; how many went."""
         with self._connect(write=True) as conn:
             return int(conn.execute(delete(audit_table).where(audit_table.c.created_at < before)).rowcount or 0)
 
-    # -- schema -----------------------------------------------------------------------
     def create_all(self) -> None:
         """Create the tables directly (tests, throwaway databases); prefer migrations."""
         with self._connect(write=True) as conn:
