@@ -26,7 +26,20 @@ from flask_clientauth.requirements import Policy
 from servers import database, serve
 from test_e2e import HTTP_TIMEOUT, PROPAGATION_LIMIT
 
-from conftest import HID, HSEC, QID, QSEC, AppFactory, FakeClock, auth_of, get_operation, headers, new_client, view
+from conftest import (
+    HID,
+    HSEC,
+    QID,
+    QSEC,
+    AppFactory,
+    CallCounter,
+    FakeClock,
+    auth_of,
+    get_operation,
+    headers,
+    new_client,
+    view,
+)
 
 OAUTH = {"type": "oauth2", "flows": {"clientCredentials": {"tokenUrl": "https://t.example/token", "scopes": {}}}}
 SCHEMES = {"hid": HID, "hsec": HSEC, "qid": QID, "qsec": QSEC, "oauth": OAUTH}
@@ -126,6 +139,19 @@ def test_the_client_must_hold_every_role_of_the_requirement(roles_app: Flask) ->
     assert http.get("/both", headers=headers(*admin)).status_code == 200
     only_admin = new_client(roles_app, "admin only", roles=["admin"])
     assert http.get("/both", headers=headers(*only_admin)).get_json() == ROLE_MISSING
+
+
+def test_a_known_client_costs_no_store_lookup_or_hash_on_a_route_with_roles(
+    roles_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http, admin, plain = clients_of(roles_app)
+    counter = CallCounter(monkeypatch, roles_app.extensions["clientauth"].store)
+    for creds in (admin, plain):
+        http.get("/admin", headers=headers(*creds))
+        counter.take()
+        for _ in range(3):
+            http.get("/admin", headers=headers(*creds))
+        assert counter.take() == (0, 0)
 
 
 def test_a_role_failure_is_said_only_after_the_secret_and_the_enabled_flag(roles_app: Flask) -> None:
@@ -322,19 +348,18 @@ def test_roles_on_a_real_server(tmp_path: Path) -> None:
         assert get(admin.client_id, admin_secret).json() == {"client": admin.client_id}
         refused = get(plain.client_id, plain_secret)
         assert refused.status_code == 403 and refused.json() == ROLE_MISSING
-        if "roles" in clients.commands:  # the operator's command (flask clients roles ID --add admin)
-            result = subprocess.run(
-                [sys.executable, "-m", "flask", "--app", "served_app", "clients", "roles", plain.client_id, *ADD],
-                cwd=tmp_path,
-                env=server.env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            assert result.returncode == 0, result.stderr
-        else:  # pragma: no cover - the command is not on this branch yet: the store it calls
-            store.set_roles(plain.client_id, add=["admin"])
+        # the operator's command, from another process
+        result = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "served_app", "clients", "roles", plain.client_id, *ADD],
+            cwd=tmp_path,
+            env=server.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["admin"]
         start = time.monotonic()
         while get(plain.client_id, plain_secret).status_code != 200:
             assert time.monotonic() - start < PROPAGATION_LIMIT, "the role change did not reach the server"

@@ -1457,6 +1457,7 @@ def test_routes_json(make_app: Any) -> None:
         "operation": "GET /accounts",
         "requirement": "alternatives: id+secret (header) | id+secret (query)",
         "alternatives": [["clientIdHeader", "clientSecretHeader"], ["clientIdQuery", "clientSecretQuery"]],
+        "roles": [[], []],
         "optional": False,
         "origin": "global",
         "error": None,
