@@ -32,6 +32,7 @@ from typing import Any
 
 from bench_app import SECRET_HEADER
 from bench_common import Server, creds, fmt, make_store, median, table, warm_workers
+from flask_clientauth.keys import generate_secret
 from loadgen import LoadResult, run_load
 
 ATTACK_SOURCE = "127.0.0.2"
@@ -153,7 +154,7 @@ def run(ctx: Any) -> dict[str, Any]:
     store.engine.dispose()
     assert secret is not None and neighbour_secret is not None
     good = creds(record.client_id, secret)
-    guesses = creds(record.client_id, "wrong-" + secret[6:])
+    guesses = creds(record.client_id, generate_secret())  # well-formed (prefix, checksum), wrong
     valid_flood = creds(neighbour.client_id, neighbour_secret)
     source = _source_address()
     throttle = has_throttle()
