@@ -25,7 +25,7 @@ from flask import Flask
 from flask_clientauth import SpecError, load_spec
 from flask_clientauth.cli import clients
 from flask_clientauth.keys import secret_matches
-from test_e2e import cli, example_env
+from servers import cli, example_env
 
 from conftest import TUTORIAL_SPEC, AppFactory
 

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from servers import database, serve
-from test_e2e import Server
+from servers import Server, database, serve
 
 from conftest import CID, CSEC, HID, HSEC, QID, QSEC, get_operation, location_paths
 

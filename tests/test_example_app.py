@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from test_e2e import CLIENT_NAME, REPO, Server, cli, cli_json, example_env, free_port
+from servers import CLIENT_NAME, REPO, Server, cli, cli_json, example_env, free_port
 
 
 def make_dry_run(*args: str) -> list[str]:

@@ -27,7 +27,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.serving import make_server
 
 from flask_clientauth import ClientAuth, SpecError
-from test_e2e import HTTP_TIMEOUT, Server, example_env, free_port
+from servers import HTTP_TIMEOUT, Server, example_env, free_port
 
 from conftest import ID_AND_SECRET, MISCONFIGURED, doc2, doc3, headers, op, sqlite_with_client
 

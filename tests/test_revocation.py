@@ -21,7 +21,7 @@ import requests
 
 import flask_clientauth.flight
 from flask_clientauth import ClientStore
-from test_e2e import HTTP_TIMEOUT, Server, cli, cli_json, example_env, free_port
+from servers import HTTP_TIMEOUT, Server, cli, cli_json, example_env, free_port
 
 from conftest import AppFactory
 

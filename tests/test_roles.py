@@ -23,8 +23,7 @@ from flask.views import MethodView
 from flask_clientauth import ClientStore, SpecError, load_spec
 from flask_clientauth.cli import clients
 from flask_clientauth.requirements import Policy
-from servers import database, serve
-from test_e2e import HTTP_TIMEOUT, PROPAGATION_LIMIT
+from servers import HTTP_TIMEOUT, PROPAGATION_LIMIT, database, serve
 
 from conftest import (
     HID,

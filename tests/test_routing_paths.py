@@ -21,7 +21,7 @@ import requests
 from werkzeug.routing import BaseConverter
 
 from flask_clientauth import SpecError
-from test_e2e import HTTP_TIMEOUT, Server, example_env, free_port
+from servers import HTTP_TIMEOUT, Server, example_env, free_port
 
 from conftest import (
     ID_AND_SECRET,

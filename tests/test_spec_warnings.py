@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import create_engine
 
 from flask_clientauth import ClientStore, SpecError, load_spec
-from test_e2e import Server, free_port
+from servers import Server, free_port
 
 from conftest import HID, HSEC, QID, QSEC, AppFactory
 

@@ -34,7 +34,7 @@ from flask import Flask
 from sqlalchemy import make_url
 
 from flask_clientauth.keys import generate_client_id
-from test_e2e import HTTP_TIMEOUT, Server, cli, cli_json, example_env, free_port
+from servers import HTTP_TIMEOUT, Server, cli, cli_json, example_env, free_port
 
 from conftest import TUTORIAL_SPEC, AppFactory, ClientEnv
 

@@ -14,8 +14,7 @@ import requests
 from sqlalchemy import create_engine
 
 from flask_clientauth import ClientStore
-from servers import database, serve
-from test_e2e import HTTP_TIMEOUT, PROPAGATION_LIMIT
+from servers import HTTP_TIMEOUT, PROPAGATION_LIMIT, database, serve
 from test_verification import last_used
 
 from conftest import TUTORIAL_SPEC
