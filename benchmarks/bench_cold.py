@@ -65,7 +65,8 @@ def _one_cost(database_url: str, rounds: int, trials: int, timeout: float, settl
         if status != 200:
             raise RuntimeError(f"cold path: first request with a chosen secret answered {status}")
         chosen_first.append(ms)
-        status, ms = _call(app, creds(record.client_id, generate_secret()))  # well-formed, wrong
+        generated, _ = store.create(f"bench cold wrong {i}")  # its secret is stored as SHA-256
+        status, ms = _call(app, creds(generated.client_id, generate_secret()))  # well-formed, wrong
         if status != 401:
             raise RuntimeError(f"cold path: a wrong generated-format secret answered {status}")
         wrong_first.append(ms)
