@@ -895,7 +895,7 @@ class _CredentialChanges(_StoreReads):
             for client_id, at in used.items():
                 conn.execute(
                     update(credentials_table)
-                    .where(credentials_table.c.client_id == client_id)
+                    .where(_id_is(conn, credentials_table.c.client_id, client_id))
                     .where(column.is_(None) | (column < at))
                     .values(last_used_at=at)
                 )
