@@ -122,8 +122,9 @@ print("import ok:", flask_clientauth.__version__, "from", os.path.dirname(flask_
 grep -q "init-db" help.txt && grep -q "reset-secret" help.txt
 echo "flask --app smoke_app clients --help: ok"
 mkdir "$work/empty"
-(cd "$work/empty" && "$venv/flask" clients --help >/dev/null)  # found through the flask.commands entry point
-echo "flask clients --help (entry point, no app): ok"
+# registered by init_app only (no flask.commands entry point): the app-less document check
+(cd "$work/empty" && "$venv/python" -m flask_clientauth --help >/dev/null)
+echo "python -m flask_clientauth --help (no app): ok"
 "$venv/flask" --app smoke_app clients init-db
 "$venv/flask" --app smoke_app clients create "Smoke test" --json >client.json
 "$venv/python" -W error - <<'PY'
