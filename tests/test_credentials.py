@@ -55,17 +55,22 @@ def test_environ_key(header: str, key: str) -> None:
         (QID, {"query_string": "client_id=&client_id=x&client_id=y"}, Presented("x", True, True, ("x", "y"))),
         (QID, {"query_string": "client_id="}, Presented(None, False, True, ())),
         (CID, {"headers": {"Cookie": "app_client_id=abc"}}, Presented("abc", False, True, ("abc",))),
-        # a value that some parser would strip of its U+2028 is marked: it never equals the real one
-        (
-            CID,
-            {"headers": {"Cookie": "app_client_id=abc\u2028"}},
-            Presented("abc\u2028\x00", False, True, ("abc\u2028",)),
-        ),
     ],
 )
 def test_what_each_location_reads(scheme: dict[str, str], request_args: dict[str, Any], expected: Presented) -> None:
     with Flask("t").test_request_context("/", **request_args) as ctx:
         assert LOCATIONS[scheme["in"]].read(ctx.request, scheme["name"]) == expected
+
+
+def test_a_cookie_with_a_stray_non_ascii_character_never_matches_the_real_value() -> None:
+    """Werkzeug versions differ on a cookie ending in U+2028 (newer ones keep it, older ones strip
+    it): either way the value read is marked, so it never equals the ID without the character."""
+    with Flask("t").test_request_context("/", headers={"Cookie": "app_client_id=abc\u2028"}) as ctx:
+        presented = LOCATIONS["cookie"].read(ctx.request, CID["name"])
+        parsed = ctx.request.cookies["app_client_id"]
+    assert parsed in ("abc\u2028", "abc")
+    assert presented == Presented(parsed + "\x00", False, True, (parsed,))
+    assert presented.value != "abc"
 
 
 def test_each_key_and_each_location_is_read_once_per_request(
