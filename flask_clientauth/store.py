@@ -8,6 +8,7 @@ client is never half-written. The CLI, and any other front end, go through these
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -659,7 +660,7 @@ class _StoreReads(_StoreBase):
                 .order_by(clients_table.c.id, credentials_table.c.id)
             ).all()
         by_pk = _clients(rows, lambda r: str(r.pk))
-        return [replace_view(record, record.credentials[0].client_id) for record in by_pk.values()]
+        return [dataclasses.replace(record, client_id=record.credentials[0].client_id) for record in by_pk.values()]
 
     def find_by_secret(self, secret: str) -> ClientRecord | None:
         """The client whose generated secret (or one in its grace period) this is; ``None`` if none."""
@@ -1023,18 +1024,3 @@ class ClientStore(_CredentialChanges):
     def drop_all(self) -> None:
         with self._connect(write=True) as conn:
             Base.metadata.drop_all(conn)
-
-
-def replace_view(record: ClientRecord, client_id: str) -> ClientRecord:
-    """``record`` seen through another of its credentials."""
-    return ClientRecord(
-        client_id=client_id,
-        name=record.name,
-        description=record.description,
-        enabled=record.enabled,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-        roles=record.roles,
-        credentials=record.credentials,
-        pk=record.pk,
-    )
