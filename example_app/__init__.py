@@ -10,6 +10,9 @@ environment, and the ``config`` argument:
 ``EXAMPLE_INSTANCE_PATH``
     The instance folder, home of the default SQLite store (default: ``instance/`` next to
     the package).
+``EXAMPLE_ADMIN_USER`` / ``EXAMPLE_ADMIN_PASSWORD`` / ``SECRET_KEY``
+    The operator login that guards the "Sharing & keys" portal (``/admin/keys``) and the admin
+    JSON API (``/admin/api``); see :mod:`example_app.login`.
 ``CLIENTAUTH_*``
     Any key of Flask-ClientAuth (``CLIENTAUTH_DATABASE_URI``, ``CLIENTAUTH_BCRYPT_ROUNDS``, ...).
     Values from the environment are read as JSON when they parse (``4``, ``true``), else as text.
@@ -30,7 +33,7 @@ from werkzeug.exceptions import HTTPException
 from flask_clientauth import ClientAuth
 from flask_clientauth.settings import DEFAULTS
 
-from . import logs
+from . import login, logs
 from .views import BranchBook, api
 
 #: The extension object; ``init_app`` attaches it to every app ``create_app`` builds.
@@ -40,7 +43,7 @@ auth = ClientAuth()
 SPECS = {"openapi2": "openapi.yaml", "openapi3": "openapi3.yaml"}
 
 #: Environment variables ``create_app`` reads, besides every ``CLIENTAUTH_*`` key.
-EXAMPLE_KEYS = ("EXAMPLE_SPEC", "EXAMPLE_INSTANCE_PATH")
+EXAMPLE_KEYS = ("EXAMPLE_SPEC", "EXAMPLE_INSTANCE_PATH", "EXAMPLE_ADMIN_USER", "EXAMPLE_ADMIN_PASSWORD", "SECRET_KEY")
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -82,8 +85,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["branches"] = BranchBook()
     app.register_blueprint(api)
     app.register_error_handler(HTTPException, _http_error)
+    app.secret_key = login.secret_key(app)
 
     auth.init_app(app)
+    # The operators' pages: the login, the portal and the admin API, all behind the login.
+    app.register_blueprint(auth.exempt(login.login))
+    app.register_blueprint(auth.portal(login.login_required, actor=login.current_user), url_prefix="/admin/keys")
     state = auth.state(app)
     logs.install(
         s.param

@@ -28,7 +28,7 @@ from .requirements import Policy
 from .routing import Override, Registrations, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, Settings
 from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
-from .store import ClientStore, check_role
+from .store import ClientRecord, ClientStore, check_role
 from .throttle import throttle_for
 from .verify import Authenticator, escape
 
@@ -384,6 +384,26 @@ class ClientAuth:
         """
         target = app if app is not None else current_app
         return self.state(target).resolve_routes(target.url_map.iter_rules())
+
+    def portal(
+        self,
+        login_required: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+        *,
+        can_manage: Callable[[ClientRecord], bool] | None = None,
+        actor: Callable[[], str | None] | None = None,
+        name: str = "clientauth_portal",
+    ) -> Blueprint:
+        """The "Sharing & keys" pages (see :doc:`portal`); register the blueprint under a prefix.
+
+        ``login_required`` (required: the app's login decorator) wraps every page, so the portal is
+        never open; ``can_manage(record)`` limits the clients a user sees and changes; ``actor()``
+        names the user in the audit log (default: :func:`~.admin_api.default_actor`). The pages are
+        exempt from the API key check (the app's document does not describe them). Needs Flask-WTF
+        (``pip install 'Flask-ClientAuth[portal]'``) and the app's ``SECRET_KEY``.
+        """
+        from .portal import build_portal
+
+        return build_portal(self, login_required=login_required, can_manage=can_manage, actor=actor, name=name)
 
     # -- the hook ---------------------------------------------------------------------
 
