@@ -6,6 +6,7 @@ from .context import AuthenticatedClient, client_key, current_client, get_curren
 from .errors import AuthFailure, ClientAuthError
 from .extension import ClientAuth, ClientAuthState
 from .requirements import Policy, Requirement, Scheme
+from .service import ClientPage, ClientService, Created, ServiceError
 from .settings import ConfigurationError
 from .spec import Spec, SpecError, load_spec
 from .store import (
@@ -18,6 +19,7 @@ from .store import (
     LastCredential,
     StoreBusy,
     StoreError,
+    TooManyCredentials,
 )
 from .throttle import ThrottleUnavailable
 
@@ -29,20 +31,25 @@ __all__ = [
     "ClientAuthError",
     "ClientAuthState",
     "ClientNotFound",
+    "ClientPage",
     "ClientRecord",
+    "ClientService",
     "ClientStore",
     "ConfigurationError",
+    "Created",
     "CredentialRecord",
     "DuplicateClientId",
     "LastCredential",
     "Policy",
     "Requirement",
     "Scheme",
+    "ServiceError",
     "Spec",
     "SpecError",
     "StoreBusy",
     "StoreError",
     "ThrottleUnavailable",
+    "TooManyCredentials",
     "client_key",
     "current_client",
     "get_current_client",

@@ -17,14 +17,14 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, ScriptInfo
 
-from .keys import PepperMissing, check_secret_format, find_secrets
+from .keys import PepperMissing, find_secrets
 from .routing import RouteInfo, RouteTable
+from .service import ClientService, Created, ServiceError, credentials_dict, deleted_dict, revoked_dict
 from .spec import SpecError, error_lines, load_spec, read_document, unrequired_keys_warning
 from .store import (
     COMMAND_FAULTS,
     ClientNotFound,
     ClientRecord,
-    ClientStore,
     CredentialRecord,
     DuplicateClientId,
     LastCredential,
@@ -54,8 +54,9 @@ def _state() -> ClientAuthState:
     return state  # type: ignore[no-any-return]
 
 
-def _store() -> ClientStore:
-    return _state().store
+def _service() -> ClientService:
+    """The service every command reads and changes clients through, acting as the OS user."""
+    return ClientService(_state(), actor=_actor())
 
 
 def _actor() -> str:
@@ -73,6 +74,8 @@ def _errors(f: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return f(*args, **kwargs)
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from None
         except ClientNotFound as exc:
             raise click.ClickException(f"no client with ID {exc.args[0]!r}") from None
         except (DuplicateClientId, LastCredential, PepperMissing) as exc:
@@ -224,14 +227,14 @@ def _echo_client(record: ClientRecord, *, credentials: bool = False) -> None:
         _echo_credentials(record)
 
 
-def _echo_secret(record: ClientRecord, secret: str | None, as_json: bool) -> None:
+def _echo_secret(created: Created, as_json: bool) -> None:
     """A new credential or secret: the record, and the secret once (``None``: an ID-only credential)."""
     if as_json:
-        _echo_json({**record.to_dict(), "client_secret": secret})
+        _echo_json(created.to_dict())
         return
-    _echo_client(record)
-    if secret is not None:
-        click.echo(f"Client secret: {secret}")
+    _echo_client(created.record)
+    if created.secret is not None:
+        click.echo(f"Client secret: {created.secret}")
         click.echo("Store the secret now: it is kept only as a hash and cannot be shown again.", err=True)
 
 
@@ -332,18 +335,14 @@ def create(
     """
     expires_at = _expiry(expires, ttl, "--expires")
     try:
-        record, secret = _store().create(
-            name,
-            description=description,
-            with_secret=not no_secret,
-            roles=roles,
-            label=label,
-            expires_at=expires_at,
-            actor=_actor(),
+        created = _service().create(
+            name, description=description, with_secret=not no_secret, roles=roles, label=label, expires_at=expires_at
         )
-    except ValueError as exc:  # the name: the options were checked as they were parsed
-        raise click.BadParameter(str(exc), param_hint="NAME") from None
-    _echo_secret(record, secret, as_json)
+    except ServiceError as exc:  # the name: the options were checked as they were parsed
+        if exc.field != "name":
+            raise
+        raise click.BadParameter(exc.message, param_hint="NAME") from None
+    _echo_secret(created, as_json)
 
 
 @clients.command("list")
@@ -351,7 +350,7 @@ def create(
 @_errors
 def list_(as_json: bool) -> None:
     """List every client with its credentials, one row each (never secrets or hashes)."""
-    records = _store().list()
+    records = list(_service().all_clients())
     if as_json:
         _echo_json([r.to_dict() for r in records])
         return
@@ -373,7 +372,7 @@ def list_(as_json: bool) -> None:
 @_errors
 def show(client_id: str, as_json: bool) -> None:
     """Show one client, seen through CLIENT_ID, with all of its credentials."""
-    record = _store().require(client_id)
+    record = _service().get(client_id)
     if as_json:
         _echo_json(record.to_dict())
     else:
@@ -401,10 +400,8 @@ def credentials_add(
     The client's other credentials keep working.
     """
     expires_at = _expiry(expires, ttl, "--expires")
-    record, secret = _store().add_credential(
-        client_id, label=label, expires_at=expires_at, with_secret=not no_secret, actor=_actor()
-    )
-    _echo_secret(record, secret, as_json)
+    created = _service().add_credential(client_id, label=label, expires_at=expires_at, with_secret=not no_secret)
+    _echo_secret(created, as_json)
 
 
 @credentials_group.command("list")
@@ -413,10 +410,9 @@ def credentials_add(
 @_errors
 def credentials_list(client_id: str, as_json: bool) -> None:
     """Every credential of the client of CLIENT_ID (never a secret or a hash)."""
-    record = _store().require(client_id)
+    record = _service().get(client_id)
     if as_json:
-        now = utcnow()
-        _echo_json([c.to_dict(enabled=record.enabled, now=now) for c in record.credentials])
+        _echo_json(credentials_dict(record))
     else:
         _echo_credentials(record)
 
@@ -431,8 +427,8 @@ def credentials_revoke(client_id: str, yes: bool, as_json: bool) -> None:
 
     The client's last credential cannot be revoked: disable or delete the client instead.
     """
-    store = _store()
-    record = store.require(client_id)
+    service = _service()
+    record = service.get(client_id)
     if len(record.credentials) == 1:  # before asking; the store refuses it too, should one go meanwhile
         raise LastCredential.of(client_id, record.name)
     if not yes:
@@ -442,9 +438,9 @@ def credentials_revoke(client_id: str, yes: bool, as_json: bool) -> None:
             f"credential {client_id} not revoked",
             "pass --yes to revoke without asking",
         )
-    record = store.revoke_credential(client_id, actor=_actor())
+    record = service.revoke_credential(client_id)
     if as_json:
-        _echo_json({"client_id": client_id, "revoked": True})
+        _echo_json(revoked_dict(client_id))
     else:
         others = len(record.credentials) - 1
         click.echo(f"Credential {client_id} revoked; client {record.name!r} keeps {others} other credential(s).")
@@ -467,8 +463,7 @@ def reset_secret(client_id: str, grace: timedelta | None, as_json: bool) -> None
     The old secret stops working at once, or with --grace when the grace period ends ('show'
     tells when).
     """
-    record, secret = _store().reset_secret(client_id, grace=grace, actor=_actor())
-    _echo_secret(record, secret, as_json)
+    _echo_secret(_service().reset_secret(client_id, grace=grace), as_json)
 
 
 @clients.command("set-secret")
@@ -477,13 +472,9 @@ def reset_secret(client_id: str, grace: timedelta | None, as_json: bool) -> None
 @_errors
 def set_secret(client_id: str, as_json: bool) -> None:
     """Set a secret read from a prompt, or from standard input when it is not a terminal."""
-    state = _state()
-    state.store.require(client_id)
-    secret = _read_secret("set-secret", confirm=True)
-    problem = check_secret_format(secret, min_length=state.min_secret_length)
-    if problem is not None:
-        raise click.ClickException(problem)
-    record = state.store.set_secret(client_id, secret, actor=_actor())
+    service = _service()
+    service.get(client_id)
+    record = service.set_secret(client_id, _read_secret("set-secret", confirm=True))
     if as_json:
         _echo_json(record.to_dict())
     else:
@@ -500,10 +491,10 @@ def verify_secret(client_id: str) -> None:
     The previous secret counts as valid during its grace period. The secret is only checked:
     nothing is written, not even to the audit log.
     """
-    store = _store()
-    record = store.require(client_id)
+    service = _service()
+    record = service.get(client_id)
     secret = _read_secret("verify-secret", confirm=False)
-    if not store.verify_secret(client_id, secret):
+    if not service.verify_secret(client_id, secret):
         click.echo("invalid")
         sys.exit(1)
     click.echo("valid")
@@ -520,9 +511,10 @@ def verify_secret(client_id: str) -> None:
 @_errors
 def reset_client_id(client_id: str, as_json: bool) -> None:
     """Give the credential CLIENT_ID a new client ID; its secret is kept and the old ID stops working."""
-    record = _store().reset_client_id(client_id, actor=_actor())
+    created = _service().reset_client_id(client_id)
+    record = created.record
     if as_json:
-        _echo_json({**record.to_dict(), "previous_client_id": client_id})
+        _echo_json(created.to_dict())
     else:
         click.echo(f"New client ID: {record.client_id} (was {client_id}); the secret is unchanged.")
 
@@ -544,7 +536,7 @@ def expire(client_id: str, at: datetime | None, ttl: timedelta | None, never: bo
         raise click.UsageError(
             "give exactly one of --at DATE, --ttl DURATION or --never" + (f" (got {', '.join(given)})" if given else "")
         )
-    record = _store().set_expiry(client_id, None if never else _expiry(at, ttl, "--at"), actor=_actor())
+    record = _service().set_expiry(client_id, None if never else _expiry(at, ttl, "--at"))
     if as_json:
         _echo_json(record.to_dict())
     elif record.expires_at is None:
@@ -565,14 +557,16 @@ def roles(client_id: str, add: tuple[str, ...], remove: tuple[str, ...], as_json
     Roles are the client's: every credential of it has them. A role listed on an API-key
     requirement in the document, or in ``@auth.require(roles=...)``, is needed to pass it (403).
     """
-    store = _store()
+    service = _service()
     if add or remove:
         try:
-            record = store.set_roles(client_id, add=add, remove=remove, actor=_actor())
-        except ValueError as exc:  # one role both added and removed
-            raise click.UsageError(str(exc)) from None
+            record = service.set_roles(client_id, add=add, remove=remove)
+        except ServiceError as exc:  # one role both added and removed
+            if exc.field != "roles":
+                raise
+            raise click.UsageError(exc.message) from None
     else:
-        record = store.require(client_id)
+        record = service.get(client_id)
     if as_json:
         _echo_json(record.to_dict())
     elif record.roles:
@@ -598,19 +592,19 @@ def audit(client_id: str | None, since: datetime | None, prune_before: datetime 
 
     Entries are kept until pruned with --prune-before. They never hold a secret or a hash.
     """
-    store = _store()
+    service = _service()
     if prune_before is not None:
         if client_id is not None or since is not None:
             raise click.UsageError("--prune-before deletes old entries of every client: give it alone")
         if prune_before > utcnow():
             raise click.BadParameter(f"{_time(prune_before)} is in the future", param_hint="'--prune-before'")
-        count = store.prune_audit(prune_before)
+        count = service.prune_audit(prune_before)
         if as_json:
             _echo_json({"pruned": count, "before": prune_before.isoformat()})
         else:
             click.echo(f"Deleted {count} audit entries older than {_time(prune_before)}.")
         return
-    entries = store.audit(client_id, since=since)
+    entries = service.audit(client_id, since=since)
     if as_json:
         _echo_json([e.to_dict() for e in entries])
         return
@@ -648,7 +642,7 @@ def leaked(file: str | None, disable: bool, as_json: bool) -> None:
     Secrets are shown masked (the prefix and their last 4 characters), never whole. Each one that
     belongs to a client is recorded in the audit log ('leaked'), with --disable or without.
     """
-    store = _store()
+    service = _service()
     if file is None or file == "-":
         if sys.stdin is None:
             raise click.ClickException("no FILE given and standard input is closed")
@@ -657,26 +651,11 @@ def leaked(file: str | None, disable: bool, as_json: bool) -> None:
         text = sys.stdin.buffer.read().decode("utf-8", "replace")
     else:
         text = Path(file).read_bytes().decode("utf-8", "replace")
-    prefix, actor = store.secret_prefix, _actor()
-    found = []
-    for secret in find_secrets(text, prefix):
-        record = store.find_by_secret(secret)
-        # an old secret past its grace period still has its hash stored, but no longer works
-        works = record is not None and store.verify_secret(record.client_id, secret)
-        disabled_now = False
-        if record is not None:  # a known leak is audited, whether or not it is acted on
-            disabled_now = works and disable and record.enabled
-            record = store.record_leak(record.client_id, disable=works and disable, actor=actor)
-        found.append(
-            {
-                "masked_secret": _masked(secret, prefix),
-                "client_id": None if record is None else record.client_id,
-                "name": None if record is None else record.name,
-                "works": works,
-                "enabled": None if record is None else record.enabled,
-                "disabled_now": disabled_now,
-            }
-        )
+    prefix = service.store.secret_prefix
+    found = [
+        {"masked_secret": _masked(secret, prefix), **service.record_leak(secret, disable=disable)}
+        for secret in find_secrets(text, prefix)
+    ]
     if as_json:
         _echo_json(found)
         return
@@ -700,7 +679,7 @@ def leaked(file: str | None, disable: bool, as_json: bool) -> None:
 
 
 def _set_enabled(client_id: str, enabled: bool, as_json: bool) -> None:
-    record = _store().set_enabled(client_id, enabled, actor=_actor())
+    record = _service().set_enabled(client_id, enabled)
     if as_json:
         _echo_json(record.to_dict())
     else:
@@ -732,8 +711,8 @@ def enable(client_id: str, as_json: bool) -> None:
 @_errors
 def delete(client_id: str, yes: bool, as_json: bool) -> None:
     """Delete a client for good, with all of its credentials."""
-    store = _store()
-    record = store.require(client_id)
+    service = _service()
+    record = service.get(client_id)
     if not yes:
         others = len(record.credentials) - 1
         also = f" with its {others} other credential(s)" if others else ""
@@ -742,9 +721,9 @@ def delete(client_id: str, yes: bool, as_json: bool) -> None:
             f"client {record.client_id} not deleted",
             "pass --yes to delete without asking",
         )
-    store.delete(client_id, actor=_actor())
+    service.delete(client_id)
     if as_json:
-        _echo_json({"client_id": client_id, "deleted": True})
+        _echo_json(deleted_dict(client_id))
     else:
         click.echo(f"Client {client_id} deleted.")
 

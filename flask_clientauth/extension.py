@@ -375,6 +375,29 @@ class ClientAuth:
         """The client store of ``app`` (default: the current app)."""
         return self.state(app).store
 
+    def admin_api(
+        self,
+        login_required: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+        *,
+        can_manage: Callable[[ClientRecord], bool] | None = None,
+        actor: Callable[[], str | None] | None = None,
+        exempt: bool = True,
+        name: str = "clientauth_admin_api",
+    ) -> Blueprint:
+        """A JSON blueprint mirroring ``flask clients`` (see :doc:`admin_api`); register it under a prefix.
+
+        ``login_required`` (required: the app's login decorator) wraps every view, so the API is
+        never open; ``can_manage(record)`` limits the clients a user sees and changes; ``actor()``
+        names the user in the audit log (default: :func:`~.admin_api.default_actor`). With
+        ``exempt`` (the default) the app's document need not describe the API: ``login_required``
+        guards it; ``exempt=False`` leaves it to the document (an API-key-protected admin API).
+        """
+        from .admin_api import build_admin_api
+
+        return build_admin_api(
+            self, login_required=login_required, can_manage=can_manage, actor=actor, exempt=exempt, name=name
+        )
+
     def routes(self, app: Flask | None = None) -> list[RouteInfo]:
         """Resolve every route now; raises :class:`SpecError` naming everything that cannot be enforced.
 

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "CLIENTAUTH_SECRET_PREFIX": "fcsk_",
     "CLIENTAUTH_SECRET_PEPPER": None,
     "CLIENTAUTH_LAST_USED_INTERVAL": 60.0,
+    "CLIENTAUTH_MAX_CREDENTIALS": 5,
     "CLIENTAUTH_ERROR_DETAIL": "default",
     "CLIENTAUTH_HIDE_CREDENTIALS": False,
     "CLIENTAUTH_STRICT_NAMES": False,
@@ -216,6 +217,7 @@ READERS: dict[str, Callable[[str, Any], Any]] = {
     "CLIENTAUTH_SECRET_PREFIX": _secret_prefix,
     "CLIENTAUTH_SECRET_PEPPER": _pepper,
     "CLIENTAUTH_LAST_USED_INTERVAL": number,
+    "CLIENTAUTH_MAX_CREDENTIALS": lambda k, v: None if v is None else integer(k, v, 1),
     "CLIENTAUTH_ERROR_DETAIL": lambda k, v: choice(k, v, ("default", "gateway")),
     "CLIENTAUTH_HIDE_CREDENTIALS": flag,
     "CLIENTAUTH_STRICT_NAMES": flag,
@@ -257,6 +259,7 @@ class Settings:
     secret_prefix: str
     secret_pepper: bytes | None = field(repr=False)
     last_used_interval: float
+    max_credentials: int | None
     error_detail: Literal["default", "gateway"]
     hide_credentials: bool
     strict_names: bool

@@ -115,6 +115,17 @@ class ClientNotFound(ClientAuthError, LookupError):
     """No client has that ID."""
 
 
+class TooManyCredentials(ClientAuthError, ValueError):
+    """The client already has the most credentials allowed (``CLIENTAUTH_MAX_CREDENTIALS``)."""
+
+    @classmethod
+    def of(cls, client_id: str, name: str, maximum: int) -> TooManyCredentials:
+        return cls(
+            f"client {name!r} ({client_id}) already has {maximum} credentials, the maximum "
+            "(CLIENTAUTH_MAX_CREDENTIALS): revoke one first"
+        )
+
+
 class LastCredential(ClientAuthError, ValueError):
     """Revoking the only credential of a client would leave it unreachable: disable or delete it."""
 
@@ -400,6 +411,8 @@ class AuditRecord:
     client_name: str
     actor: str | None
     detail: dict[str, Any]
+    #: The primary key of the client the entry is about (it outlives the client's IDs).
+    client_pk: int | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -443,6 +456,33 @@ def _check_expiry(expires_at: datetime | None) -> datetime | None:
     if expires_at is not None and expires_at.tzinfo is None:
         raise ValueError("an expiry must carry a time zone (give it in UTC)")
     return None if expires_at is None else expires_at.astimezone(timezone.utc)
+
+
+#: The values of :meth:`ClientStore.find_clients`'s ``status``.
+STATUSES = ("enabled", "disabled")
+
+
+def _like(text: str) -> str:
+    """``%text%`` for ``LIKE ... ESCAPE '!'``, the wildcards in ``text`` taken literally."""
+    return "%" + text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+
+def _client_filter(search: str, status: str | None) -> ColumnElement[bool]:
+    """The ``WHERE`` of a client listing: a substring of the name or of a client ID, and the status."""
+    condition: ColumnElement[bool] = clients_table.c.id.is_not(None)
+    if search:
+        pattern = _like(search)
+        ids = (
+            select(credentials_table.c.id)
+            .where(credentials_table.c.client_pk == clients_table.c.id)
+            .where(func.lower(credentials_table.c.client_id).like(pattern, escape="!"))
+        )
+        condition = condition & or_(func.lower(clients_table.c.name).like(pattern, escape="!"), ids.exists())
+    if status is not None:
+        if status not in STATUSES:
+            raise ValueError(f"a status must be one of {', '.join(STATUSES)} (got {status[:40]!r})")
+        condition = condition & (clients_table.c.enabled == (status == "enabled"))
+    return condition
 
 
 def _roles(text: str | None) -> tuple[str, ...]:
@@ -662,6 +702,50 @@ class _StoreReads(_StoreBase):
         by_pk = _clients(rows, lambda r: str(r.pk))
         return [dataclasses.replace(record, client_id=record.credentials[0].client_id) for record in by_pk.values()]
 
+    def find_clients(
+        self,
+        *,
+        search: str = "",
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        after: int = 0,
+        pks: Iterable[int] | None = None,
+    ) -> builtins.list[ClientRecord]:
+        """One page of clients, seen through their first credential, in the order they were created.
+
+        ``search`` (case-insensitive) is a substring of the name or of any client ID; ``status`` is
+        ``"enabled"`` or ``"disabled"``; ``after`` skips clients up to that primary key (to walk all
+        of them in batches); ``pks`` keeps only those clients. ``LIMIT``/``OFFSET`` in SQL: holds
+        any number of clients.
+        """
+        with self._connect(write=False) as conn:
+            self._check_migrated(conn)
+            condition = _client_filter(search, status)
+            if after:
+                condition = condition & (clients_table.c.id > after)
+            if pks is not None:
+                condition = condition & clients_table.c.id.in_(sorted(set(pks)))
+            page = select(clients_table.c.id).where(condition).order_by(clients_table.c.id).limit(limit).offset(offset)
+            wanted = [row.id for row in conn.execute(page)]
+            if not wanted:
+                return []
+            rows = conn.execute(
+                select(*_CLIENT_COLUMNS, *_CREDENTIAL_COLUMNS)
+                .join(credentials_table, credentials_table.c.client_pk == clients_table.c.id)
+                .where(clients_table.c.id.in_(wanted))
+                .order_by(clients_table.c.id, credentials_table.c.id)
+            ).all()
+        by_pk = _clients(rows, lambda r: str(r.pk))
+        return [dataclasses.replace(record, client_id=record.credentials[0].client_id) for record in by_pk.values()]
+
+    def count_clients(self, *, search: str = "", status: str | None = None) -> int:
+        """How many clients :meth:`find_clients` would page through."""
+        with self._connect(write=False) as conn:
+            self._check_migrated(conn)
+            query = select(func.count()).select_from(clients_table).where(_client_filter(search, status))
+            return int(conn.execute(query).scalar_one())
+
     def find_by_secret(self, secret: str) -> ClientRecord | None:
         """The client whose generated secret (or one in its grace period) this is; ``None`` if none."""
         hashed = fast_hash(secret, self._pepper)
@@ -725,6 +809,7 @@ class _StoreReads(_StoreBase):
                 client_name=r.client_name,
                 actor=r.actor,
                 detail=json.loads(r.detail) if r.detail else {},
+                client_pk=r.client_ref,
             )
             for r in rows
         ]
@@ -776,11 +861,18 @@ class _CredentialChanges(_StoreReads):
         expires_at: datetime | None = None,
         with_secret: bool = True,
         actor: str | None = None,
+        max_credentials: int | None = None,
     ) -> tuple[ClientRecord, str | None]:
-        """A new client ID (and secret) for the client of ``client_id``; returns the client seen through it."""
+        """A new client ID (and secret) for the client of ``client_id``; returns the client seen through it.
+
+        Raises :class:`TooManyCredentials` when the client has ``max_credentials`` already
+        (checked under the client's row lock: two at once cannot both pass).
+        """
         label, expires_at = check_label(label), _check_expiry(expires_at)
         with self._connect(write=True) as conn:
             record = self._locked(conn, client_id)
+            if max_credentials is not None and len(record.credentials) >= max_credentials:
+                raise TooManyCredentials.of(client_id, record.name, max_credentials)
             cid, secret = self._new_credential(
                 conn, record.pk, with_secret=with_secret, client_id=None, label=label, expires_at=expires_at
             )
