@@ -23,7 +23,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 from flask import Flask, Request
 from werkzeug.test import EnvironBuilder, run_wsgi_app
@@ -137,7 +137,8 @@ def call(
             scheme.where.put(environ, scheme.param or "", value)
             scheme.where.put(shown, scheme.param or "", mask)
             sent.append((f"{scheme.where.words} {scheme.param}", mask))
-    shown_url = path + ("?" + shown["QUERY_STRING"] if shown.get("QUERY_STRING") else "")
+    shown_query = shown.get("QUERY_STRING", "").replace(quote_plus(MASK), MASK)
+    shown_url = path + ("?" + shown_query if shown_query else "")
     # A fresh context: the portal's app context (its g, the login) must not be the inner request's.
     status, headers, raw = contextvars.Context().run(_run, app, environ)
     return _exchange(method, shown_url, sent, status, headers, raw, secret)

@@ -104,7 +104,9 @@ def build_portal(
     if not callable(who):
         raise TypeError("actor must be a callable returning the logged-in user's name for the audit log")
 
-    bp = Blueprint(name, __name__, template_folder="templates", static_folder="static/clientauth")
+    bp = Blueprint(
+        name, __name__, template_folder="templates", static_folder="static/clientauth", static_url_path="/static"
+    )
     bp.record_once(_check_app)
     # login_required guards every page; the app's document does not describe them, so the API key
     # check must not refuse them (403 operation_not_described).
@@ -123,17 +125,17 @@ def build_portal(
                     return f(**kwargs)
                 except ServiceError as exc:
                     if exc.status == 404:
-                        return _page("clientauth/error.html", status=404, title="Not found", message=exc.message)
+                        return _page("clientauth/error.html", code=404, title="Not found", message=exc.message)
                     flash(exc.message, "error")
                     back = kwargs.get("client_id")
                     return redirect(_url("client", client_id=back) if back else _url("clients"))
                 except StoreBusy:
                     message = "The client store is busy; nothing was changed. Try again."
-                    return _page("clientauth/error.html", status=503, title="Busy", message=message)
+                    return _page("clientauth/error.html", code=503, title="Busy", message=message)
                 except StoreError as exc:
                     logger.error("clientauth: portal %s %s: %s", request.method, request.path, exc)
                     message = "The client registry is unavailable."
-                    return _page("clientauth/error.html", status=503, title="Unavailable", message=message)
+                    return _page("clientauth/error.html", code=503, title="Unavailable", message=message)
 
             bp.add_url_rule(rule, f.__name__, login_required(checked), methods=list(methods))
             return f
@@ -150,7 +152,7 @@ def build_portal(
     def http_error(exc: HTTPException) -> Any:
         # HTML, whatever the app answers its API's errors with (a JSON handler, say)
         title = "Form refused" if isinstance(exc, CSRFRefused) else (exc.name or "Error")
-        return _page("clientauth/error.html", status=exc.code or 500, title=title, message=exc.description)
+        return _page("clientauth/error.html", code=exc.code or 500, title=title, message=exc.description)
 
     @bp.app_template_filter("clientauth_time")
     def format_time(value: datetime | None) -> str:
@@ -201,7 +203,7 @@ def build_portal(
             )
         except ServiceError as exc:
             flash(exc.message, "error")
-            return _page("clientauth/create.html", status=exc.status, form=form, plans=plans)
+            return _page("clientauth/create.html", code=exc.status, form=form, plans=plans)
         return _shown_once(created, "Client created", new_client=True)
 
     @view("/clients/<client_id>")
@@ -380,8 +382,8 @@ def _check_csrf() -> None:
         raise CSRFRefused()
 
 
-def _page(template: str, *, status: int = 200, **context: Any) -> Response:
-    return current_app.make_response((render_template(template, **context), status))
+def _page(template: str, *, code: int = 200, **context: Any) -> Response:
+    return current_app.make_response((render_template(template, **context), code))
 
 
 def _url(endpoint: str, **values: Any) -> str:
