@@ -1,6 +1,7 @@
 # make run       start the example app (SQLite in instance/) and print a ready-to-paste curl line;
 #                PORT=5001 make run (or make run PORT=5001) serves on another port (default 5000).
-#                It installs only the project itself (Flask, SQLAlchemy, ...), not the test extras.
+#                It installs the project with its portal extra (Flask-WTF, for the "Sharing & keys"
+#                pages' CSRF tokens), not the test extras; it prints the portal's URL and login.
 # make test      run the whole test suite; the PostgreSQL / MariaDB / Redis tests run only when
 #                CLIENTAUTH_TEST_POSTGRES_URL / _MARIADB_URL / _REDIS_URL are set (see README),
 #                and the summary says how many were skipped for each
@@ -20,7 +21,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# make run: the project alone (example_app imports only flask_clientauth, Flask and the standard library)
+# make run: the project and its portal extra (example_app imports only flask_clientauth, Flask, Flask-WTF
+# and the standard library)
 RUN_STAMP := $(VENV)/.installed-run
 PORT   ?= 5000
 
@@ -38,7 +40,7 @@ $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 $(RUN_STAMP): setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e .
+	$(BIN)/python -m pip install -e '.[portal]'
 	@touch $(RUN_STAMP)
 
 run: $(RUN_STAMP)

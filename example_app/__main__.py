@@ -7,13 +7,17 @@
 4. give the demo client "Branch mobile app" a new secret and print a curl line with its ID and
    secret. The client is made once per store and reused by later runs (same ID, new secret: the
    previous run's secret stops working), so repeated runs leave one working demo client;
-5. serve on http://127.0.0.1:$PORT until Ctrl-C or SIGTERM (both exit with status 0).
+5. print the "Sharing & keys" portal's URL (``/admin/keys/``) with the operator login: user
+   ``admin`` (``EXAMPLE_ADMIN_USER``) and the password ``EXAMPLE_ADMIN_PASSWORD``, or, when it is
+   not set, a random one made for this run;
+6. serve on http://127.0.0.1:$PORT until Ctrl-C or SIGTERM (both exit with status 0).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -27,6 +31,7 @@ from flask_clientauth import ClientRecord, ClientStore
 from flask_clientauth.migrate import upgrade
 
 from . import auth, create_app
+from .login import DEFAULT_USER
 
 CLIENT_NAME = "Branch mobile app"
 #: Marks the clients this script made, so that a later run reuses them (and never touches the user's own).
@@ -102,7 +107,8 @@ def main() -> None:
     if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
         raise SystemExit(f"example_app: PORT must be a TCP port number (1-65535), not {raw_port!r}")
     port = int(raw_port)
-    app = create_app()
+    generated = not os.environ.get("EXAMPLE_ADMIN_PASSWORD")
+    app = create_app({"EXAMPLE_ADMIN_PASSWORD": secrets.token_urlsafe(12)} if generated else None)
     sock = listen(port)
     state = auth.state(app)
     upgrade(state.store.engine)
@@ -117,6 +123,17 @@ def main() -> None:
     print("Call the API:", flush=True)
     print(f"  {curl_command(app, base_url, record.client_id, secret)}", flush=True)
     print(f"  curl -i {base_url}/api/status   # public", flush=True)
+    user = app.config.get("EXAMPLE_ADMIN_USER") or DEFAULT_USER
+    password = app.config["EXAMPLE_ADMIN_PASSWORD"] if generated else "(EXAMPLE_ADMIN_PASSWORD)"
+    note = "   (new for every run; set EXAMPLE_ADMIN_PASSWORD to choose one)" if generated else ""
+    print("Manage keys and explore the API in your browser:", flush=True)
+    print(f"  Portal:      {base_url}/admin/keys/", flush=True)
+    print(f"  User:        {user}", flush=True)
+    print(f"  Password:    {password}{note}", flush=True)
+    print(
+        f"  Admin API:   {base_url}/admin/api/clients (JSON, same login; its document: /admin/api/openapi.json)",
+        flush=True,
+    )
     sys.stdout.flush()
     server = make_server(HOST, port, app, threaded=True, fd=sock.fileno())
     sock.close()  # the server holds its own copy of the socket

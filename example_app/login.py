@@ -23,7 +23,18 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, current_app, redirect, render_template_string, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template_string,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf.csrf import ValidationError, generate_csrf, validate_csrf
 
 login = Blueprint("login", __name__)
@@ -61,6 +72,19 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
             return redirect(url_for("login.log_in", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def api_login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The same login for the admin JSON API: a JSON 401 instead of a redirect."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            body = {"httpCode": "401", "httpMessage": "Unauthorized", "moreInformation": "Log in at /login first"}
+            return jsonify(body), 401
         return view(*args, **kwargs)
 
     return wrapper
