@@ -2,7 +2,8 @@
 #                PORT=5001 make run (or make run PORT=5001) serves on another port (default 5000).
 #                It installs the project with its portal extra (Flask-WTF, for the "Sharing & keys"
 #                pages' CSRF tokens), not the test extras; it prints the portal's URL and login.
-# make test      run the whole test suite; the PostgreSQL / MariaDB / Redis tests run only when
+# make test      run the whole test suite (installing Debian's chromium for the browser tests when it is
+#                missing and apt-get can); the PostgreSQL / MariaDB / Redis tests run only when
 #                CLIENTAUTH_TEST_POSTGRES_URL / _MARIADB_URL / _REDIS_URL are set (see README),
 #                and the summary says how many were skipped for each
 # make test-quick  the quick loop: the suite less the tests marked slow, those that start a real
@@ -26,7 +27,7 @@ STAMP  := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 PORT   ?= 5000
 
-.PHONY: run test test-quick clean venv check lint typecheck docs dist test-min
+.PHONY: run test test-quick clean venv check lint typecheck docs dist test-min chromium
 
 venv: $(STAMP)
 
@@ -46,7 +47,20 @@ $(RUN_STAMP): setup.cfg pyproject.toml | $(BIN)/python
 run: $(RUN_STAMP)
 	PORT=$(PORT) $(BIN)/python -m example_app
 
-test: $(STAMP)
+# The browser tests (tests/test_portal_browser.py) drive Debian's Chromium: installed here when it is
+# missing and apt-get can (root); otherwise they are skipped, saying why.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian's chromium for the browser tests"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+		else \
+			echo "note: /usr/bin/chromium is missing: the browser tests will be skipped (apt-get install chromium)"; \
+		fi; \
+	fi
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-quick: $(STAMP)

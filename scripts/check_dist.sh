@@ -53,6 +53,10 @@ require(in_wheel, [
     "flask_clientauth/migrations/env.py",
     "flask_clientauth/migrations/script.py.mako",
     "flask_clientauth/migrations/versions/*.py",
+    "flask_clientauth/templates/clientauth/layout.html",
+    "flask_clientauth/templates/clientauth/explore.html",
+    "flask_clientauth/static/clientauth/portal.css",
+    "flask_clientauth/static/clientauth/portal.js",
     "*.dist-info/entry_points.txt",
 ], "the wheel")
 stray = [n for n in in_wheel if n.split("/")[0] in ("tests", "migrations", "example_app", "benchmarks", "docs")]
@@ -63,6 +67,9 @@ if any("__pycache__" in n or n.endswith(".pyc") for n in in_wheel + in_sdist):
 require(in_sdist, [
     "README.md", "CHANGES.md", "setup.cfg", "pyproject.toml", "MANIFEST.in",
     "flask_clientauth/py.typed",
+    "flask_clientauth/templates/clientauth/*.html",
+    "flask_clientauth/static/clientauth/portal.css",
+    "flask_clientauth/static/clientauth/portal.js",
     "migrations/env.py", "migrations/script.py.mako", "migrations/versions/*.py",
     "tests/conftest.py", "tests/test_*.py", "tests/specs/*",
     "docs/conf.py", "docs/index.rst",
@@ -140,6 +147,29 @@ assert ok.status_code == 200 and ok.json == {"hello": "Smoke test"}, (ok.status_
 refused = http.get("/hello", headers={"X-IBM-Client-Id": client["client_id"], "X-IBM-Client-Secret": "wrong"})
 assert refused.status_code == 401 and refused.json["moreInformation"] == "Client secret invalid", refused.data
 print("request with the new client: 200; wrong secret: 401")
+PY
+
+# The portal's templates and static files come from the installed package (the portal extra: Flask-WTF).
+"$venv/python" -m pip install --quiet --disable-pip-version-check "flask-wtf>=1.2" 2>&1 \
+    | grep -v "^WARNING: Location .* is ignored" || true
+"$venv/python" -W error - <<'PY'
+from smoke_app import app, auth
+
+
+def login_required(view):
+    return view
+
+
+app.secret_key = "smoke"
+app.register_blueprint(auth.portal(login_required, actor=lambda: "smoke"), url_prefix="/admin/keys")
+http = app.test_client()
+page = http.get("/admin/keys/")
+assert page.status_code == 200 and "Smoke test" in page.get_data(as_text=True), page.status_code
+for name in ("portal.css", "portal.js"):
+    static = http.get(f"/admin/keys/static/{name}")
+    assert static.status_code == 200 and static.data, name
+    static.close()
+print("portal from the installed wheel: pages and static files served")
 PY
 
 if [ -n "${KEEP_DIST:-}" ]; then
