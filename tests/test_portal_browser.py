@@ -1,7 +1,7 @@
 """The "Sharing & keys" portal in a real browser: headless Debian Chromium driven by Playwright,
 against ``python -m example_app`` (what ``make run`` starts) serving over HTTP.
 
-With ``CLIENTAUTH_SCREENSHOTS=1`` the same tests write the screenshots of docs/portal.rst into
+With ``PORTAL_SCREENSHOTS=1`` the same tests write the screenshots of docs/portal.rst into
 docs/_static/portal/.
 """
 
@@ -81,7 +81,7 @@ def page(browser: Any, server: Server) -> Iterator[Any]:
 
 
 def screenshot(page: Any, name: str) -> None:
-    if os.environ.get("CLIENTAUTH_SCREENSHOTS") == "1":
+    if os.environ.get("PORTAL_SCREENSHOTS") == "1":
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
