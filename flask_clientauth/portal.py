@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import (
     Blueprint,
-    Flask,
     Response,
     abort,
     current_app,
@@ -282,8 +281,13 @@ def build_portal(
 
     @view("/clients/<client_id>/plan", methods=("POST",))
     def set_plan(client_id: str) -> Any:
-        record = service().set_plan(client_id, request.form.get("plan") or None)
-        flash(f"{record.name}: plan {record.plan or '(default)'}.", "ok")
+        svc = service()
+        # ClientService.set_plan comes with plans (CLIENTAUTH_PLANS); the form is shown only then
+        change: Callable[[str, str | None], ClientRecord] | None = getattr(svc, "set_plan", None)
+        if change is None:
+            raise ServiceError("unknown_plan", 400, "no plans are configured")
+        record = change(client_id, request.form.get("plan") or None)
+        flash(f"{record.name}: plan {getattr(record, 'plan', None) or '(default)'}.", "ok")
         return redirect(_url("client", client_id=client_id))
 
     @view("/clients/<client_id>/roles", methods=("POST",))
@@ -355,7 +359,7 @@ def build_portal(
 
 def _check_app(state: BlueprintSetupState) -> None:
     """At ``register_blueprint``: sessions (the login, the CSRF token) need a secret key."""
-    app: Flask = state.app
+    app = state.app
     if not app.secret_key and not app.config.get("WTF_CSRF_SECRET_KEY"):
         raise ConfigurationError(
             "SECRET_KEY: the Flask-ClientAuth portal needs the app's SECRET_KEY (for its CSRF tokens and the "

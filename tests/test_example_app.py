@@ -182,3 +182,44 @@ def test_a_server_started_from_a_background_job_still_stops(tmp_path: Path) -> N
         code = srv.stop()
     assert code == 0, srv.output()
     assert json.loads(cli(env, "list", "--json").stdout)[0]["name"] == CLIENT_NAME
+
+
+@pytest.mark.slow
+def test_make_run_prints_the_portal_and_a_login_that_works(tmp_path: Path) -> None:
+    """What a newcomer does after ``make run``: open the printed URL, log in with the printed user
+    and password, and see the demo client; a wrong password or no login gets nothing."""
+    env = example_env(tmp_path / "instance", "openapi2", PORT=str(free_port()))
+    srv, client_id, _secret = run_once(tmp_path / "run", env, int(env["PORT"]))
+    try:
+        url = srv.wait_for_output(r"^  Portal:\s+(\S+)$").group(1)
+        user = srv.wait_for_output(r"^  User:\s+(\S+)$").group(1)
+        password = srv.wait_for_output(r"^  Password:\s+(\S+)").group(1)
+        assert url == f"{srv.url}/admin/keys/" and user == "admin" and len(password) >= 12
+        browser = requests.Session()
+        login = browser.get(url, timeout=10)  # redirected to the login page
+        assert login.url.startswith(f"{srv.url}/login?next=/admin/keys/")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)  # type: ignore[union-attr]
+        wrong = browser.post(login.url, data={"csrf_token": token, "username": user, "password": "x"}, timeout=10)
+        assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
+        page = browser.post(login.url, data={"csrf_token": token, "username": user, "password": password}, timeout=10)
+        assert page.status_code == 200 and page.url == url
+        assert CLIENT_NAME in page.text and client_id in page.text
+        assert page.headers["Cache-Control"] == "no-store"
+        assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+        assert requests.get(url, allow_redirects=False, timeout=10).status_code == 302
+    finally:
+        assert srv.stop() == 0, srv.output()
+    assert password not in srv.output().split("  Password:")[1].split("\n", 1)[1]  # printed once, never logged
+
+
+@pytest.mark.slow
+def test_the_chosen_admin_password_is_not_printed(tmp_path: Path) -> None:
+    env = example_env(
+        tmp_path / "instance", "openapi2", PORT=str(free_port()), EXAMPLE_ADMIN_PASSWORD="chosen-pass-123"
+    )
+    srv, _client_id, _secret = run_once(tmp_path / "run", env, int(env["PORT"]))
+    try:
+        assert srv.wait_for_output(r"^  Password:\s+(.+)$").group(1) == "(EXAMPLE_ADMIN_PASSWORD)"
+    finally:
+        assert srv.stop() == 0, srv.output()
+    assert "chosen-pass-123" not in srv.output()
