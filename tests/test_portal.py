@@ -15,6 +15,7 @@ from flask import Flask, g, redirect, request, session, url_for
 
 from flask_clientauth import ConfigurationError
 from flask_clientauth.portal import CONTENT_SECURITY_POLICY
+from test_service import bulk_clients
 
 from conftest import NOT_DESCRIBED, auth_of, doc3, op
 
@@ -365,6 +366,18 @@ def test_list_filters_and_pages(portal_app: Flask, web: Any) -> None:
     assert "1 client matches" in text(web.get(PREFIX + "/?q=needl"))
     assert web.get(PREFIX + "/?page=9").status_code == 404
     assert web.get(PREFIX + "/?page=x").status_code == 404
+
+
+def test_ten_thousand_clients_page_by_page(portal_app: Flask, web: Any) -> None:
+    bulk_clients(portal_app, 10_000)
+    first = text(web.get(PREFIX + "/"))
+    assert "10000 clients · page 1 of 200" in first
+    last = web.get(PREFIX + "/?page=200")
+    assert last.status_code == 200
+    assert "client 09999" in text(last) and "client 09949" not in text(last)
+    assert 'rel="prev" href="/admin/keys/?page=199"' in last.get_data(as_text=True)
+    disabled = text(web.get(PREFIX + "/?status=disabled&page=20"))
+    assert "1000 clients match · page 20 of 20" in disabled
 
 
 def test_can_manage_hides_other_users_clients(make_app: Any, database_url: str) -> None:
