@@ -406,6 +406,8 @@ class ClientAuth:
         actor: Callable[[], str | None] | None = None,
         exempt: bool = True,
         name: str = "clientauth_admin_api",
+        security_schemes: dict[str, Any] | None = None,
+        security: list[dict[str, list[str]]] | None = None,
     ) -> Blueprint:
         """A JSON blueprint mirroring ``flask clients`` (see :doc:`admin_api`); register it under a prefix.
 
@@ -414,11 +416,20 @@ class ClientAuth:
         names the user in the audit log (default: :func:`~.admin_api.default_actor`). With
         ``exempt`` (the default) the app's document need not describe the API: ``login_required``
         guards it; ``exempt=False`` leaves it to the document (an API-key-protected admin API).
+        ``security_schemes`` and ``security`` go into the OpenAPI document the blueprint serves
+        (:func:`~.admin_api.admin_api_document`).
         """
         from .admin_api import build_admin_api
 
         return build_admin_api(
-            self, login_required=login_required, can_manage=can_manage, actor=actor, exempt=exempt, name=name
+            self,
+            login_required=login_required,
+            can_manage=can_manage,
+            actor=actor,
+            exempt=exempt,
+            name=name,
+            security_schemes=security_schemes,
+            security=security,
         )
 
     def routes(self, app: Flask | None = None) -> list[RouteInfo]:

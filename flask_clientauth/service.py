@@ -249,7 +249,7 @@ class ClientService:
             raise ServiceError.invalid("status", f"status must be one of {', '.join(STATUSES)}")
         for name, value, high in (("page", page, None), ("per_page", per_page, MAX_PER_PAGE)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (high and value > high):
-                bounds = f"between 1 and {high}" if high else "at least 1"
+                bounds = f"between 1 and {high}" if high else "of at least 1"
                 raise ServiceError.invalid(name, f"{name} must be a whole number {bounds}")
         offset = (page - 1) * per_page
         if self.can_manage is None:
