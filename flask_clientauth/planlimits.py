@@ -271,16 +271,15 @@ class PlanLimiter:
 
     def _hit_library(self, pk: int, rules: tuple[PlanLimit, ...], cost: int) -> tuple[PlanLimit | None, list[Window]]:
         limiter = self._limiter
+        keyed = [(rule, self.identifiers(pk, rule)) for rule in rules]
         if self._exclusive:  # nothing else counts in between: refuse before counting anything
-            for rule in rules:
-                ids = self.identifiers(pk, rule)
+            for rule, ids in keyed:
                 if not limiter.test(rule.item, *ids, cost=cost):
                     return rule, [self._window(rule, ids)]
-        for rule in rules:
-            ids = self.identifiers(pk, rule)
+        for rule, ids in keyed:
             if not limiter.hit(rule.item, *ids, cost=cost):  # atomic per limit: never over it
                 return rule, [self._window(rule, ids)]
-        return None, [self._window(rule, self.identifiers(pk, rule)) for rule in rules]
+        return None, [self._window(rule, ids) for rule, ids in keyed]
 
     def _window(self, rule: PlanLimit, ids: tuple[str, ...]) -> Window:
         reset, remaining = self._limiter.get_window_stats(rule.item, *ids)
