@@ -26,7 +26,7 @@ from .dispatch import DispatchCheck
 from .errors import AuthFailure, respond
 from .models import Base
 from .planlimits import LimitUsage, PlanLimiter
-from .plans import Plan, UnknownPlan
+from .plans import Plan, Plans, UnknownPlan, build_plans
 from .requirements import Policy
 from .routing import Override, Registrations, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, Settings
@@ -86,6 +86,7 @@ class ClientAuthState:
         self._view_functions = app.view_functions
         self._blueprints = app.blueprints
         self._spec: Spec | None = None
+        self._plans: Plans | None = None
         self._table: RouteTable | None = None
         self._lock = threading.Lock()
         self._check_lock = threading.Lock()
@@ -104,11 +105,32 @@ class ClientAuthState:
             with self._lock:
                 if self._spec is None:
                     spec = self._load_spec()
+                    self._plans = self._build_plans(spec)  # resolved against this document, or no document
                     for warning in spec.warnings:  # once per app, at init_app when the document is a file
                         logger.warning("clientauth: %s", warning)
                     self.authenticator.use_document(DocumentKeys(spec.schemes.values()))
                     self._spec = spec
         return self._spec
+
+    @property
+    def plans(self) -> Plans:
+        """The configured plans (empty when there are none), resolved against the document."""
+        if self._plans is None:
+            self.spec()
+        assert self._plans is not None
+        return self._plans
+
+    def _build_plans(self, spec: Spec) -> Plans:
+        settings = self.settings
+        try:
+            return build_plans(
+                settings.plans, settings.default_plan, spec, product=settings.product, root_path=self._root_path
+            )
+        except ConfigurationError as exc:
+            if callable(settings.spec) and not isinstance(settings.spec, Mapping):
+                # found on first use, where only a SpecError refuses requests with 503 and says why
+                raise SpecError(spec.source, f"the plans do not fit the document: {exc}") from None
+            raise
 
     def _load_spec(self) -> Spec:
         source = self.settings.spec
@@ -353,7 +375,7 @@ class ClientAuth:
             state.spec()  # a broken document fails start-up, naming its path and the rule
         app.extensions["clientauth"] = state
 
-        if state.plans:
+        if settings.plans or settings.product:  # not state.plans: a callable document is loaded on first use
             state.limiter = PlanLimiter(
                 settings.ratelimit_storage_uri,
                 strategy=settings.ratelimit_strategy,

@@ -241,7 +241,7 @@ def test_a_stored_plan_no_longer_configured_fails_closed_and_says_so(
 
 def test_anonymous_requests_on_optional_routes_have_no_plan(make_app: AppFactory) -> None:
     spec = doc3({"/open": {"get": op([{}, {"hid": [], "hsec": []}])}}, security=ID_AND_SECRET)
-    app = plan_app(make_app, spec=spec, routes=False)
+    app = plan_app(make_app, spec=spec, routes=False, plans={"bronze": PLANS["bronze"]})
     app.add_url_rule("/open", "open", lambda: "ok")
     cid, secret = new_client(app, "c")
     for _ in range(5):
