@@ -197,6 +197,27 @@ class Plans(Mapping[str, Plan]):
         except KeyError:
             raise UnknownPlan(name, self._plans) from None
 
+    def report(self, counts: Mapping[str | None, int]) -> list[dict[str, Any]]:
+        """Each plan's :meth:`Plan.to_dict` with ``configured``, ``default``, ``clients`` (on it by
+        name) and ``clients_by_default`` (without a plan, held to it as the default); then each stored
+        plan name that is not configured (``configured`` false: those clients are refused).
+        The ``flask clients plans --json`` shape; ``counts`` is :meth:`.ClientStore.plan_counts`."""
+        report = []
+        for plan in self._plans.values():
+            is_default = plan is self.default
+            report.append(
+                {
+                    **plan.to_dict(),
+                    "configured": True,
+                    "default": is_default,
+                    "clients": counts.get(plan.name, 0),
+                    "clients_by_default": counts.get(None, 0) if is_default else 0,
+                }
+            )
+        for name in sorted(n for n in counts if n is not None and n not in self._plans):
+            report.append({"name": name, "configured": False, "default": False, "clients": counts[name]})
+        return report
+
     def for_client(self, plan_name: str | None) -> Plan | None:
         """The plan a client with ``plan_name`` stored is held to: its own, else the default, else
         ``None`` (not limited). A stored name that is no longer configured raises :class:`UnknownPlan`."""

@@ -90,14 +90,11 @@ class _Product:
         if not isinstance(apis, Mapping):
             self.errors.append(self.fail("'apis' must be a mapping of API name -> {$ref: file} or {name: api:version}"))
             return None
-        if len(apis) > 1:
-            self.errors.append(
-                self.fail(
-                    f"cannot honour a product of {len(apis)} APIs ({', '.join(map(str, apis))}): this app serves one "
-                    "OpenAPI document (CLIENTAUTH_SPEC), so the product may list only that API; split the product"
-                )
+        if len(apis) > 1:  # alone: every plan naming one of them would be an error too
+            raise self.fail(
+                f"cannot honour a product of {len(apis)} APIs ({', '.join(map(str, apis))}): this app serves one "
+                "OpenAPI document (CLIENTAUTH_SPEC), so the product may list only that API; split the product"
             )
-            return None
         return next(iter(apis), None)
 
     def _plan(self, name: Any, body: Any) -> Plan:
