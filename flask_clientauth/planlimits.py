@@ -160,7 +160,9 @@ class PlanLimiter:
         on_error: str = "closed",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.storage: Storage = storage_from_string(storage_uri)
+        storage = storage_from_string(storage_uri)
+        assert isinstance(storage, Storage), "an async storage URI (settings.storage_uri refuses them)"
+        self.storage: Storage = storage
         self.strategy = strategy
         self._limiter = STRATEGIES[strategy](self.storage)
         self._prefix = key_prefix
@@ -173,7 +175,7 @@ class PlanLimiter:
         self._script: Any = None
         if isinstance(self.storage, RedisStorage) and strategy in ("fixed-window", "moving-window"):
             lua = FIXED_WINDOW_LUA if strategy == "fixed-window" else MOVING_WINDOW_LUA
-            self._script = self.storage.get_connection().register_script(lua)
+            self._script = self.storage.get_connection().register_script(lua.encode())
         #: Memory counters are this process's alone: a lock makes test-then-count exact.
         self._exclusive = isinstance(self.storage, MemoryStorage)
 
