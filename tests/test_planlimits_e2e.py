@@ -23,9 +23,7 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import create_engine
 
-from flask_clientauth import ClientStore
 from redisserver import RedisMonitor, RedisServer
 from servers import HTTP_TIMEOUT, PROPAGATION_LIMIT, Server, cli, cli_json, example_env, free_port
 
@@ -167,12 +165,7 @@ def test_a_plan_changed_with_the_cli_reaches_both_workers_within_the_revocation_
             assert resp.status_code == 200 and resp.headers["X-RateLimit-Limit"] == str(LIMIT)
         assert get(server, cid, secret, "/api/branches/1").status_code == 200
         result = cli(server.env, "plan", cid, "gold")
-        if "No such command 'plan'" in result.stderr:  # h-plans' command not merged yet: its store call
-            engine = create_engine(f"sqlite:///{tmp_path / 'instance' / 'clientauth.sqlite3'}")
-            ClientStore(lambda: engine).set_plan(cid, "gold", actor="test")
-            engine.dispose()
-        else:
-            assert result.returncode == 0, result.stderr
+        assert result.returncode == 0, result.stderr
         changed = time.monotonic()
         while True:  # 8 concurrent requests, so that both workers answer: all refused once both know
             with ThreadPoolExecutor(8) as pool:
