@@ -24,7 +24,8 @@ from .credentials import DocumentKeys, hide
 from .dispatch import DispatchCheck
 from .errors import AuthFailure, respond
 from .models import Base
-from .plans import Plans, build_plans
+from .plans import Plans
+from .product import build_plans
 from .requirements import Policy
 from .routing import Override, Registrations, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, Settings
