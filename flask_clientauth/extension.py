@@ -26,7 +26,8 @@ from .dispatch import DispatchCheck
 from .errors import AuthFailure, respond
 from .models import Base
 from .planlimits import LimitUsage, PlanLimiter
-from .plans import Plan, Plans, UnknownPlan, build_plans
+from .plans import Plan, Plans, UnknownPlan
+from .product import build_plans
 from .requirements import Policy
 from .routing import Override, Registrations, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, Settings
