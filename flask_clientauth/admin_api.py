@@ -16,10 +16,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, g, json, request
+from flask import Blueprint, Response, current_app, g, json, request
 from werkzeug.http import HTTP_STATUS_CODES
 
-from .context import current_client
+from .context import get_current_client
 from .service import (
     ClientPage,
     ClientService,
@@ -83,14 +83,12 @@ def default_actor() -> str | None:
     """Who is logged in, for the audit log: Flask-Login's ``current_user.get_id()``, else the client
     Flask-ClientAuth authenticated (``client:<client ID>``), else the HTTP user name
     (``request.authorization``, ``REMOTE_USER``). ``None`` when nothing says."""
-    try:
+    if hasattr(current_app, "login_manager"):  # Flask-Login is set up on this app
         from flask_login import current_user  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        pass
-    else:
-        if current_user and getattr(current_user, "is_authenticated", False):
+
+        if getattr(current_user, "is_authenticated", False):
             return str(current_user.get_id())
-    client = current_client
+    client = get_current_client()
     if client is not None and client.client_id is not None:
         return f"client:{client.client_id}"
     if request.authorization is not None and request.authorization.username:
@@ -105,7 +103,7 @@ def api_key_login(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if current_client is None:
+        if get_current_client() is None:
             return error_response(401, "Client ID missing", "client_id_missing")
         return view(*args, **kwargs)
 
@@ -211,6 +209,8 @@ def build_admin_api(
     actor: Callable[[], str | None] | None = None,
     exempt: bool = True,
     name: str = "clientauth_admin_api",
+    security_schemes: dict[str, Any] | None = None,
+    security: list[dict[str, list[str]]] | None = None,
 ) -> Blueprint:
     """The blueprint of :meth:`ClientAuth.admin_api` (see there)."""
     if login_required is None or not callable(login_required):
@@ -261,7 +261,7 @@ def build_admin_api(
     def openapi() -> Any:
         _query()
         prefix = request.path[: -len("/openapi.json")]
-        return admin_api_document(prefix)
+        return admin_api_document(prefix, security_schemes=security_schemes, security=security)
 
     @route("/clients", ["GET"])
     def list_clients() -> Any:
@@ -373,6 +373,18 @@ def build_admin_api(
             service().set_roles(client_id, add=_roles_list(data, "add"), remove=_roles_list(data, "remove")).to_dict()
         )
 
+    @route("/clients/<client_id>/plan", ["PUT"])
+    def set_plan(client_id: str) -> Any:
+        data = _body("plan")
+        if "plan" not in data:
+            raise _Refused(400, "give plan (a configured plan's name, or null: the default plan applies)")
+        return service().set_plan(client_id, _typed(data, "plan", str)).to_dict()
+
+    @route("/plans", ["GET"])
+    def plans() -> Any:
+        _query()
+        return service().plans()
+
     @route("/audit", ["GET"])
     def audit() -> Any:
         params = _query("since")
@@ -446,6 +458,7 @@ _SCHEMAS: dict[str, Any] = {
             "expires_at": _DATE,
             "last_used_at": _DATE,
             "previous_secret_until": _DATE,
+            "plan": {"type": ["string", "null"]},
             "credentials": {"type": "array", "items": _ref("Credential")},
         },
     },
@@ -511,6 +524,7 @@ _BODIES: dict[str, dict[str, Any]] = {
     "secret": {"properties": {"secret": {"type": "string"}}, "required": ["secret"]},
     "expiry": {"properties": {"expires_at": {"type": ["string", "null"], "format": "date-time"}, "ttl": _DURATION}},
     "roles": {"properties": {"add": _ROLES, "remove": _ROLES}},
+    "plan": {"properties": {"plan": {"type": ["string", "null"]}}, "required": ["plan"]},
     "empty": {"properties": {}},
 }
 
@@ -668,6 +682,29 @@ _OPERATIONS: list[tuple[str, str, str, str, str | None, str, Any, list[str]]] = 
         "200",
         {"type": "array", "items": _ref("AuditEntry")},
         ["since"],
+    ),
+]
+
+_OPERATIONS += [
+    (
+        "put",
+        "/clients/{client_id}/plan",
+        "setPlan",
+        "Put the client on a configured plan (null: the default plan applies)",
+        "plan",
+        "200",
+        _ref("Client"),
+        [],
+    ),
+    (
+        "get",
+        "/plans",
+        "listPlans",
+        "The configured plans, with how many of the user's clients are on each",
+        None,
+        "200",
+        {"type": "array", "items": {"type": "object"}},
+        [],
     ),
 ]
 

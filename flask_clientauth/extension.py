@@ -20,10 +20,14 @@ from werkzeug.routing import Rule
 from . import errors
 from .cache import CredentialCache
 from .cli import clients
+from .context import AuthenticatedClient
 from .credentials import DocumentKeys, hide
 from .dispatch import DispatchCheck
 from .errors import AuthFailure, respond
 from .models import Base
+from .planlimits import LimitUsage, PlanLimiter
+from .plans import Plan, Plans, UnknownPlan
+from .product import build_plans
 from .requirements import Policy
 from .routing import Override, Registrations, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, Settings
@@ -76,11 +80,14 @@ class ClientAuthState:
             last_used_interval=settings.last_used_interval,
         )
         store.listeners.append(self.authenticator.revocation.changed)
+        #: Counts plan limits; ``None`` while no plan is configured (the request path then skips plans).
+        self.limiter: PlanLimiter | None = None
         self._root_path = app.root_path
         self._app = weakref.ref(app)  # the app holds the state (extensions, hooks): no cycle back
         self._view_functions = app.view_functions
         self._blueprints = app.blueprints
         self._spec: Spec | None = None
+        self._plans: Plans | None = None
         self._table: RouteTable | None = None
         self._lock = threading.Lock()
         self._check_lock = threading.Lock()
@@ -99,11 +106,32 @@ class ClientAuthState:
             with self._lock:
                 if self._spec is None:
                     spec = self._load_spec()
+                    self._plans = self._build_plans(spec)  # resolved against this document, or no document
                     for warning in spec.warnings:  # once per app, at init_app when the document is a file
                         logger.warning("clientauth: %s", warning)
                     self.authenticator.use_document(DocumentKeys(spec.schemes.values()))
                     self._spec = spec
         return self._spec
+
+    @property
+    def plans(self) -> Plans:
+        """The configured plans (empty when there are none), resolved against the document."""
+        if self._plans is None:
+            self.spec()
+        assert self._plans is not None
+        return self._plans
+
+    def _build_plans(self, spec: Spec) -> Plans:
+        settings = self.settings
+        try:
+            return build_plans(
+                settings.plans, settings.default_plan, spec, product=settings.product, root_path=self._root_path
+            )
+        except ConfigurationError as exc:
+            if callable(settings.spec) and not isinstance(settings.spec, Mapping):
+                # found on first use, where only a SpecError refuses requests with 503 and says why
+                raise SpecError(spec.source, f"the plans do not fit the document: {exc}") from None
+            raise
 
     def _load_spec(self) -> Spec:
         source = self.settings.spec
@@ -217,10 +245,66 @@ class ClientAuthState:
             except Exception:  # never a traceback to the client, never an open door
                 logger.exception("clientauth: unexpected error while checking %s %s", req.method, escape(req.path))
                 return self.respond(AuthFailure(errors.STORE_UNAVAILABLE))
+        if self.limiter is not None and auth.client is not None:  # some plan exists: one check when not limited
+            refusal = self._enforce_plan(req, policy, auth.client)
+            if refusal is not None:
+                return refusal
         req._clientauth_state = auth  # type: ignore[attr-defined]  # context.STATE_ATTR: this request's only
         if self.hide_credentials:
             hide(req, self.authenticator.document)  # every key of the document, not only this route's
         return None
+
+    def _enforce_plan(self, req: Request, policy: Policy, client: AuthenticatedClient) -> Response | None:
+        """The client's plan against this operation: ``None`` to go on, else the 403 / 429 / 503.
+
+        A success leaves the tightest limit's window on the request, for :meth:`rate_limit_headers`.
+        """
+        record = client._record
+        try:
+            plan = self.plans.for_client(record.plan)
+        except UnknownPlan as exc:  # fail closed: the plan's limits are unknown, so is what it allows
+            logger.error(
+                "clientauth: client %s has the plan %r, which is not configured (CLIENTAUTH_PLANS, CLIENTAUTH_PRODUCT);"
+                " refusing it with 403 not_in_plan",
+                escape(client.client_id),
+                exc.name if hasattr(exc, "name") else str(exc),
+            )
+            return self.respond(AuthFailure(errors.NOT_IN_PLAN), policy)
+        if plan is None:
+            return None
+        assert self.limiter is not None
+        try:
+            window = self.limiter.check(record, plan, policy.operation)
+        except AuthFailure as failure:
+            logger.info(
+                "clientauth: %s %s -> %s %s (client %s, plan %s)",
+                req.method,
+                escape(req.path),
+                failure.status,
+                failure.code,
+                escape(client.client_id),
+                plan.name,
+            )
+            return self.respond(failure, policy)
+        if window is not None:
+            req._clientauth_window = window  # type: ignore[attr-defined]
+        return None
+
+    def usage(self, record: ClientRecord) -> tuple[Plan | None, list[LimitUsage]]:
+        """The client's plan and, for each of its limits, what was used: read from the counters the
+        requests count against (:class:`UnknownPlan` for a plan no longer configured,
+        :class:`PlanLimitsUnavailable` when the storage is down). No plan: ``(None, [])``."""
+        plan = self.plans.for_client(record.plan)
+        if plan is None or self.limiter is None:
+            return plan, []
+        return plan, self.limiter.usage(record, plan)
+
+    def rate_limit_headers(self, response: Response) -> Response:
+        """``after_request``: the ``X-RateLimit-*`` headers of the request's tightest plan limit."""
+        window = getattr(request, "_clientauth_window", None)
+        if window is not None and "X-RateLimit-Limit" not in response.headers:  # the view's own win
+            response.headers.update(window.headers())
+        return response
 
     def _refuse_mount(self, req: Request) -> Response:
         """The app is served under a prefix the routes were not matched for: refuse, saying why."""
@@ -291,6 +375,16 @@ class ClientAuth:
             state.spec()  # a broken document fails start-up, naming its path and the rule
         app.extensions["clientauth"] = state
 
+        if settings.plans or settings.product:  # not state.plans: a callable document is loaded on first use
+            state.limiter = PlanLimiter(
+                settings.ratelimit_storage_uri,
+                strategy=settings.ratelimit_strategy,
+                key_prefix=f"clientauth:{app.name}",  # apps sharing one Redis keep their own counts
+                on_error=settings.plan_limits_on_error,
+                clock=self.clock,
+            )
+            if settings.ratelimit_headers:
+                app.after_request(state.rate_limit_headers)
         app.before_request(state.before_request)
         # Flask calls ``self.dispatch_request()``: an instance attribute takes its place,
         # decided on the first request (see dispatch.py).
@@ -383,6 +477,8 @@ class ClientAuth:
         actor: Callable[[], str | None] | None = None,
         exempt: bool = True,
         name: str = "clientauth_admin_api",
+        security_schemes: dict[str, Any] | None = None,
+        security: list[dict[str, list[str]]] | None = None,
     ) -> Blueprint:
         """A JSON blueprint mirroring ``flask clients`` (see :doc:`admin_api`); register it under a prefix.
 
@@ -391,11 +487,20 @@ class ClientAuth:
         names the user in the audit log (default: :func:`~.admin_api.default_actor`). With
         ``exempt`` (the default) the app's document need not describe the API: ``login_required``
         guards it; ``exempt=False`` leaves it to the document (an API-key-protected admin API).
+        ``security_schemes`` and ``security`` go into the OpenAPI document the blueprint serves
+        (:func:`~.admin_api.admin_api_document`).
         """
         from .admin_api import build_admin_api
 
         return build_admin_api(
-            self, login_required=login_required, can_manage=can_manage, actor=actor, exempt=exempt, name=name
+            self,
+            login_required=login_required,
+            can_manage=can_manage,
+            actor=actor,
+            exempt=exempt,
+            name=name,
+            security_schemes=security_schemes,
+            security=security,
         )
 
     def routes(self, app: Flask | None = None) -> list[RouteInfo]:

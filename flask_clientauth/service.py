@@ -11,6 +11,7 @@ results are built here too (``to_dict``), so ``--json`` and the admin API answer
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ClientAuthError
 from .keys import check_secret_format
+from .plans import UnknownPlan, check_plan_name
 from .store import (
     STATUSES,
     AuditRecord,
@@ -247,7 +249,7 @@ class ClientService:
             raise ServiceError.invalid("status", f"status must be one of {', '.join(STATUSES)}")
         for name, value, high in (("page", page, None), ("per_page", per_page, MAX_PER_PAGE)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (high and value > high):
-                bounds = f"between 1 and {high}" if high else "at least 1"
+                bounds = f"between 1 and {high}" if high else "of at least 1"
                 raise ServiceError.invalid(name, f"{name} must be a whole number {bounds}")
         offset = (page - 1) * per_page
         if self.can_manage is None:
@@ -337,8 +339,7 @@ class ClientService:
         role_list = sorted(set(_roles("roles", roles)))
         label = _checked("label", check_label, label)
         expires_at = _future("expires_at", expires_at)
-        if plan is not None:
-            raise ServiceError(UNKNOWN_PLAN, 400, f"unknown plan {plan!r}: no plans are configured", field="plan")
+        plan = self._configured_plan(plan)
         if self.can_manage is not None:
             now = utcnow()
             credential = CredentialRecord(client_id="", label=label, created_at=now, expires_at=expires_at)
@@ -351,6 +352,7 @@ class ClientService:
                 updated_at=now,
                 roles=tuple(role_list),
                 credentials=(credential,),
+                plan=plan,
             )
             if not self._may(draft):
                 raise ServiceError(NOT_PERMITTED, 403, f"you may not create a client named {name!r}")
@@ -361,6 +363,7 @@ class ClientService:
             roles=role_list,
             label=label,
             expires_at=expires_at,
+            plan=plan,
             actor=self.actor,
         )
         return Created(record, secret)
@@ -453,6 +456,36 @@ class ClientService:
         return self._write(
             client_id, lambda: self.store.set_roles(client_id, add=added, remove=removed, actor=self.actor)
         )
+
+    def set_plan(self, client_id: str, plan: str | None) -> ClientRecord:
+        """Put the client on a configured plan (``None``: off its plan, the default plan applies)."""
+        self.get(client_id)
+        plan = self._configured_plan(plan)
+        return self._write(client_id, lambda: self.store.set_plan(client_id, plan, actor=self.actor))
+
+    def plans(self) -> list[dict[str, Any]]:
+        """The configured plans with how many clients are on each (the ``plans --json`` shape).
+
+        With ``can_manage``, the counts are of the actor's clients only.
+        """
+        if self.can_manage is None:
+            counts = self.store.plan_counts()
+        else:
+            counts = dict(Counter(record.plan for record in self.all_clients()))
+        return self.state.plans.report(counts)
+
+    def _configured_plan(self, plan: str | None) -> str | None:
+        """``plan`` when it is configured (``None`` stays ``None``); ``unknown_plan`` otherwise."""
+        if plan is None:
+            return None
+        try:
+            check_plan_name(plan)
+            self.state.plans.require(plan)
+        except ValueError as exc:
+            raise ServiceError.invalid("plan", str(exc)) from None
+        except UnknownPlan as exc:
+            raise ServiceError(UNKNOWN_PLAN, 400, str(exc), field="plan") from None
+        return plan
 
     def delete(self, client_id: str) -> ClientRecord:
         """Delete the client with all of its credentials; returns it as it was."""

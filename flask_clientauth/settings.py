@@ -11,11 +11,17 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ClientAuthError
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
+
+    from .plans import Plan
 
 logger = logging.getLogger("flask_clientauth")
 
@@ -46,6 +52,11 @@ DEFAULTS: dict[str, Any] = {
     "CLIENTAUTH_RATELIMIT_STRATEGY": "fixed-window",
     "CLIENTAUTH_RATELIMIT_PER_CLIENT": "20/minute",
     "CLIENTAUTH_RATELIMIT_PER_ADDRESS": "60/minute",
+    "CLIENTAUTH_PLANS": {},
+    "CLIENTAUTH_DEFAULT_PLAN": None,
+    "CLIENTAUTH_PRODUCT": None,
+    "CLIENTAUTH_RATELIMIT_HEADERS": True,
+    "CLIENTAUTH_PLAN_LIMITS_ON_ERROR": "closed",
 }
 
 #: bcrypt's cost range (``bcrypt.gensalt`` refuses anything else, at the first hash).
@@ -198,6 +209,98 @@ def _pepper(key: str, value: Any) -> bytes | None:
     return raw
 
 
+_PLAN_KEYS = ("rate_limits", "burst_limits", "operations", "title", "description")
+
+
+def _plan_limits(key: str, value: Any) -> tuple[RateLimitItem, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigurationError(f"{key} must be a list of limits such as ['5/minute', '1000/day']")
+    from .plans import parse_limit
+
+    items = []
+    for text in value:
+        try:
+            items.append(parse_limit(text))
+        except ValueError as exc:
+            raise ConfigurationError(f"{key}: {exc}") from None
+    return tuple(items)
+
+
+def read_config_plans(key: str, value: Any) -> tuple[Plan, ...]:
+    """``CLIENTAUTH_PLANS`` read into plans whose ``operations`` are still as written
+    (``"GET /branches"`` or an operationId): :func:`resolve_operations` maps them to labels."""
+    from .plans import Plan, check_plan_name
+
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"{key} must be a dict of plan name -> {{'rate_limits': [...]}}, not {type(value).__name__}"
+        )
+    plans = []
+    for name, body in value.items():
+        try:
+            check_plan_name(name)
+        except ValueError as exc:
+            raise ConfigurationError(f"{key}: {exc}") from None
+        where = f"{key}[{name!r}]"
+        if body is None:
+            body = {}
+        if not isinstance(body, Mapping):
+            raise ConfigurationError(
+                f"{where} must be a dict with 'rate_limits' (and 'operations'), not {type(body).__name__}"
+            )
+        unknown = sorted(str(k) for k in body if k not in _PLAN_KEYS)
+        if unknown:
+            raise ConfigurationError(
+                f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)} (known: {', '.join(_PLAN_KEYS)})"
+            )
+        operations = body.get("operations")
+        if operations is not None:
+            if isinstance(operations, str) or not isinstance(operations, (list, tuple, set, frozenset)):
+                raise ConfigurationError(f"{where}['operations'] must be a list of 'METHOD /path' or operationIds")
+            if not all(isinstance(op, str) and op.strip() for op in operations):
+                raise ConfigurationError(f"{where}['operations'] must hold 'METHOD /path' strings or operationIds")
+        for text_key in ("title", "description"):
+            if not isinstance(body.get(text_key, ""), str):
+                raise ConfigurationError(f"{where}[{text_key!r}] must be a string")
+        plans.append(
+            Plan(
+                name=name,
+                rate_limits=_plan_limits(f"{where}['rate_limits']", body.get("rate_limits", ())),
+                burst_limits=_plan_limits(f"{where}['burst_limits']", body.get("burst_limits", ())),
+                operations=None if operations is None else frozenset(op.strip() for op in operations),
+                title=body.get("title", ""),
+                description=body.get("description", ""),
+            )
+        )
+    return tuple(plans)
+
+
+def read_default_plan(key: str, value: Any) -> str | None:
+    from .plans import check_plan_name
+
+    if value is None or value == "":
+        return None
+    try:
+        return check_plan_name(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"{key}: {exc}") from None
+
+
+def _path(key: str, value: Any) -> str | None:
+    """A file path (relative ones are resolved as ``CLIENTAUTH_SPEC``'s), or ``None``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key} must be the path of a file (str), not {type(value).__name__}")
+    return value
+
+
 def _database_uri(key: str, value: Any) -> Any:
     from sqlalchemy.engine import URL
 
@@ -233,6 +336,11 @@ READERS: dict[str, Callable[[str, Any], Any]] = {
     "CLIENTAUTH_RATELIMIT_STRATEGY": lambda k, v: choice(k, v, RATELIMIT_STRATEGIES),
     "CLIENTAUTH_RATELIMIT_PER_CLIENT": rate_limit,
     "CLIENTAUTH_RATELIMIT_PER_ADDRESS": rate_limit,
+    "CLIENTAUTH_PLANS": read_config_plans,
+    "CLIENTAUTH_DEFAULT_PLAN": read_default_plan,
+    "CLIENTAUTH_PRODUCT": _path,
+    "CLIENTAUTH_RATELIMIT_HEADERS": flag,
+    "CLIENTAUTH_PLAN_LIMITS_ON_ERROR": lambda k, v: choice(k, v, ("closed", "open")),
 }
 
 
@@ -275,6 +383,12 @@ class Settings:
     ratelimit_strategy: str
     ratelimit_per_client: str | None
     ratelimit_per_address: str | None
+    #: ``CLIENTAUTH_PLANS`` read (operations as written; resolved when the document is loaded).
+    plans: tuple[Plan, ...]
+    default_plan: str | None
+    product: str | None
+    ratelimit_headers: bool
+    plan_limits_on_error: Literal["closed", "open"]
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
