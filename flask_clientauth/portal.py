@@ -281,13 +281,8 @@ def build_portal(
 
     @view("/clients/<client_id>/plan", methods=("POST",))
     def set_plan(client_id: str) -> Any:
-        svc = service()
-        # ClientService.set_plan comes with plans (CLIENTAUTH_PLANS); the form is shown only then
-        change: Callable[[str, str | None], ClientRecord] | None = getattr(svc, "set_plan", None)
-        if change is None:
-            raise ServiceError("unknown_plan", 400, "no plans are configured")
-        record = change(client_id, request.form.get("plan") or None)
-        flash(f"{record.name}: plan {getattr(record, 'plan', None) or '(default)'}.", "ok")
+        record = service().set_plan(client_id, request.form.get("plan") or None)
+        flash(f"{record.name}: plan {record.plan or '(default)'}.", "ok")
         return redirect(_url("client", client_id=client_id))
 
     @view("/clients/<client_id>/roles", methods=("POST",))
@@ -415,9 +410,8 @@ def _optional_date(text: str, field: str) -> datetime | None:
 
 
 def _plan_names(svc: ClientService) -> list[str]:
-    """The configured plans' names (empty when the app has none)."""
-    plans = getattr(svc, "plans", None)
-    return [str(p["name"]) for p in plans()] if plans is not None else []
+    """The configured plans' names (empty when the app has none): the configuration, no query."""
+    return list(svc.state.plans)
 
 
 def _find_operation(operations: list[Any], label: str) -> Any:

@@ -319,6 +319,27 @@ def test_disable_enable_roles(portal_app: Flask, web: Any) -> None:
     ]
 
 
+def test_plans_on_create_and_on_the_client_page(make_app: Any, database_url: str) -> None:
+    plans = {"bronze": {"rate_limits": ["5/minute"]}, "gold": {"rate_limits": ["100/second"]}}
+    app = mount(make_app(database_url=database_url, CLIENTAUTH_PLANS=plans))
+    web = app.test_client()
+    web.get("/test-login?user=alice")
+    assert '<option value="gold">gold</option>' in web.get(PREFIX + "/new").get_data(as_text=True)
+    cid, _ = create(web, plan="bronze")
+    post(web, f"/clients/{cid}/plan", {"plan": "gold"}, from_page=f"/clients/{cid}")
+    with app.app_context():
+        assert auth_of(app).store(app).require(cid).plan == "gold"
+    assert "gold" in text(web.get(PREFIX + "/"))
+    refused = post(web, f"/clients/{cid}/plan", {"plan": "platinum"}, from_page=f"/clients/{cid}")
+    assert "platinum" in text(web.get(refused.headers["Location"]))
+    post(web, f"/clients/{cid}/plan", {"plan": ""}, from_page=f"/clients/{cid}")
+    with app.app_context():
+        record = auth_of(app).store(app).require(cid)
+        actions = [(e.action, e.actor) for e in auth_of(app).store(app).audit(cid)]
+    assert record.plan is None
+    assert actions == [("create", "alice"), ("plan", "alice"), ("plan", "alice")]
+
+
 def test_delete_asks_first(portal_app: Flask, web: Any) -> None:
     cid, secret = create(web)
     confirm = web.get(f"{PREFIX}/clients/{cid}/delete")
