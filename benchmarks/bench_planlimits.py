@@ -6,8 +6,10 @@ Starts a ``redis-server`` of its own on a free port (so that its command counts 
 alone) and the id+secret benchmark app under gunicorn (2 gthread workers of 4 threads) with one
 plan of ``LIMIT/hour`` as the default, counted in that Redis. One client then sends REQUESTS
 requests over CONNECTIONS keep-alive connections at once. Prints how many were admitted (must be
-exactly LIMIT), the Redis commands run per request (from ``INFO commandstats`` before and after),
-and the request rate with and without the plan.
+exactly LIMIT), the commands the workers sent to Redis (``MONITOR``: one round trip each; the
+limited client's first request in each worker also makes the failure throttle's checks), the
+commands Redis ran (``INFO commandstats``: the scripts' own commands too), and the request rates
+of a client on a plan whose limit it never reaches and of one without a plan, in alternated rounds.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import http.client
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +47,41 @@ def redis_commands(port: int) -> Counter[str]:
             name, _, fields = line.partition(":")
             counts[name.removeprefix("cmdstat_")] = int(dict(f.split("=") for f in fields.split(","))["calls"])
     return counts
+
+
+class RedisMonitor:
+    """The commands clients send (``MONITOR``), without those the scripts run inside Redis: one entry
+    per round trip, as ``with RedisMonitor(port) as sent: ...`` leaves them in ``sent``."""
+
+    SENTINEL = "bench-monitor-stop"
+
+    def __init__(self, port: int) -> None:
+        import redis
+
+        self._redis = redis.Redis(port=port)
+        self.commands: list[str] = []
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with self._redis.monitor() as monitor:
+            self._ready.set()
+            for entry in monitor.listen():
+                if self.SENTINEL in entry["command"]:
+                    return
+                if entry["client_type"] != "lua":
+                    self.commands.append(entry["command"])
+
+    def __enter__(self) -> list[str]:
+        self._thread.start()
+        self._ready.wait(10)
+        time.sleep(0.1)
+        return self.commands
+
+    def __exit__(self, *exc: object) -> None:
+        self._redis.echo(self.SENTINEL)
+        self._thread.join(10)
+        self._redis.close()
 
 
 def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -98,7 +136,7 @@ def load(port: int, headers: dict[str, str], requests: int, connections: int) ->
     return statuses, time.perf_counter() - started
 
 
-def main(limit: int, requests: int, connections: int) -> dict[str, Any]:
+def main(limit: int, requests: int, connections: int, rounds: int = 3) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="clientauth-planlimits-") as tmp:
         redis_proc, redis_port = start_redis(tmp)
         try:
@@ -106,27 +144,39 @@ def main(limit: int, requests: int, connections: int) -> dict[str, Any]:
             ensure_tables(url)
             store = make_store(url, 4)
             limited, limited_secret = store.create("limited", plan="bench")
+            roomy, roomy_secret = store.create("roomy", plan="roomy")
             free, free_secret = store.create("no plan")
             store.engine.dispose()
-            assert limited_secret is not None and free_secret is not None
+            assert limited_secret is not None and free_secret is not None and roomy_secret is not None
             storage = f"redis://127.0.0.1:{redis_port}/0"
             config = {
-                "CLIENTAUTH_PLANS": {"bench": {"rate_limits": [f"{limit}/hour"]}},
+                "CLIENTAUTH_PLANS": {
+                    "bench": {"rate_limits": [f"{limit}/hour"]},
+                    "roomy": {"rate_limits": ["1000000000/hour"]},
+                },
                 "CLIENTAUTH_RATELIMIT_STORAGE_URI": storage,
             }
             with Server("id-secret", url, bcrypt_rounds=4, config=config) as server:
                 limited_headers = creds(limited.client_id, limited_secret)
                 free_headers = creds(free.client_id, free_secret)
+                roomy_headers = creds(roomy.client_id, roomy_secret)
                 warm_workers(server, free_headers)
+                warm_workers(server, roomy_headers)
                 # the limited client's first request on each worker verifies its secret: not measured
                 before = redis_commands(redis_port)
-                statuses, seconds = load(server.port, limited_headers, requests, connections)
+                with RedisMonitor(redis_port) as sent:
+                    statuses, _seconds = load(server.port, limited_headers, requests, connections)
                 delta = redis_commands(redis_port) - before
-                free_statuses, free_seconds = load(server.port, free_headers, requests, connections)
-                free_delta = redis_commands(redis_port) - before - delta
+                # the rates: alternated rounds of a client always admitted (its limit out of reach)
+                # and of one without a plan, each after a warm-up round
+                rates: dict[str, list[float]] = {"plan": [], "none": []}
+                for name, headers in (("plan", roomy_headers), ("none", free_headers)) * (rounds + 1):
+                    _statuses, took = load(server.port, headers, requests, connections)
+                    rates[name].append(requests / took)
         finally:
             redis_proc.kill()
             redis_proc.wait()
+    client_commands = Counter(c.split()[0].strip('"').upper() for c in sent)
     return {
         "limit": limit,
         "requests": requests,
@@ -134,12 +184,12 @@ def main(limit: int, requests: int, connections: int) -> dict[str, Any]:
         "admitted": statuses[200],
         "refused": statuses[429],
         "other": sum(n for s, n in statuses.items() if s not in (200, 429)),
-        "redis_commands": dict(delta),
-        "redis_per_request": sum(delta.values()) / requests,
-        "rate_with_plan": requests / seconds,
-        "rate_without_plan": requests / free_seconds,
-        "redis_per_request_without_plan": sum(free_delta.values()) / requests,
-        "free_statuses": dict(free_statuses),
+        "evalsha_per_request": client_commands["EVALSHA"] / requests,
+        "client_commands": dict(client_commands),
+        "commands_run_by_redis": dict(delta),
+        "rate_plan_median": statistics.median(rates["plan"][1:]),
+        "rate_no_plan_median": statistics.median(rates["none"][1:]),
+        "rates": rates,
     }
 
 

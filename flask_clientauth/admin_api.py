@@ -380,6 +380,11 @@ def build_admin_api(
             raise _Refused(400, "give plan (a configured plan's name, or null: the default plan applies)")
         return service().set_plan(client_id, _typed(data, "plan", str)).to_dict()
 
+    @route("/clients/<client_id>/usage", ["GET"])
+    def usage(client_id: str) -> Any:
+        _query()
+        return service().usage(client_id)
+
     @route("/plans", ["GET"])
     def plans() -> Any:
         _query()
@@ -707,6 +712,33 @@ _OPERATIONS += [
         [],
     ),
 ]
+
+_OPERATIONS.append(
+    (
+        "get",
+        "/clients/{client_id}/usage",
+        "clientUsage",
+        "For each limit of the client's plan: the limit, how much was used, what remains, when it resets",
+        None,
+        "200",
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "limit": _STRING,
+                    "scope": _STRING,
+                    "operation": {"type": ["string", "null"]},
+                    "used": {"type": "integer"},
+                    "remaining": {"type": "integer"},
+                    "reset": {"type": ["integer", "null"]},
+                    "reset_at": _DATE,
+                },
+            },
+        },
+        [],
+    )
+)
 
 _QUERY: dict[str, dict[str, Any]] = {
     "search": {"type": "string", "maxLength": 200},

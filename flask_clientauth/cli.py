@@ -1071,19 +1071,8 @@ def usage(client_id: str, as_json: bool) -> None:
     Read from the counters the requests count against (CLIENTAUTH_RATELIMIT_STORAGE_URI): with
     Redis, what every server process counted; with memory:// only this process's, always nothing.
     """
-    from .planlimits import PlanLimitsUnavailable
-    from .plans import UnknownPlan
-
     state = _state()
-    record = state.store.require(client_id)
-    try:
-        plan, rows = state.usage(record)
-    except UnknownPlan as exc:
-        raise click.ClickException(
-            f"the client's plan {exc.name!r} is not configured: its requests are refused with 403 not_in_plan"
-        ) from None
-    except PlanLimitsUnavailable as exc:
-        raise click.ClickException(f"{exc}; check CLIENTAUTH_RATELIMIT_STORAGE_URI") from None
+    record, plan, rows = _service().plan_usage(client_id)
     if state.settings.ratelimit_storage_uri.startswith("memory://") and rows:
         click.echo(
             "note: CLIENTAUTH_RATELIMIT_STORAGE_URI is memory://: each server process counts on its own, "

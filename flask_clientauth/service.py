@@ -37,6 +37,8 @@ from .timespec import MAX_DURATION
 
 if TYPE_CHECKING:
     from .extension import ClientAuthState
+    from .planlimits import LimitUsage
+    from .plans import Plan
 
 T = TypeVar("T")
 
@@ -58,6 +60,8 @@ NOT_PERMITTED = "not_permitted"
 LAST_CREDENTIAL = "last_credential"
 TOO_MANY_CREDENTIALS = "too_many_credentials"
 UNKNOWN_PLAN = "unknown_plan"
+PLAN_NOT_CONFIGURED = "plan_not_configured"
+PLAN_LIMITS_UNAVAILABLE = "plan_limits_unavailable"
 #: Every code of :class:`ServiceError` with its HTTP status.
 CODES = {
     INVALID_INPUT: 400,
@@ -66,6 +70,8 @@ CODES = {
     NOT_FOUND: 404,
     LAST_CREDENTIAL: 409,
     TOO_MANY_CREDENTIALS: 409,
+    PLAN_NOT_CONFIGURED: 409,
+    PLAN_LIMITS_UNAVAILABLE: 503,
 }
 
 
@@ -473,6 +479,31 @@ class ClientService:
         else:
             counts = dict(Counter(record.plan for record in self.all_clients()))
         return self.state.plans.report(counts)
+
+    def plan_usage(self, client_id: str) -> tuple[ClientRecord, Plan | None, list[LimitUsage]]:
+        """The client, its plan (``None``: not limited) and, for each of the plan's limits, what it used.
+
+        ``plan_not_configured`` (409) when the client's plan is no longer configured (its requests
+        get 403 ``not_in_plan``), ``plan_limits_unavailable`` (503) when the counters cannot be read.
+        """
+        from .planlimits import PlanLimitsUnavailable
+
+        record = self.get(client_id)
+        try:
+            plan, rows = self.state.usage(record)
+        except UnknownPlan as exc:
+            raise ServiceError(
+                PLAN_NOT_CONFIGURED,
+                409,
+                f"the client's plan {exc.name!r} is not configured: its requests are refused with 403 not_in_plan",
+            ) from None
+        except PlanLimitsUnavailable as exc:
+            raise ServiceError(PLAN_LIMITS_UNAVAILABLE, 503, f"{exc}; check CLIENTAUTH_RATELIMIT_STORAGE_URI") from None
+        return record, plan, rows
+
+    def usage(self, client_id: str) -> list[dict[str, Any]]:
+        """For each limit of the client's plan: limit, used, remaining, reset (the ``usage --json`` shape)."""
+        return [row.to_dict() for row in self.plan_usage(client_id)[2]]
 
     def _configured_plan(self, plan: str | None) -> str | None:
         """``plan`` when it is configured (``None`` stays ``None``); ``unknown_plan`` otherwise."""

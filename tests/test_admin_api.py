@@ -164,6 +164,8 @@ def test_the_whole_lifecycle_with_the_cli_shapes_and_audit(app: Flask, root: Api
     roles = root("PATCH", f"/clients/{cid}/roles", {"add": ["admin"], "remove": ["read"]}).get_json()
     assert roles["roles"] == ["admin"]
     assert root("PUT", f"/clients/{cid}/plan", {"plan": "silver"}).get_json()["plan"] == "silver"
+    usage = root("GET", f"/clients/{cid}/usage").get_json()
+    assert usage == cli_json(app, "usage", cid) and usage[0]["limit"] == "10 per minute"
     assert root("PUT", f"/clients/{cid}/plan", {"plan": None}).get_json()["plan"] is None
     # revoke, reset the ID, delete
     assert root("DELETE", f"/credentials/{other}").get_json() == {"client_id": other, "revoked": True}

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import pytest
 
-from flask_clientauth import errors, service
+from flask_clientauth import admin_api, errors, service
 from flask_clientauth.cli import clients
 from flask_clientauth.settings import DEFAULTS, READERS, Settings, field_name
 
@@ -102,7 +102,7 @@ def test_every_error_code_the_docs_name_exists() -> None:
     for text in ALL_DOCS.values():
         named.update(re.findall(r"\b[45]\d\d `{1,2}([a-z]+_[a-z_]+)`{1,2}", text))
     # the service layer's refusals (admin API, portal) and the admin API's own are codes too
-    known = set(REASONS) | set(service.CODES)
+    known = set(REASONS) | set(service.CODES) | set(admin_api.CODES)
     assert named and named <= known, named - known
 
 
