@@ -91,6 +91,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # The operators' pages: the login, the portal and the admin API, all behind the login.
     app.register_blueprint(auth.exempt(login.login))
     app.register_blueprint(auth.portal(login.login_required, actor=login.current_user), url_prefix="/admin/keys")
+    app.register_blueprint(auth.admin_api(login.api_login_required, actor=login.current_user), url_prefix="/admin/api")
     state = auth.state(app)
     logs.install(
         s.param

@@ -207,6 +207,11 @@ def test_make_run_prints_the_portal_and_a_login_that_works(tmp_path: Path) -> No
         assert page.headers["Cache-Control"] == "no-store"
         assert "default-src 'none'" in page.headers["Content-Security-Policy"]
         assert requests.get(url, allow_redirects=False, timeout=10).status_code == 302
+        # the admin API, behind the same login
+        listed = browser.get(f"{srv.url}/admin/api/clients", timeout=10)
+        assert listed.status_code == 200
+        assert [c["client_id"] for c in listed.json()["items"]] == [client_id]
+        assert requests.get(f"{srv.url}/admin/api/clients", timeout=10).status_code == 401
     finally:
         assert srv.stop() == 0, srv.output()
     assert password not in srv.output().split("  Password:")[1].split("\n", 1)[1]  # printed once, never logged
