@@ -96,6 +96,28 @@ def default_actor() -> str | None:
     return request.remote_user or None
 
 
+def checked_options(
+    factory: str,
+    what: str,
+    login_required: Decorator | None,
+    can_manage: CanManage | None,
+    actor: Callable[[], str | None] | None,
+) -> tuple[Decorator, Callable[[], str | None]]:
+    """The checks of ``admin_api()`` and ``portal()`` arguments (a :class:`TypeError` naming the
+    wrong one); the login decorator and the actor function to use."""
+    if login_required is None or not callable(login_required):
+        raise TypeError(
+            f"{factory} needs login_required: the decorator of the app's login (e.g. flask_login.login_required), "
+            f"so {what} can never be mounted open"
+        )
+    if can_manage is not None and not callable(can_manage):
+        raise TypeError("can_manage must be a callable taking a ClientRecord and returning True or False")
+    who = actor if actor is not None else default_actor
+    if not callable(who):
+        raise TypeError("actor must be a callable returning the logged-in user's name for the audit log")
+    return login_required, who
+
+
 def api_key_login(view: Callable[..., Any]) -> Callable[..., Any]:
     """A ``login_required`` for an admin API protected by Flask-ClientAuth itself: lets a request in
     only when the extension authenticated a client for it (401 otherwise, e.g. on an exempt route)."""
@@ -213,16 +235,7 @@ def build_admin_api(
     security: list[dict[str, list[str]]] | None = None,
 ) -> Blueprint:
     """The blueprint of :meth:`ClientAuth.admin_api` (see there)."""
-    if login_required is None or not callable(login_required):
-        raise TypeError(
-            "admin_api() needs login_required: the decorator of the app's login (e.g. flask_login.login_required), "
-            "so the API can never be mounted open"
-        )
-    if can_manage is not None and not callable(can_manage):
-        raise TypeError("can_manage must be a callable taking a ClientRecord and returning True or False")
-    who = actor if actor is not None else default_actor
-    if not callable(who):
-        raise TypeError("actor must be a callable returning the logged-in user's name for the audit log")
+    login_required, who = checked_options("admin_api()", "the API", login_required, can_manage, actor)
     bp = Blueprint(name, __name__)
 
     def service() -> ClientService:

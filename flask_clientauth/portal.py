@@ -35,9 +35,10 @@ from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
 from . import explore
+from .admin_api import CanManage, Decorator, checked_options
 from .service import ClientService, Created, ServiceError
 from .settings import ConfigurationError
-from .store import ClientRecord, StoreBusy, StoreError, utcnow
+from .store import StoreBusy, StoreError, utcnow
 from .timespec import DATE_HELP, DURATION_HELP, parse_datetime, parse_duration
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("flask_clientauth")
 
 F = TypeVar("F", bound=Callable[..., Any])
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
-CanManage = Callable[[ClientRecord], bool]
 
 #: Sent with every portal response. No inline script or style, nothing from another origin, no
 #: framing, forms post only back to the app.
@@ -84,24 +83,13 @@ def build_portal(
     name: str = "clientauth_portal",
 ) -> Blueprint:
     """The blueprint of :meth:`ClientAuth.portal <flask_clientauth.ClientAuth.portal>` (see there)."""
-    if login_required is None or not callable(login_required):
-        raise TypeError(
-            "portal() needs login_required: the decorator of the app's login (e.g. flask_login.login_required), "
-            "so the portal can never be mounted open"
-        )
-    if can_manage is not None and not callable(can_manage):
-        raise TypeError("can_manage must be a callable taking a ClientRecord and returning True or False")
+    login, who = checked_options("portal()", "the portal", login_required, can_manage, actor)
     try:
         from flask_wtf.csrf import generate_csrf  # noqa: F401  (fail now, not on the first page)
     except ImportError:
         raise ImportError(
             "the portal needs Flask-WTF for its CSRF protection: pip install 'Flask-ClientAuth[portal]'"
         ) from None
-    from .admin_api import default_actor
-
-    who = actor if actor is not None else default_actor
-    if not callable(who):
-        raise TypeError("actor must be a callable returning the logged-in user's name for the audit log")
 
     bp = Blueprint(
         name, __name__, template_folder="templates", static_folder="static/clientauth", static_url_path="/static"
@@ -136,7 +124,7 @@ def build_portal(
                     message = "The client registry is unavailable."
                     return _page("clientauth/error.html", code=503, title="Unavailable", message=message)
 
-            bp.add_url_rule(rule, f.__name__, login_required(checked), methods=list(methods))
+            bp.add_url_rule(rule, f.__name__, login(checked), methods=list(methods))
             return f
 
         return decorator
