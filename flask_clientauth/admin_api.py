@@ -33,6 +33,8 @@ from .store import ClientRecord, StoreBusy, StoreError
 from .timespec import parse_datetime, parse_duration
 
 if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
+
     from .extension import ClientAuth
 
 logger = logging.getLogger("flask_clientauth")
@@ -233,6 +235,7 @@ def build_admin_api(
     name: str = "clientauth_admin_api",
     security_schemes: dict[str, Any] | None = None,
     security: list[dict[str, list[str]]] | None = None,
+    scope: Callable[[], ColumnElement[bool] | None] | None = None,
 ) -> Blueprint:
     """The blueprint of :meth:`ClientAuth.admin_api` (see there)."""
     login_required, who = checked_options("admin_api()", "the API", login_required, can_manage, actor)
@@ -241,7 +244,8 @@ def build_admin_api(
     def service() -> ClientService:
         svc: ClientService | None = g.get("_clientauth_admin_service")
         if svc is None:
-            svc = ClientService(ext.state(), actor=who(), can_manage=can_manage)
+            where = None if scope is None else scope()
+            svc = ClientService(ext.state(), actor=who(), can_manage=can_manage, scope=where)
             g._clientauth_admin_service = svc
         return svc
 

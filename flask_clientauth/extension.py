@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Blueprint, Flask, Request, Response, current_app, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy import ColumnElement, Engine, create_engine, make_url
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
@@ -479,6 +479,7 @@ class ClientAuth:
         name: str = "clientauth_admin_api",
         security_schemes: dict[str, Any] | None = None,
         security: list[dict[str, list[str]]] | None = None,
+        scope: Callable[[], ColumnElement[bool] | None] | None = None,
     ) -> Blueprint:
         """A JSON blueprint mirroring ``flask clients`` (see :doc:`admin_api`); register it under a prefix.
 
@@ -488,7 +489,9 @@ class ClientAuth:
         ``exempt`` (the default) the app's document need not describe the API: ``login_required``
         guards it; ``exempt=False`` leaves it to the document (an API-key-protected admin API).
         ``security_schemes`` and ``security`` go into the OpenAPI document the blueprint serves
-        (:func:`~.admin_api.admin_api_document`).
+        (:func:`~.admin_api.admin_api_document`). ``scope()``, called per request, gives the SQL
+        condition the user's clients meet (see :class:`~.service.ClientService`), so that listings
+        filter in SQL before ``can_manage`` is asked.
         """
         from .admin_api import build_admin_api
 
@@ -501,6 +504,7 @@ class ClientAuth:
             name=name,
             security_schemes=security_schemes,
             security=security,
+            scope=scope,
         )
 
     def routes(self, app: Flask | None = None) -> list[RouteInfo]:

@@ -36,6 +36,8 @@ from .store import (
 from .timespec import MAX_DURATION
 
 if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
+
     from .extension import ClientAuthState
     from .planlimits import LimitUsage
     from .plans import Plan
@@ -205,6 +207,12 @@ class ClientService:
     A client it refuses is reported exactly as a missing one (404 ``not_found``), so a listing,
     a lookup or an audit view never tells one actor about another's clients. Every change is
     written to the audit log with ``actor``.
+
+    ``scope``: an SQL condition on ``clientauth_clients`` (:data:`.models.clients_table`) that the
+    actor's clients meet, e.g. ``clients_table.c.description == f"owner:{user}"``. Clients outside
+    it are not the actor's either, and listings filter by it in SQL, so that ``can_manage`` is
+    asked only about the clients in scope (with 10,000 clients, the difference between reading
+    them all and reading a page). ``can_manage`` stays the rule: keep the two consistent.
     """
 
     def __init__(
@@ -213,11 +221,13 @@ class ClientService:
         *,
         actor: str | None,
         can_manage: Callable[[ClientRecord], bool] | None = None,
+        scope: ColumnElement[bool] | None = None,
     ) -> None:
         self.state = state
         self.store = state.store
         self.actor = actor
         self.can_manage = can_manage
+        self.scope = scope
         self.max_credentials: int | None = state.settings.max_credentials
 
     def __repr__(self) -> str:
@@ -235,7 +245,9 @@ class ClientService:
             record = self.store.require(client_id)
         except ClientNotFound:
             raise ServiceError.not_found(client_id) from None
-        if not self._may(record):
+        if not self._may(record) or (
+            self.scope is not None and not self.store.find_clients(pks=[record.pk], where=self.scope, limit=1)
+        ):
             raise ServiceError.not_found(client_id)
         return record
 
@@ -259,9 +271,9 @@ class ClientService:
                 raise ServiceError.invalid(name, f"{name} must be a whole number {bounds}")
         offset = (page - 1) * per_page
         if self.can_manage is None:
-            total = self.store.count_clients(search=search, status=status)
+            total = self.store.count_clients(search=search, status=status, where=self.scope)
             items = (
-                self.store.find_clients(search=search, status=status, limit=per_page, offset=offset)
+                self.store.find_clients(search=search, status=status, limit=per_page, offset=offset, where=self.scope)
                 if offset < total
                 else []
             )
@@ -278,7 +290,7 @@ class ClientService:
         """Every client that matches, read :data:`BATCH` at a time (keyset: no growing OFFSET)."""
         after = 0
         while True:
-            batch = self.store.find_clients(search=search, status=status, limit=BATCH, after=after)
+            batch = self.store.find_clients(search=search, status=status, limit=BATCH, after=after, where=self.scope)
             yield from batch
             if len(batch) < BATCH:
                 return
@@ -296,19 +308,20 @@ class ClientService:
         """
         if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
             raise ServiceError.invalid("since", "since must be a date and time with a time zone")
-        if client_id is not None and self.can_manage is not None:
+        if client_id is not None and (self.can_manage is not None or self.scope is not None):
             self.get(client_id)  # not_found unless it exists and is the actor's
         try:
             entries = self.store.audit(client_id, since=since)
         except ClientNotFound:
             raise ServiceError.not_found(str(client_id)) from None
-        if self.can_manage is None or client_id is not None:
+        if (self.can_manage is None and self.scope is None) or client_id is not None:
             return entries
         pks = sorted({e.client_pk for e in entries if e.client_pk is not None})
         mine: set[int] = set()
         for start in range(0, len(pks), BATCH):
             chunk = pks[start : start + BATCH]
-            mine.update(r.pk for r in self.store.find_clients(pks=chunk, limit=len(chunk)) if self._may(r))
+            found = self.store.find_clients(pks=chunk, limit=len(chunk), where=self.scope)
+            mine.update(r.pk for r in found if self._may(r))
         return [e for e in entries if e.client_pk in mine]
 
     def verify_secret(self, client_id: str, secret: str) -> bool:
@@ -474,7 +487,7 @@ class ClientService:
 
         With ``can_manage``, the counts are of the actor's clients only.
         """
-        if self.can_manage is None:
+        if self.can_manage is None and self.scope is None:
             counts = self.store.plan_counts()
         else:
             counts = dict(Counter(record.plan for record in self.all_clients()))
@@ -531,8 +544,11 @@ class ClientService:
         the secret is no client's); never the secret.
         """
         record = self.store.find_by_secret(secret)
-        if record is not None and not self._may(record):
-            record = None
+        if record is not None:
+            try:
+                record = self.get(record.client_id)
+            except ServiceError:
+                record = None
         # an old secret past its grace period still has its hash stored, but no longer works
         works = record is not None and self.store.verify_secret(record.client_id, secret)
         disabled_now = False
@@ -555,7 +571,7 @@ class ClientService:
 
         Only for an actor without ``can_manage``: the entries are everyone's.
         """
-        if self.can_manage is not None:
+        if self.can_manage is not None or self.scope is not None:
             raise ServiceError(NOT_PERMITTED, 403, "pruning the audit log needs an actor who may manage every client")
         if not isinstance(before, datetime) or before.tzinfo is None:
             raise ServiceError.invalid("before", "before must be a date and time with a time zone")

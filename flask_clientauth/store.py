@@ -471,9 +471,10 @@ def _like(text: str) -> str:
     return "%" + text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
-def _client_filter(search: str, status: str | None) -> ColumnElement[bool]:
-    """The ``WHERE`` of a client listing: a substring of the name or of a client ID, and the status."""
-    condition: ColumnElement[bool] = clients_table.c.id.is_not(None)
+def _client_filter(search: str, status: str | None, where: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
+    """The ``WHERE`` of a client listing: a substring of the name or of a client ID, the status, and
+    the caller's own condition."""
+    condition: ColumnElement[bool] = clients_table.c.id.is_not(None) if where is None else where
     if search:
         pattern = _like(search)
         ids = (
@@ -717,17 +718,18 @@ class _StoreReads(_StoreBase):
         offset: int = 0,
         after: int = 0,
         pks: Iterable[int] | None = None,
+        where: ColumnElement[bool] | None = None,
     ) -> builtins.list[ClientRecord]:
         """One page of clients, seen through their first credential, in the order they were created.
 
         ``search`` (case-insensitive) is a substring of the name or of any client ID; ``status`` is
         ``"enabled"`` or ``"disabled"``; ``after`` skips clients up to that primary key (to walk all
-        of them in batches); ``pks`` keeps only those clients. ``LIMIT``/``OFFSET`` in SQL: holds
-        any number of clients.
+        of them in batches); ``pks`` keeps only those clients; ``where``: a condition of the
+        caller's on ``clientauth_clients``. ``LIMIT``/``OFFSET`` in SQL: holds any number of clients.
         """
         with self._connect(write=False) as conn:
             self._check_migrated(conn)
-            condition = _client_filter(search, status)
+            condition = _client_filter(search, status, where)
             if after:
                 condition = condition & (clients_table.c.id > after)
             if pks is not None:
@@ -742,14 +744,18 @@ class _StoreReads(_StoreBase):
                 .where(clients_table.c.id.in_(wanted))
                 .order_by(clients_table.c.id, credentials_table.c.id)
             ).all()
-        by_pk = _clients(rows, lambda r: str(r.pk))
-        return [dataclasses.replace(record, client_id=record.credentials[0].client_id) for record in by_pk.values()]
+        first: dict[int, str] = {}
+        for row in rows:  # each client seen through its first credential
+            first.setdefault(row.pk, row.client_id)
+        return list(_clients(rows, lambda r: first[r.pk]).values())
 
-    def count_clients(self, *, search: str = "", status: str | None = None) -> int:
+    def count_clients(
+        self, *, search: str = "", status: str | None = None, where: ColumnElement[bool] | None = None
+    ) -> int:
         """How many clients :meth:`find_clients` would page through."""
         with self._connect(write=False) as conn:
             self._check_migrated(conn)
-            query = select(func.count()).select_from(clients_table).where(_client_filter(search, status))
+            query = select(func.count()).select_from(clients_table).where(_client_filter(search, status, where))
             return int(conn.execute(query).scalar_one())
 
     def find_by_secret(self, secret: str) -> ClientRecord | None:

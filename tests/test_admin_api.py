@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 
 from flask_clientauth import ClientAuth
 from flask_clientauth.admin_api import admin_api_document
+from flask_clientauth.models import clients_table
 from flask_clientauth.store import utcnow
 from servers import HTTP_TIMEOUT, database, serve
 
@@ -51,11 +52,18 @@ def owner_can_manage(record: Any) -> bool:
     return user == "root" or record.description == f"owner:{user}"
 
 
+def owner_scope() -> Any:
+    """The same rule in SQL: listings filter by it before ``owner_can_manage`` is asked."""
+    user = request.authorization.username if request.authorization else None
+    return None if user == "root" else clients_table.c.description == f"owner:{user}"
+
+
 def build_app(make_app: AppFactory, database_url: str | None = None, **config: Any) -> Flask:
     config.setdefault("CLIENTAUTH_PLANS", PLANS)
     app = make_app(database_url=database_url, **config)
     auth: ClientAuth = app.extensions["test_auth"]
-    app.register_blueprint(auth.admin_api(basic_login, can_manage=owner_can_manage), url_prefix=PREFIX)
+    admin = auth.admin_api(basic_login, can_manage=owner_can_manage, scope=owner_scope)
+    app.register_blueprint(admin, url_prefix=PREFIX)
     return app
 
 

@@ -200,6 +200,21 @@ def test_can_manage_pages_count_only_the_actors_clients(app: Flask) -> None:
     assert alice.list_clients(search="KEY-03").total == 1 and alice.list_clients(search="key-1").total == 0
 
 
+def test_scope_filters_in_sql_and_hides_like_can_manage(app: Flask) -> None:
+    store = app.extensions["clientauth"].store
+    for i in range(6):
+        store.create(f"key-{i}", description="owner:alice" if i % 2 else "owner:bob")
+    theirs = store.find_clients(search="key-0")[0].client_id
+    scope = clients_table.c.description == "owner:alice"
+    for alice in (service(app, scope=scope), service(app, scope=scope, can_manage=owned_by("alice"))):
+        page = alice.list_clients(per_page=2)
+        assert (page.total, page.pages, [r.name for r in page.items]) == (3, 2, ["key-1", "key-3"])
+        refused("not_found", 404, alice.get, theirs)
+        refused("not_found", 404, alice.set_enabled, theirs, False)
+        assert {e.client_name for e in alice.audit()} == {"key-1", "key-3", "key-5"}
+    assert service(app, scope=scope, can_manage=lambda r: r.name != "key-3").list_clients().total == 2
+
+
 def test_search_and_status(app: Flask) -> None:
     svc = service(app)
     a = svc.create("Payments 100%").record
