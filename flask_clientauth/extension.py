@@ -523,19 +523,23 @@ class ClientAuth:
         *,
         can_manage: Callable[[ClientRecord], bool] | None = None,
         actor: Callable[[], str | None] | None = None,
+        scope: Callable[[], ColumnElement[bool] | None] | None = None,
         name: str = "clientauth_portal",
     ) -> Blueprint:
         """The "Sharing & keys" pages (see :doc:`portal`); register the blueprint under a prefix.
 
         ``login_required`` (required: the app's login decorator) wraps every page, so the portal is
         never open; ``can_manage(record)`` limits the clients a user sees and changes; ``actor()``
-        names the user in the audit log (default: :func:`~.admin_api.default_actor`). The pages are
+        names the user in the audit log (default: :func:`~.admin_api.default_actor`); ``scope()``, as
+        for :meth:`admin_api`, an SQL condition the listings filter by first. The pages are
         exempt from the API key check (the app's document does not describe them). Needs Flask-WTF
         (``pip install 'Flask-ClientAuth[portal]'``) and the app's ``SECRET_KEY``.
         """
         from .portal import build_portal
 
-        return build_portal(self, login_required=login_required, can_manage=can_manage, actor=actor, name=name)
+        return build_portal(
+            self, login_required=login_required, can_manage=can_manage, actor=actor, scope=scope, name=name
+        )
 
     # -- the hook ---------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from flask import (
     url_for,
 )
 from flask.sansio.blueprints import BlueprintSetupState
+from sqlalchemy import ColumnElement
 from werkzeug.exceptions import HTTPException
 
 from . import explore
@@ -80,6 +81,7 @@ def build_portal(
     login_required: Decorator | None,
     can_manage: CanManage | None = None,
     actor: Callable[[], str | None] | None = None,
+    scope: Callable[[], ColumnElement[bool] | None] | None = None,
     name: str = "clientauth_portal",
 ) -> Blueprint:
     """The blueprint of :meth:`ClientAuth.portal <flask_clientauth.ClientAuth.portal>` (see there)."""
@@ -100,7 +102,8 @@ def build_portal(
     ext.exempt(bp)
 
     def service() -> ClientService:
-        return ClientService(ext.state(), actor=who(), can_manage=can_manage)
+        where = None if scope is None else scope()
+        return ClientService(ext.state(), actor=who(), can_manage=can_manage, scope=where)
 
     def view(rule: str, methods: tuple[str, ...] = ("GET",)) -> Callable[[F], F]:
         def decorator(f: F) -> F:

@@ -420,6 +420,27 @@ def test_can_manage_hides_other_users_clients(make_app: Any, database_url: str) 
     assert "alice: reports" in text(alice.get(PREFIX + "/"))
 
 
+def test_scope_filters_the_list_in_sql(make_app: Any, database_url: str) -> None:
+    from flask_clientauth.models import clients_table
+
+    def mine(record: Any) -> bool:
+        return bool(record.name.startswith(session["user"] + ":"))
+
+    app = mount(
+        make_app(database_url=database_url),
+        can_manage=mine,
+        scope=lambda: clients_table.c.name.like(session["user"] + ":%"),
+    )
+    alice, bob = app.test_client(), app.test_client()
+    alice.get("/test-login?user=alice")
+    bob.get("/test-login?user=bob")
+    cid, _ = create(alice, "alice: reports")
+    create(bob, "bob: billing")
+    assert "1 client" in text(bob.get(PREFIX + "/")) and "alice: reports" not in text(bob.get(PREFIX + "/"))
+    assert bob.get(f"{PREFIX}/clients/{cid}").status_code == 404
+    assert "alice: reports" in text(alice.get(PREFIX + "/"))
+
+
 def test_audit_of_all_and_of_one(portal_app: Flask, web: Any) -> None:
     cid, _ = create(web, "first")
     create(web, "second")
