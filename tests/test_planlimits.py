@@ -109,8 +109,8 @@ def test_a_client_gets_its_limit_then_429_with_headers_and_others_are_not_affect
     assert get(app, cid, path="/api/status").status_code == 200  # public: no client, no plan
 
 
-def test_all_credentials_of_a_client_share_its_counters(make_app: AppFactory, storage: str) -> None:
-    app = plan_app(make_app, CLIENTAUTH_RATELIMIT_STORAGE_URI=storage)
+def test_all_credentials_of_a_client_share_its_counters(make_app: AppFactory, storage: str, database_url: str) -> None:
+    app = plan_app(make_app, database_url=database_url, CLIENTAUTH_RATELIMIT_STORAGE_URI=storage)
     cid, secret = new_client(app, "two keys")
     with app.app_context():
         second, second_secret = app.extensions["clientauth"].store.add_credential(cid)
@@ -230,14 +230,15 @@ def test_a_route_outside_the_document_is_outside_a_plan_that_lists_operations(ma
 
 
 def test_a_stored_plan_no_longer_configured_fails_closed_and_says_so(
-    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture, database_url: str
 ) -> None:
-    app = plan_app(make_app, plans={**PLANS, "retired": {}})
+    app = plan_app(make_app, plans={**PLANS, "retired": {}}, database_url=database_url)
     with app.app_context():
         record, secret = app.extensions["clientauth"].store.create("old client", plan="retired")
     assert secret is not None
     assert get(app, record.client_id, secret).status_code == 200
-    app = plan_app(make_app, create_tables=False)  # the same database, "retired" removed from the config
+    # the same database, "retired" removed from the config
+    app = plan_app(make_app, create_tables=False, database_url=database_url)
     with caplog.at_level(logging.ERROR, "flask_clientauth"):
         resp = get(app, record.client_id, secret)
     assert resp.status_code == 403 and resp.get_json() == NOT_IN_PLAN
@@ -463,8 +464,8 @@ def test_bad_settings_name_the_key(make_app: AppFactory, key: str, value: Any) -
 # -- flask clients usage ------------------------------------------------------------------------------------
 
 
-def test_usage_command(make_app: AppFactory, storage: str) -> None:
-    app = plan_app(make_app, CLIENTAUTH_RATELIMIT_STORAGE_URI=storage)
+def test_usage_command(make_app: AppFactory, storage: str, database_url: str) -> None:
+    app = plan_app(make_app, database_url=database_url, CLIENTAUTH_RATELIMIT_STORAGE_URI=storage)
     cid, secret = new_client(app, "c")
     runner = app.test_cli_runner()
     result = runner.invoke(args=["clients", "usage", cid, "--json"])
