@@ -352,3 +352,9 @@ class PlanLimiter:
     def reset(self) -> None:
         """Forget every counter of this storage (tests, or after an incident)."""
         self.storage.reset()
+
+    def close(self) -> None:
+        """Close the storage's connections (a Redis connection pool); the next use opens new ones."""
+        pool = getattr(getattr(self.storage, "storage", None), "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()

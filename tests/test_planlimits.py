@@ -26,7 +26,6 @@ from flask_clientauth.planlimits import PlanLimiter
 from flask_clientauth.plans import Plan, parse_limit
 from flask_clientauth.settings import ConfigurationError
 from redisserver import RedisServer
-from servers import free_port
 
 from conftest import ID_AND_SECRET, AppFactory, FakeClock, auth_of, doc3, headers, new_client, op
 
@@ -57,10 +56,30 @@ def redis_url() -> str:
     return url
 
 
+#: The limiters of the apps the current test made, whose Redis connections are closed after it.
+_LIMITERS: list[PlanLimiter] = []
+_CLIENTS: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def close_counter_storage() -> Iterator[None]:
+    yield
+    while _LIMITERS:
+        _LIMITERS.pop().close()
+    while _CLIENTS:
+        pool = getattr(getattr(_CLIENTS.pop(), "storage", None), "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()
+
+
 def plan_app(make_app: AppFactory, *, default: str | None = "bronze", plans: Any = None, **config: Any) -> Flask:
     app = make_app(CLIENTAUTH_PLANS=plans or PLANS, CLIENTAUTH_DEFAULT_PLAN=default, **config)
     limiter = app.extensions["clientauth"].limiter
+    throttle_storage = getattr(getattr(app.extensions["clientauth"].throttle, "_limiter", None), "storage", None)
+    if throttle_storage is not None:  # the failure throttle counts in the same storage
+        _CLIENTS.append(throttle_storage)
     if limiter is not None:
+        _LIMITERS.append(limiter)
         limiter.reset()  # a shared Redis keeps counts from earlier runs (primary keys start at 1 again)
     return app
 
@@ -344,6 +363,7 @@ def test_one_redis_call_per_request_in_the_limits_key_format() -> None:
 
     url = redis_url()
     limiter = PlanLimiter(url, key_prefix="clientauth:keys-test")
+    _LIMITERS.append(limiter)
     limiter.reset()
     plan = Plan(
         "p", rate_limits=(parse_limit("5/minute"), parse_limit("100/1hour")), burst_limits=(parse_limit("2/second"),)
@@ -367,6 +387,7 @@ def test_one_redis_call_per_request_in_the_limits_key_format() -> None:
     )
     assert stats.remaining == 3
     limiter.reset()
+    conn.close()
 
 
 def _evalsha_calls(conn: Any) -> int:
@@ -397,14 +418,6 @@ def test_operation_limits_have_their_own_counter() -> None:
 
 
 # -- the counter store goes away -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_redis(tmp_path: Any) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_redis_down_fails_closed_with_503_and_recovers(
