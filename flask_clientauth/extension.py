@@ -267,7 +267,7 @@ class ClientAuthState:
                 "clientauth: client %s has the plan %r, which is not configured (CLIENTAUTH_PLANS, CLIENTAUTH_PRODUCT);"
                 " refusing it with 403 not_in_plan",
                 escape(client.client_id),
-                exc.name if hasattr(exc, "name") else str(exc),
+                exc.name,
             )
             return self.respond(AuthFailure(errors.NOT_IN_PLAN), policy)
         if plan is None:
