@@ -145,6 +145,9 @@ class _Product:
                 raise self.fail(
                     f"cannot honour {', '.join(repr(k) for k in unknown)} (a limit reads value and hard-limit)", at
                 )
+            value = limit["value"]
+            if isinstance(value, str) and value.strip().lower() == "unlimited":
+                continue  # nothing to exceed: hard or soft is the same
             hard = limit.get("hard-limit", True)
             if hard is not True:
                 kind = (
@@ -155,9 +158,6 @@ class _Product:
                     "set hard-limit: true, or remove the limit",
                     at,
                 )
-            value = limit["value"]
-            if isinstance(value, str) and value.strip().lower() == "unlimited":
-                continue
             try:
                 items.append(parse_limit(value))
             except ValueError as exc:

@@ -229,7 +229,7 @@ def _plan_limits(key: str, value: Any) -> tuple[RateLimitItem, ...]:
 
 def read_config_plans(key: str, value: Any) -> tuple[Plan, ...]:
     """``CLIENTAUTH_PLANS`` read into plans whose ``operations`` are still as written
-    (``"GET /branches"`` or an operationId): :func:`resolve_operations` maps them to labels."""
+    (``"GET /branches"`` or an operationId): :func:`.product.resolve_operations` maps them to labels."""
     from .plans import Plan, check_plan_name
 
     if value is None:

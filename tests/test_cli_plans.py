@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, jsonify
 
+from flask_clientauth import current_client
+from servers import cli, cli_json, example_env
 from test_cli import failed, ok, ok_json
 from test_plans import ISSUE_PLANS, PRODUCT, SPECS, spec_with_ids
 
-from conftest import AppFactory
+from conftest import AppFactory, FakeClock, headers
 
 CONFIGURED = "(configured plans: bronze, gold)"
 
@@ -152,3 +156,40 @@ def test_a_plan_error_of_a_callable_document_is_a_one_line_cli_error(make_app: A
     result = failed(app, "plans")
     assert result.output.startswith("Error: <spec_with_ids()>: the plans do not fit the document: ")
     assert result.output.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_a_plan_changed_by_the_cli_in_another_process_reaches_the_app_within_the_interval(
+    make_app: AppFactory, database_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    """``flask clients plan`` run as an operator runs it (its own process, the example app's config
+    on the same database): the serving app holds the client to the new plan once the revocation
+    interval has passed, and not before (it has the client cached)."""
+    interval = 0.5
+    app = make_app(database_url=database_url, routes=False, CLIENTAUTH_REVOCATION_INTERVAL=interval, clock=clock)
+    app.add_url_rule("/api/branches", "branches", lambda: jsonify(plan=current_client.plan))
+    record, secret = app.extensions["clientauth"].store.create("Mobile app", plan="bronze")
+    assert secret is not None
+    env = example_env(
+        tmp_path / "instance",
+        "openapi2",
+        CLIENTAUTH_DATABASE_URI=database_url,
+        CLIENTAUTH_PLANS=json.dumps({"bronze": {"rate_limits": ["5/minute"]}, "gold": {"rate_limits": ["1/second"]}}),
+    )
+
+    def plan_seen() -> Any:
+        response = app.test_client().get("/api/branches", headers=headers(record.client_id, secret))
+        assert response.status_code == 200
+        return response.get_json()["plan"]
+
+    assert plan_seen() == "bronze"
+    assert cli_json(env, "plan", record.client_id, "gold")["plan"] == "gold"
+    assert plan_seen() == "bronze"  # cached, and the interval has not passed
+    clock.advance(interval + 0.05)
+    assert plan_seen() == "gold"
+    refused = cli(env, "plan", record.client_id, "silver")
+    assert (
+        refused.returncode == 1 and refused.stderr == "Error: unknown plan 'silver' (configured plans: bronze, gold)\n"
+    )
+    entries = cli_json(env, "audit", record.client_id)
+    assert [(e["action"], e["detail"]) for e in entries][-1] == ("plan", {"plan": "gold", "previous": "bronze"})
