@@ -504,3 +504,16 @@ def test_usage_of_a_client_without_a_plan(make_app: AppFactory) -> None:
     runner = app.test_cli_runner()
     assert json.loads(runner.invoke(args=["clients", "usage", cid, "--json"]).stdout) == []
     assert "no plan" in runner.invoke(args=["clients", "usage", cid]).output
+
+
+def test_memory_counters_of_ended_windows_are_forgotten() -> None:
+    limiter = PlanLimiter("memory://")
+    plan = Plan("p", rate_limits=(parse_limit("1/second"),))
+    assert limiter.check(Record(1), plan, None) is not None  # type: ignore[arg-type]
+    with pytest.raises(AuthFailure):
+        limiter.check(Record(1), plan, None)  # type: ignore[arg-type]
+    time.sleep(1.05)
+    limiter._next_sweep = 0.0  # the once-a-minute sweep is due
+    assert limiter.check(Record(2), plan, None) is not None  # type: ignore[arg-type]
+    assert list(limiter.storage.storage) == ["LIMITER/clientauth/plan/{2}/1/1/second"]  # type: ignore[attr-defined]
+    assert limiter.check(Record(1), plan, None) is not None  # type: ignore[arg-type]  # a new window
