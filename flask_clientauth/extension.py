@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Blueprint, Flask, Request, Response, current_app, request
+from flask import Blueprint, Flask, Request, Response, after_this_request, current_app, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import ColumnElement, Engine, create_engine, make_url
 from werkzeug.exceptions import HTTPException
@@ -261,13 +261,13 @@ class ClientAuthState:
         """
         record = client._record
         try:
-            plan = self.plans.for_client(record.plan)
+            plan = (self._plans or self.plans).for_client(record.plan)  # loaded with the document by now
         except UnknownPlan as exc:  # fail closed: the plan's limits are unknown, so is what it allows
             logger.error(
                 "clientauth: client %s has the plan %r, which is not configured (CLIENTAUTH_PLANS, CLIENTAUTH_PRODUCT);"
                 " refusing it with 403 not_in_plan",
                 escape(client.client_id),
-                exc.name if hasattr(exc, "name") else str(exc),
+                exc.name,
             )
             return self.respond(AuthFailure(errors.NOT_IN_PLAN), policy)
         if plan is None:
@@ -286,8 +286,9 @@ class ClientAuthState:
                 plan.name,
             )
             return self.respond(failure, policy)
-        if window is not None:
+        if window is not None and self.settings.ratelimit_headers:
             req._clientauth_window = window  # type: ignore[attr-defined]
+            after_this_request(self.rate_limit_headers)  # this request's alone: others pay nothing
         return None
 
     def usage(self, record: ClientRecord) -> tuple[Plan | None, list[LimitUsage]]:
@@ -300,10 +301,17 @@ class ClientAuthState:
         return plan, self.limiter.usage(record, plan)
 
     def rate_limit_headers(self, response: Response) -> Response:
-        """``after_request``: the ``X-RateLimit-*`` headers of the request's tightest plan limit."""
+        """The ``X-RateLimit-*`` headers of the request's tightest plan limit: registered with
+        ``after_this_request`` by a request that has one, so that no other request runs it."""
         window = getattr(request, "_clientauth_window", None)
-        if window is not None and "X-RateLimit-Limit" not in response.headers:  # the view's own win
-            response.headers.update(window.headers())
+        headers = response.headers
+        if window is not None and "X-RateLimit-Limit" not in headers:  # the view's own win
+            items = window.headers().items()
+            raw = getattr(headers, "_list", None)
+            if isinstance(raw, list):  # our names and digits need none of add()'s checks (half a request's cost)
+                raw.extend(items)
+            else:
+                headers.extend(items)
         return response
 
     def _refuse_mount(self, req: Request) -> Response:
@@ -383,8 +391,6 @@ class ClientAuth:
                 on_error=settings.plan_limits_on_error,
                 clock=self.clock,
             )
-            if settings.ratelimit_headers:
-                app.after_request(state.rate_limit_headers)
         app.before_request(state.before_request)
         # Flask calls ``self.dispatch_request()``: an instance attribute takes its place,
         # decided on the first request (see dispatch.py).

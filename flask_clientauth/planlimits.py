@@ -14,6 +14,7 @@ request refused by one limit may have counted against the limits checked before 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("flask_clientauth")
 
+#: How often the memory counters whose window ended are forgotten (seconds).
+SWEEP_INTERVAL = 60.0
 #: ``CLIENTAUTH_PLAN_LIMITS_ON_ERROR = "open"``: the counter store's failure is logged at most this often.
 OPEN_WARNING_INTERVAL = 60.0
 
@@ -193,7 +196,13 @@ class PlanLimiter:
         #: Memory counters are this process's alone: a lock makes test-then-count exact.
         self._exclusive = isinstance(self.storage, MemoryStorage)
         #: Fixed windows in memory: counted with the storage's own get / incr, without the strategy's calls.
-        self._memory_fixed = self._exclusive and strategy == "fixed-window"
+        self._memory_fixed = (
+            self._exclusive
+            and strategy == "fixed-window"
+            and hasattr(self.storage, "storage")
+            and hasattr(self.storage, "expirations")
+        )
+        self._next_sweep = 0.0
 
     # -- keys ---------------------------------------------------------------------------
     def identifiers(self, pk: int, limit: PlanLimit) -> tuple[str, ...]:
@@ -299,18 +308,41 @@ class PlanLimiter:
         return (None if first == 0 else rules[first - 1].limit), windows
 
     def _hit_memory(self, pk: int, rules: tuple[PlanCounter, ...], cost: int) -> tuple[PlanLimit | None, list[Window]]:
-        """Fixed windows in this process (under the lock): each counter checked, then all counted."""
+        """Fixed windows in this process, under the lock: each counter checked, then all counted.
+
+        Reads and writes the memory storage's own tables (``storage`` and ``expirations``, as its
+        ``get`` and ``incr`` do) without ``incr``: that starts an expiry thread whenever its last
+        one ended (every 10 ms), which would cost a busy worker a thread start every few requests.
+        :meth:`_sweep` forgets ended windows instead, once a minute.
+        """
         storage: MemoryStorage = self.storage  # type: ignore[assignment]
+        counts, expirations = storage.storage, storage.expirations
+        now = time.time()
+        if now >= self._next_sweep:
+            self._sweep(now)
         keys = [f"{c.head}{pk}{c.tail}" for c in rules]
         for counter, key in zip(rules, keys, strict=True):
-            count = storage.get(key)  # also drops an expired window
+            count = counts.get(key, 0) if expirations.get(key, 0) > now else 0
             if count + cost > counter.amount:
-                return counter.limit, [Window(counter.amount, max(0, counter.amount - count), storage.get_expiry(key))]
+                reset = expirations.get(key, now + counter.expiry)
+                return counter.limit, [Window(counter.amount, max(0, counter.amount - count), reset)]
         windows = []
         for counter, key in zip(rules, keys, strict=True):
-            count = storage.incr(key, counter.expiry, cost)
-            windows.append(Window(counter.amount, counter.amount - count, storage.get_expiry(key)))
+            if expirations.get(key, 0) > now:
+                count = counts[key] = counts[key] + cost
+            else:  # a new window opens with this request
+                count = counts[key] = cost
+                expirations[key] = now + counter.expiry
+            windows.append(Window(counter.amount, counter.amount - count, expirations[key]))
         return None, windows
+
+    def _sweep(self, now: float) -> None:
+        """Forget the memory counters whose window ended (the lock is held)."""
+        storage: MemoryStorage = self.storage  # type: ignore[assignment]
+        for key in [k for k, until in storage.expirations.items() if until <= now]:
+            storage.storage.pop(key, None)
+            storage.expirations.pop(key, None)
+        self._next_sweep = now + SWEEP_INTERVAL
 
     def _hit_library(self, pk: int, rules: tuple[PlanCounter, ...], cost: int) -> tuple[PlanLimit | None, list[Window]]:
         limiter = self._limiter
@@ -337,18 +369,28 @@ class PlanLimiter:
         rules = [c.limit for c in self.rules(plan, None)]
         for operation in sorted(plan.operation_limits):
             rules.extend(c.limit for c in self.rules(plan, operation) if c.limit.scope == "operation")
-        rows = []
         try:
-            for rule in rules:
-                ids = self.identifiers(record.pk, rule)
-                reset, remaining = self._limiter.get_window_stats(rule.item, *ids)
-                remaining = max(0, min(remaining, rule.item.amount))
-                used = rule.item.amount - remaining
-                rows.append(LimitUsage(rule, used, remaining, reset if used else None))
+            with self._lock if self._exclusive else contextlib.nullcontext():
+                rows = self._read(record.pk, rules)
         except Exception as exc:
             raise PlanLimitsUnavailable(f"rate-limit storage unavailable ({type(exc).__name__})") from None
+        return rows
+
+    def _read(self, pk: int, rules: list[PlanLimit]) -> list[LimitUsage]:
+        rows = []
+        for rule in rules:
+            reset, remaining = self._limiter.get_window_stats(rule.item, *self.identifiers(pk, rule))
+            remaining = max(0, min(remaining, rule.item.amount))
+            used = rule.item.amount - remaining
+            rows.append(LimitUsage(rule, used, remaining, reset if used else None))
         return rows
 
     def reset(self) -> None:
         """Forget every counter of this storage (tests, or after an incident)."""
         self.storage.reset()
+
+    def close(self) -> None:
+        """Close the storage's connections (a Redis connection pool); the next use opens new ones."""
+        pool = getattr(getattr(self.storage, "storage", None), "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()

@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 from flask_clientauth import ClientAuth, ClientStore, current_client
 from flask_clientauth.migrate import VERSION_TABLE
 from flask_clientauth.models import Base
+from redisserver import own_redis  # noqa: F401  # the fixture: a redis-server of the test's own
 
 BACKENDS = {
     "sqlite": None,

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -59,6 +60,17 @@ class RedisServer:
         if self._log is not None:
             self._log.close()
         self.proc, self._log = None, None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A ``redis-server`` of the test's own, started; stopped after the test."""
+    from servers import free_port
+
+    server = RedisServer(tmp_path / "redis", free_port())
+    server.start()
+    yield server
+    server.stop()
 
 
 class RedisMonitor:

@@ -26,7 +26,6 @@ from flask_clientauth.planlimits import PlanLimiter
 from flask_clientauth.plans import Plan, parse_limit
 from flask_clientauth.settings import ConfigurationError
 from redisserver import RedisServer
-from servers import free_port
 
 from conftest import ID_AND_SECRET, AppFactory, FakeClock, auth_of, doc3, headers, new_client, op
 
@@ -57,10 +56,30 @@ def redis_url() -> str:
     return url
 
 
+#: The limiters of the apps the current test made, whose Redis connections are closed after it.
+_LIMITERS: list[PlanLimiter] = []
+_CLIENTS: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def close_counter_storage() -> Iterator[None]:
+    yield
+    while _LIMITERS:
+        _LIMITERS.pop().close()
+    while _CLIENTS:
+        pool = getattr(getattr(_CLIENTS.pop(), "storage", None), "connection_pool", None)
+        if pool is not None:
+            pool.disconnect()
+
+
 def plan_app(make_app: AppFactory, *, default: str | None = "bronze", plans: Any = None, **config: Any) -> Flask:
     app = make_app(CLIENTAUTH_PLANS=plans or PLANS, CLIENTAUTH_DEFAULT_PLAN=default, **config)
     limiter = app.extensions["clientauth"].limiter
+    throttle_storage = getattr(getattr(app.extensions["clientauth"].throttle, "_limiter", None), "storage", None)
+    if throttle_storage is not None:  # the failure throttle counts in the same storage
+        _CLIENTS.append(throttle_storage)
     if limiter is not None:
+        _LIMITERS.append(limiter)
         limiter.reset()  # a shared Redis keeps counts from earlier runs (primary keys start at 1 again)
     return app
 
@@ -109,8 +128,8 @@ def test_a_client_gets_its_limit_then_429_with_headers_and_others_are_not_affect
     assert get(app, cid, path="/api/status").status_code == 200  # public: no client, no plan
 
 
-def test_all_credentials_of_a_client_share_its_counters(make_app: AppFactory, storage: str) -> None:
-    app = plan_app(make_app, CLIENTAUTH_RATELIMIT_STORAGE_URI=storage)
+def test_all_credentials_of_a_client_share_its_counters(make_app: AppFactory, storage: str, database_url: str) -> None:
+    app = plan_app(make_app, database_url=database_url, CLIENTAUTH_RATELIMIT_STORAGE_URI=storage)
     cid, secret = new_client(app, "two keys")
     with app.app_context():
         second, second_secret = app.extensions["clientauth"].store.add_credential(cid)
@@ -230,14 +249,15 @@ def test_a_route_outside_the_document_is_outside_a_plan_that_lists_operations(ma
 
 
 def test_a_stored_plan_no_longer_configured_fails_closed_and_says_so(
-    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture, database_url: str
 ) -> None:
-    app = plan_app(make_app, plans={**PLANS, "retired": {}})
+    app = plan_app(make_app, plans={**PLANS, "retired": {}}, database_url=database_url)
     with app.app_context():
         record, secret = app.extensions["clientauth"].store.create("old client", plan="retired")
     assert secret is not None
     assert get(app, record.client_id, secret).status_code == 200
-    app = plan_app(make_app, create_tables=False)  # the same database, "retired" removed from the config
+    # the same database, "retired" removed from the config
+    app = plan_app(make_app, create_tables=False, database_url=database_url)
     with caplog.at_level(logging.ERROR, "flask_clientauth"):
         resp = get(app, record.client_id, secret)
     assert resp.status_code == 403 and resp.get_json() == NOT_IN_PLAN
@@ -343,6 +363,7 @@ def test_one_redis_call_per_request_in_the_limits_key_format() -> None:
 
     url = redis_url()
     limiter = PlanLimiter(url, key_prefix="clientauth:keys-test")
+    _LIMITERS.append(limiter)
     limiter.reset()
     plan = Plan(
         "p", rate_limits=(parse_limit("5/minute"), parse_limit("100/1hour")), burst_limits=(parse_limit("2/second"),)
@@ -366,6 +387,7 @@ def test_one_redis_call_per_request_in_the_limits_key_format() -> None:
     )
     assert stats.remaining == 3
     limiter.reset()
+    conn.close()
 
 
 def _evalsha_calls(conn: Any) -> int:
@@ -396,14 +418,6 @@ def test_operation_limits_have_their_own_counter() -> None:
 
 
 # -- the counter store goes away -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_redis(tmp_path: Any) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_redis_down_fails_closed_with_503_and_recovers(
@@ -463,8 +477,8 @@ def test_bad_settings_name_the_key(make_app: AppFactory, key: str, value: Any) -
 # -- flask clients usage ------------------------------------------------------------------------------------
 
 
-def test_usage_command(make_app: AppFactory, storage: str) -> None:
-    app = plan_app(make_app, CLIENTAUTH_RATELIMIT_STORAGE_URI=storage)
+def test_usage_command(make_app: AppFactory, storage: str, database_url: str) -> None:
+    app = plan_app(make_app, database_url=database_url, CLIENTAUTH_RATELIMIT_STORAGE_URI=storage)
     cid, secret = new_client(app, "c")
     runner = app.test_cli_runner()
     result = runner.invoke(args=["clients", "usage", cid, "--json"])
@@ -490,3 +504,16 @@ def test_usage_of_a_client_without_a_plan(make_app: AppFactory) -> None:
     runner = app.test_cli_runner()
     assert json.loads(runner.invoke(args=["clients", "usage", cid, "--json"]).stdout) == []
     assert "no plan" in runner.invoke(args=["clients", "usage", cid]).output
+
+
+def test_memory_counters_of_ended_windows_are_forgotten() -> None:
+    limiter = PlanLimiter("memory://")
+    plan = Plan("p", rate_limits=(parse_limit("1/second"),))
+    assert limiter.check(Record(1), plan, None) is not None  # type: ignore[arg-type]
+    with pytest.raises(AuthFailure):
+        limiter.check(Record(1), plan, None)  # type: ignore[arg-type]
+    time.sleep(1.05)
+    limiter._next_sweep = 0.0  # the once-a-minute sweep is due
+    assert limiter.check(Record(2), plan, None) is not None  # type: ignore[arg-type]
+    assert list(limiter.storage.storage) == ["LIMITER/clientauth/plan/{2}/1/1/second"]  # type: ignore[attr-defined]
+    assert limiter.check(Record(1), plan, None) is not None  # type: ignore[arg-type]  # a new window

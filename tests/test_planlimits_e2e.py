@@ -16,7 +16,6 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,14 +40,6 @@ UNAVAILABLE = {
     "httpMessage": "Service Unavailable",
     "moreInformation": "Rate limit service unavailable",
 }
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 def start(tmp_path: Path, storage: str, **extra: str) -> Server:
