@@ -20,15 +20,17 @@ from werkzeug.routing import Rule
 from . import errors
 from .cache import CredentialCache
 from .cli import clients
+from .context import AuthState
 from .credentials import DocumentKeys, hide
 from .dispatch import DispatchCheck
 from .errors import AuthFailure, respond
+from .metrics import Metrics, make_view
 from .models import Base
-from .requirements import Policy
+from .requirements import FastPath, Policy
 from .routing import Override, Registrations, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, Settings
 from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
-from .store import ClientStore, check_role
+from .store import ClientRecord, ClientStore, check_role
 from .throttle import throttle_for
 from .verify import Authenticator, escape
 
@@ -76,6 +78,17 @@ class ClientAuthState:
             last_used_interval=settings.last_used_interval,
         )
         store.listeners.append(self.authenticator.revocation.changed)
+        #: What the request path calls: the authenticator's checks, counted and timed when metrics are on
+        #: (attributes of their own, so that metrics off costs the warm path nothing).
+        self.fast: Callable[[FastPath, dict[str, Any]], AuthState | None] = self.authenticator.fast
+        self.decide: Callable[[Policy, Request], AuthState] = self.authenticator.decide
+        #: The function registered as the app's ``before_request`` (:meth:`before_request`, counted
+        #: when metrics are on).
+        self.hook: Callable[[], ResponseReturnValue | None] = self.before_request
+        #: The app's Prometheus metrics (``CLIENTAUTH_METRICS``); ``None`` when off.
+        self.metrics: Metrics | None = None
+        if settings.metrics:
+            self._use_metrics(Metrics(client_label=settings.metrics_client_label, plan_of=_plan_of))
         self._root_path = app.root_path
         self._app = weakref.ref(app)  # the app holds the state (extensions, hooks): no cycle back
         self._view_functions = app.view_functions
@@ -92,6 +105,14 @@ class ClientAuthState:
         #: Every route resolved without error: requests skip the start-up check.
         self.routes_ok = False
         self._logged = False
+
+    def _use_metrics(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.fast = metrics.fast(self.authenticator.fast)
+        self.decide = metrics.decide(self.authenticator.decide)
+        self.hook = metrics.hook(self.before_request)
+        self.authenticator.on_lookup = metrics.lookup
+        self.authenticator.revocation.on_poll = metrics.poll
 
     def spec(self) -> Spec:
         """The loaded document (a callable ``CLIENTAUTH_SPEC`` is called on first use)."""
@@ -205,10 +226,10 @@ class ClientAuthState:
         if policy.allow_preflight and req.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in req.environ:
             return None
         fast = policy.fast
-        auth = None if fast is None else self.authenticator.fast(fast, req.environ)
+        auth = None if fast is None else self.fast(fast, req.environ)
         if auth is None:
             try:
-                auth = self.authenticator.decide(policy, req)
+                auth = self.decide(policy, req)
             except AuthFailure as failure:
                 logger.info("clientauth: %s %s -> %s %s", req.method, escape(req.path), failure.status, failure.code)
                 return self.respond(failure, policy)
@@ -235,7 +256,9 @@ class ClientAuthState:
         return self.respond(AuthFailure(errors.CONFIG_ERROR))
 
     def respond(self, failure: AuthFailure, policy: Policy | None = None) -> Response:
-        """The response for a refusal (see :func:`errors.respond`)."""
+        """The response for a refusal (see :func:`errors.respond`); every refusal comes through here."""
+        if self.metrics is not None:
+            self.metrics.refused(failure)
         handler = self.extension.registrations.error_handler
         return respond(failure, policy, handler=handler, detail_mode=self.error_detail)
 
@@ -291,7 +314,7 @@ class ClientAuth:
             state.spec()  # a broken document fails start-up, naming its path and the rule
         app.extensions["clientauth"] = state
 
-        app.before_request(state.before_request)
+        app.before_request(state.hook)
         # Flask calls ``self.dispatch_request()``: an instance attribute takes its place,
         # decided on the first request (see dispatch.py).
         app.dispatch_request = state.dispatch_check.first_dispatch_request  # type: ignore[method-assign]
@@ -385,7 +408,19 @@ class ClientAuth:
         target = app if app is not None else current_app
         return self.state(target).resolve_routes(target.url_map.iter_rules())
 
-    # -- the hook ---------------------------------------------------------------------
+    def metrics_view(self) -> Callable[[], ResponseReturnValue]:
+        """A view serving the current app's Prometheus metrics (``CLIENTAUTH_METRICS``), to mount and
+        protect: ``app.add_url_rule("/metrics", view_func=auth.require(roles=["metrics"])(auth.metrics_view()))``.
+
+        Raises :class:`ConfigurationError` when ``prometheus_client`` (the ``[metrics]`` extra) is
+        not installed. On an app whose metrics are off, the view answers 404 (and logs why).
+        """
+        return make_view()
+
+
+def _plan_of(record: ClientRecord) -> str:
+    """The plan label of an authenticated client."""
+    return str(getattr(record, "plan", None) or "")
 
 
 def _source_label(source: Any) -> str:

@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "CLIENTAUTH_RATELIMIT_STRATEGY": "fixed-window",
     "CLIENTAUTH_RATELIMIT_PER_CLIENT": "20/minute",
     "CLIENTAUTH_RATELIMIT_PER_ADDRESS": "60/minute",
+    "CLIENTAUTH_METRICS": False,
+    "CLIENTAUTH_METRICS_CLIENT_LABEL": False,
 }
 
 #: bcrypt's cost range (``bcrypt.gensalt`` refuses anything else, at the first hash).
@@ -231,6 +233,8 @@ READERS: dict[str, Callable[[str, Any], Any]] = {
     "CLIENTAUTH_RATELIMIT_STRATEGY": lambda k, v: choice(k, v, RATELIMIT_STRATEGIES),
     "CLIENTAUTH_RATELIMIT_PER_CLIENT": rate_limit,
     "CLIENTAUTH_RATELIMIT_PER_ADDRESS": rate_limit,
+    "CLIENTAUTH_METRICS": flag,
+    "CLIENTAUTH_METRICS_CLIENT_LABEL": flag,
 }
 
 
@@ -272,6 +276,8 @@ class Settings:
     ratelimit_strategy: str
     ratelimit_per_client: str | None
     ratelimit_per_address: str | None
+    metrics: bool
+    metrics_client_label: bool
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
