@@ -282,6 +282,7 @@ class ClientAuth:
         self.clock = clock
         #: What the decorators below registered.
         self.registrations = Registrations()
+        self._metrics_view: Callable[[], ResponseReturnValue] | None = None
         if db is not None:
             for table in Base.metadata.sorted_tables:
                 if table.name not in db.metadata.tables:
@@ -412,10 +413,14 @@ class ClientAuth:
         """A view serving the current app's Prometheus metrics (``CLIENTAUTH_METRICS``), to mount and
         protect: ``app.add_url_rule("/metrics", view_func=auth.require(roles=["metrics"])(auth.metrics_view()))``.
 
-        Raises :class:`ConfigurationError` when ``prometheus_client`` (the ``[metrics]`` extra) is
-        not installed. On an app whose metrics are off, the view answers 404 (and logs why).
+        One view per extension object, whichever app serves it (an app factory can decorate and
+        mount it on each app). Raises :class:`ConfigurationError` when ``prometheus_client`` (the
+        ``[metrics]`` extra) is not installed. On an app whose metrics are off, the view answers 404
+        (and logs why).
         """
-        return make_view()
+        if self._metrics_view is None:
+            self._metrics_view = make_view()
+        return self._metrics_view
 
 
 def _plan_of(record: ClientRecord) -> str:
