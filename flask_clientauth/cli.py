@@ -18,7 +18,9 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, ScriptInfo
 
 from .keys import PepperMissing, check_secret_format, find_secrets
+from .plans import Plans, UnknownPlan, check_plan_name
 from .routing import RouteInfo, RouteTable
+from .settings import ConfigurationError
 from .spec import SpecError, error_lines, load_spec, read_document, unrequired_keys_warning
 from .store import (
     COMMAND_FAULTS,
@@ -75,7 +77,7 @@ def _errors(f: F) -> F:
             return f(*args, **kwargs)
         except ClientNotFound as exc:
             raise click.ClickException(f"no client with ID {exc.args[0]!r}") from None
-        except (DuplicateClientId, LastCredential, PepperMissing) as exc:
+        except (DuplicateClientId, LastCredential, PepperMissing, UnknownPlan) as exc:
             raise click.ClickException(str(exc)) from None
         except StoreBusy:
             raise click.ClickException(
@@ -87,7 +89,7 @@ def _errors(f: F) -> F:
                 raise click.ClickException(str(exc)) from None
             where = "the app's database URI" if _state().extension.db is not None else "CLIENTAUTH_DATABASE_URI"
             raise click.ClickException(f"{exc}; check {where}") from None
-        except SpecError as exc:
+        except (SpecError, ConfigurationError) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
@@ -136,6 +138,12 @@ no_secret_option = click.option(
 )
 expires_option = click.option(
     "--expires", type=DATE, metavar="DATE", help=f"When the credential stops working (401): {DATE_HELP}."
+)
+plan_option = click.option(
+    "--plan",
+    metavar="PLAN",
+    callback=_checked(check_plan_name),
+    help="The client's plan (see 'flask clients plans'); without one, the default plan applies.",
 )
 ttl_option = click.option(
     "--ttl", type=DURATION, metavar="DURATION", help=f"How long from now the credential works: {DURATION_HELP}."
@@ -211,6 +219,7 @@ def _echo_client(record: ClientRecord, *, credentials: bool = False) -> None:
     if credential.label:
         click.echo(f"Label:       {credential.label}")
     click.echo(f"Roles:       {', '.join(record.roles) or 'none'}")
+    click.echo(f"Plan:        {_plan_text(record.plan)}")
     expired = " (expired: its requests get 401)" if credential.expired(now) else ""
     click.echo(f"Expires:     {_time(credential.expires_at, 'never')}{expired}")
     grace = credential.previous_secret_until
@@ -222,6 +231,31 @@ def _echo_client(record: ClientRecord, *, credentials: bool = False) -> None:
     if credentials:
         click.echo(f"\nCredentials ({len(record.credentials)}):")
         _echo_credentials(record)
+
+
+def _configured_plans() -> Plans | None:
+    """The configured plans, ``None`` when they cannot be built (the reason is the start-up error)."""
+    try:
+        return _state().plans
+    except (SpecError, ConfigurationError):
+        return None
+
+
+def _plan_text(plan: str | None) -> str:
+    """The client's plan as ``show`` gives it, saying what a missing or unknown one means."""
+    plans = _configured_plans()
+    if plan is None:
+        if plans is not None and plans.default is not None:
+            return f"none (the default plan, {plans.default.name}, applies)"
+        return "none (not limited)"
+    if plans is not None and plan not in plans:
+        return f"{plan} (not configured: its requests are refused with 403 not_in_plan)"
+    return plan
+
+
+def _require_plan(plan: str) -> None:
+    """Refuse, changing nothing, a plan that is not configured (the message lists the configured ones)."""
+    _state().plans.require(plan)
 
 
 def _echo_secret(record: ClientRecord, secret: str | None, as_json: bool) -> None:
@@ -309,6 +343,7 @@ def init_db() -> None:
 @click.option(
     "--role", "roles", multiple=True, metavar="ROLE", callback=_checked(check_role), help="A role (repeat for more)."
 )
+@plan_option
 @expires_option
 @ttl_option
 @json_option
@@ -319,6 +354,7 @@ def create(
     no_secret: bool,
     label: str,
     roles: tuple[str, ...],
+    plan: str | None,
     expires: datetime | None,
     ttl: timedelta | None,
     as_json: bool,
@@ -327,10 +363,13 @@ def create(
 
     The new client gets a generated CLIENT ID, is ENABLED, and has a generated SECRET (only its
     hash is stored); it EXPIRES never unless --expires or --ttl says when, is LAST USED never
-    until its first request, has the ROLES of --role and the LABEL of --label. That is how
-    'list' shows it: CLIENT ID, ENABLED yes, SECRET set, EXPIRES, LAST USED, ROLES, LABEL, NAME.
+    until its first request, has the ROLES of --role, the PLAN of --plan (else "-": the default
+    plan applies) and the LABEL of --label. That is how 'list' shows it: CLIENT ID, ENABLED yes,
+    SECRET set, EXPIRES, LAST USED, ROLES, PLAN, LABEL, NAME.
     """
     expires_at = _expiry(expires, ttl, "--expires")
+    if plan is not None:
+        _require_plan(plan)
     try:
         record, secret = _store().create(
             name,
@@ -339,6 +378,7 @@ def create(
             roles=roles,
             label=label,
             expires_at=expires_at,
+            plan=plan,
             actor=_actor(),
         )
     except ValueError as exc:  # the name: the options were checked as they were parsed
@@ -360,11 +400,11 @@ def list_(as_json: bool) -> None:
         return
     now = utcnow()
     rows = [
-        (*_credential_cells(r, c, now), ",".join(r.roles) or "-", c.label or "-", r.name)
+        (*_credential_cells(r, c, now), ",".join(r.roles) or "-", r.plan or "-", c.label or "-", r.name)
         for r in records
         for c in r.credentials
     ]
-    _echo_table((*_CREDENTIAL_HEADER, "ROLES", "LABEL", "NAME"), rows)
+    _echo_table((*_CREDENTIAL_HEADER, "ROLES", "PLAN", "LABEL", "NAME"), rows)
 
 
 @clients.command("show")
@@ -579,6 +619,86 @@ def roles(client_id: str, add: tuple[str, ...], remove: tuple[str, ...], as_json
         click.echo("\n".join(record.roles))
     else:
         click.echo(f"Client {record.client_id} has no roles.", err=True)
+
+
+@clients.command("plan")
+@click.argument("client_id")
+@click.argument("plan", required=False, callback=_checked(check_plan_name))
+@click.option("--none", "no_plan", is_flag=True, help="Take the client off its plan (the default plan applies).")
+@json_option
+@_errors
+def plan(client_id: str, plan: str | None, no_plan: bool, as_json: bool) -> None:
+    """Put the client (all of its credentials) on PLAN, or take it off with --none; without
+    either, print its plan.
+
+    Every process holds the client to the new plan within CLIENTAUTH_REVOCATION_INTERVAL. A plan
+    that is not configured is refused and nothing is changed.
+    """
+    store = _store()
+    if plan is not None and no_plan:
+        raise click.UsageError("give PLAN or --none, not both")
+    if plan is not None:
+        _require_plan(plan)
+        record = store.set_plan(client_id, plan, actor=_actor())
+    elif no_plan:
+        record = store.set_plan(client_id, None, actor=_actor())
+    else:
+        record = store.require(client_id)
+    if as_json:
+        _echo_json(record.to_dict())
+    else:
+        click.echo(f"Client {record.client_id} ({record.name}): plan {_plan_text(record.plan)}")
+
+
+@clients.command("plans")
+@json_option
+@_errors
+def plans_(as_json: bool) -> None:
+    """List the configured plans: limits, operations, and how many clients are on each.
+
+    Clients without a plan are held to the default plan (CLIENTAUTH_DEFAULT_PLAN), or not limited
+    when there is none. A plan that clients are on but that is no longer configured is listed too:
+    their requests are refused (403 not_in_plan) until they are moved to another plan.
+    """
+    state = _state()
+    report = state.plans.report(state.store.plan_counts())
+    if as_json:
+        _echo_json(report)
+        return
+    if not report:
+        click.echo("No plans configured (CLIENTAUTH_PLANS, CLIENTAUTH_PRODUCT): clients are not limited.")
+        return
+    for number, entry in enumerate(report):
+        if number:
+            click.echo("")
+        _echo_plan(entry)
+    if state.plans.default is None:
+        click.echo("\nNo default plan: clients without a plan are not limited.")
+
+
+def _echo_plan(entry: Mapping[str, Any]) -> None:
+    name = entry["name"]
+    if not entry["configured"]:
+        click.echo(
+            f"{name} (NOT CONFIGURED): {entry['clients']} client(s) on it are refused with 403 not_in_plan; "
+            "move them with 'flask clients plan CLIENT_ID PLAN'"
+        )
+        return
+    title = f" - {entry['title']}" if entry["title"] and entry["title"] != name else ""
+    click.echo(f"{name}{' (default)' if entry['default'] else ''}{title}")
+    by_default = f" (+{entry['clients_by_default']} without a plan)" if entry["default"] else ""
+    click.echo(f"  Clients:     {entry['clients']}{by_default}")
+    click.echo(f"  Rate limits: {', '.join(entry['rate_limits']) or 'unlimited'}")
+    if entry["burst_limits"]:
+        click.echo(f"  Burst:       {', '.join(entry['burst_limits'])}")
+    operations = entry["operations"]
+    click.echo(f"  Operations:  {'all' if operations is None else len(operations)}")
+    for label in operations or ():
+        own = entry["operation_limits"].get(label)
+        limits = "" if own is None else f"  ({', '.join(own) or 'unlimited'}, instead of the plan's rate limits)"
+        click.echo(f"    {label}{limits}")
+    if entry["source"] != "CLIENTAUTH_PLANS":
+        click.echo(f"  From:        {entry['source']}")
 
 
 @clients.command("audit")

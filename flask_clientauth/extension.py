@@ -26,6 +26,7 @@ from .dispatch import DispatchCheck
 from .errors import AuthFailure, respond
 from .metrics import Metrics, make_view
 from .models import Base
+from .plans import Plans, UnknownPlan, build_plans
 from .requirements import FastPath, Policy
 from .routing import Override, Registrations, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, Settings
@@ -88,12 +89,13 @@ class ClientAuthState:
         #: The app's Prometheus metrics (``CLIENTAUTH_METRICS``); ``None`` when off.
         self.metrics: Metrics | None = None
         if settings.metrics:
-            self._use_metrics(Metrics(client_label=settings.metrics_client_label, plan_of=_plan_of))
+            self._use_metrics(Metrics(client_label=settings.metrics_client_label, plan_of=self.plan_name))
         self._root_path = app.root_path
         self._app = weakref.ref(app)  # the app holds the state (extensions, hooks): no cycle back
         self._view_functions = app.view_functions
         self._blueprints = app.blueprints
         self._spec: Spec | None = None
+        self._plans: Plans | None = None
         self._table: RouteTable | None = None
         self._lock = threading.Lock()
         self._check_lock = threading.Lock()
@@ -120,11 +122,41 @@ class ClientAuthState:
             with self._lock:
                 if self._spec is None:
                     spec = self._load_spec()
+                    self._plans = self._build_plans(spec)  # resolved against this document, or no document
                     for warning in spec.warnings:  # once per app, at init_app when the document is a file
                         logger.warning("clientauth: %s", warning)
                     self.authenticator.use_document(DocumentKeys(spec.schemes.values()))
                     self._spec = spec
         return self._spec
+
+    @property
+    def plans(self) -> Plans:
+        """The configured plans (empty when there are none), resolved against the document."""
+        if self._plans is None:
+            self.spec()
+        assert self._plans is not None
+        return self._plans
+
+    def plan_name(self, record: ClientRecord) -> str:
+        """The name of the plan a client is under (its own, else the default; ``""``: none). A stored
+        plan that is no longer configured: its name as stored (such a client is refused)."""
+        try:
+            plan = self.plans.for_client(record.plan)
+        except UnknownPlan:
+            return record.plan or ""
+        return plan.name if plan is not None else ""
+
+    def _build_plans(self, spec: Spec) -> Plans:
+        settings = self.settings
+        try:
+            return build_plans(
+                settings.plans, settings.default_plan, spec, product=settings.product, root_path=self._root_path
+            )
+        except ConfigurationError as exc:
+            if callable(settings.spec) and not isinstance(settings.spec, Mapping):
+                # found on first use, where only a SpecError refuses requests with 503 and says why
+                raise SpecError(spec.source, f"the plans do not fit the document: {exc}") from None
+            raise
 
     def _load_spec(self) -> Spec:
         source = self.settings.spec
@@ -421,11 +453,6 @@ class ClientAuth:
         if self._metrics_view is None:
             self._metrics_view = make_view()
         return self._metrics_view
-
-
-def _plan_of(record: ClientRecord) -> str:
-    """The plan label of an authenticated client."""
-    return str(getattr(record, "plan", None) or "")
 
 
 def _source_label(source: Any) -> str:

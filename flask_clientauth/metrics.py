@@ -231,12 +231,7 @@ class Metrics:
         client = auth.client
         if client is None:
             return "", ""
-        record = client._record
-        try:
-            plan = self.plan_of(record)
-        except Exception:  # a plan no longer configured: its name, as stored (the request is refused)
-            plan = str(getattr(record, "plan", None) or "")
-        return plan, client.client_id if self.client_label else ""
+        return self.plan_of(client._record), client.client_id if self.client_label else ""
 
     # -- the scrape ---------------------------------------------------------------------
     def exposition(self, accept: str | None) -> tuple[bytes, str]:

@@ -103,9 +103,36 @@ def downgrade(engine: Engine, revision: str) -> None:
     """Take the client tables back to ``revision`` with the shipped revisions (own-engine set-up).
 
     A revision that cannot keep every client refuses and changes nothing: below ca0002, each
-    client must hold exactly one credential.
+    client must hold exactly one credential. That is checked before any revision runs, since a later
+    revision's downgrade would otherwise already have changed tables where DDL is not transactional
+    (MariaDB, SQLite).
     """
+    if _goes_below(revision, "ca0002"):
+        restore = importlib.import_module("flask_clientauth.migrations.versions.ca0002_credentials_and_audit")
+        with engine.connect() as conn, conn.begin() as transaction:
+            restore.restore_credentials(conn)  # raises, naming the clients, or would succeed: undo
+            transaction.rollback()
     _command("downgrade", engine, revision)
+
+
+def _goes_below(target: str, revision: str) -> bool:
+    """Whether downgrading to ``target`` undoes ``revision`` (``False`` for a relative target such as ``-1``)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    name = target.removeprefix("clientauth@")
+    if name == "base":
+        return True
+    try:
+        found = script.get_revisions(name)
+    except Exception:  # a relative or unknown target: Alembic says what is wrong with it
+        return False
+    return any(
+        rev is not None
+        and rev.revision != revision
+        and revision in {r.revision for r in script.walk_revisions(base=rev.revision)}
+        for rev in found
+    )
 
 
 def _command(name: str, engine: Engine, revision: str) -> None:

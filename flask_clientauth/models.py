@@ -21,6 +21,7 @@ NAME_MAX = 200
 LABEL_MAX = 200
 ROLE_MAX = 64
 ACTOR_MAX = 200
+PLAN_MAX = 64
 
 
 class Base(DeclarativeBase):
@@ -44,6 +45,8 @@ class Client(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     #: The client's roles, space-separated (role names hold no spaces), sorted.
     roles: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
+    #: The client's plan (a name in ``CLIENTAUTH_PLANS`` / ``CLIENTAUTH_PRODUCT``); ``None``: the default plan.
+    plan: Mapped[str | None] = mapped_column(String(PLAN_MAX), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 

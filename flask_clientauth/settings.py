@@ -11,11 +11,15 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ClientAuthError
+
+if TYPE_CHECKING:
+    from .plans import Plan
 
 logger = logging.getLogger("flask_clientauth")
 
@@ -45,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "CLIENTAUTH_RATELIMIT_STRATEGY": "fixed-window",
     "CLIENTAUTH_RATELIMIT_PER_CLIENT": "20/minute",
     "CLIENTAUTH_RATELIMIT_PER_ADDRESS": "60/minute",
+    "CLIENTAUTH_PLANS": {},
+    "CLIENTAUTH_DEFAULT_PLAN": None,
+    "CLIENTAUTH_PRODUCT": None,
     "CLIENTAUTH_METRICS": False,
     "CLIENTAUTH_METRICS_CLIENT_LABEL": False,
 }
@@ -199,6 +206,29 @@ def _pepper(key: str, value: Any) -> bytes | None:
     return raw
 
 
+def _plans(key: str, value: Any) -> Any:
+    from .plans import read_config_plans
+
+    return read_config_plans(key, value)
+
+
+def _default_plan(key: str, value: Any) -> str | None:
+    from .plans import read_default_plan
+
+    return read_default_plan(key, value)
+
+
+def _path(key: str, value: Any) -> str | None:
+    """A file path (relative ones are resolved as ``CLIENTAUTH_SPEC``'s), or ``None``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key} must be the path of a file (str), not {type(value).__name__}")
+    return value
+
+
 def _database_uri(key: str, value: Any) -> Any:
     from sqlalchemy.engine import URL
 
@@ -233,6 +263,9 @@ READERS: dict[str, Callable[[str, Any], Any]] = {
     "CLIENTAUTH_RATELIMIT_STRATEGY": lambda k, v: choice(k, v, RATELIMIT_STRATEGIES),
     "CLIENTAUTH_RATELIMIT_PER_CLIENT": rate_limit,
     "CLIENTAUTH_RATELIMIT_PER_ADDRESS": rate_limit,
+    "CLIENTAUTH_PLANS": _plans,
+    "CLIENTAUTH_DEFAULT_PLAN": _default_plan,
+    "CLIENTAUTH_PRODUCT": _path,
     "CLIENTAUTH_METRICS": flag,
     "CLIENTAUTH_METRICS_CLIENT_LABEL": flag,
 }
@@ -276,6 +309,10 @@ class Settings:
     ratelimit_strategy: str
     ratelimit_per_client: str | None
     ratelimit_per_address: str | None
+    #: ``CLIENTAUTH_PLANS`` read (operations as written; resolved when the document is loaded).
+    plans: tuple[Plan, ...]
+    default_plan: str | None
+    product: str | None
     metrics: bool
     metrics_client_label: bool
 

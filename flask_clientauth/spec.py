@@ -115,6 +115,8 @@ class Operation:
     prefixes: tuple[str, ...]
     policy: Policy
     ref: str | None = None
+    #: The document's ``operationId`` (``None`` when it gives none).
+    operation_id: str | None = None
 
     @property
     def label(self) -> str:
@@ -633,6 +635,7 @@ class _Parser:
                 prefixes=self.servers.prefixes(op, prefixes, f"{where}: servers"),
                 policy=policy,
                 ref=ref,
+                operation_id=op["operationId"] if isinstance(op.get("operationId"), str) else None,
             )
         )
 

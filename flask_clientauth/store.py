@@ -58,6 +58,7 @@ from .models import (
     credentials_table,
     events_table,
 )
+from .plans import check_plan_name
 
 #: How long change-log entries are kept; pollers only need the last few seconds.
 EVENT_RETENTION = timedelta(days=1)
@@ -335,6 +336,8 @@ class ClientRecord:
     updated_at: datetime
     roles: tuple[str, ...] = ()
     credentials: tuple[CredentialRecord, ...] = field(default=(), repr=False)
+    #: The client's plan by name (``None``: the default plan, if one is configured).
+    plan: str | None = None
     #: The client's primary key (what the audit log refers to it by).
     pk: int = field(default=0, repr=False, compare=False)
 
@@ -381,6 +384,7 @@ class ClientRecord:
             "updated_at": self.updated_at.isoformat(),
             "has_secret": self.has_secret,
             "roles": list(self.roles),
+            "plan": self.plan,
             "label": self.label,
             "expires_at": credential["expires_at"],
             "last_used_at": _iso(self.last_used_at),
@@ -456,6 +460,7 @@ _CLIENT_COLUMNS = (
     clients_table.c.description,
     clients_table.c.enabled,
     clients_table.c.roles,
+    clients_table.c.plan,
     clients_table.c.created_at.label("client_created_at"),
     clients_table.c.updated_at.label("client_updated_at"),
 )
@@ -490,6 +495,7 @@ def _clients(rows: Iterable[Any], key: Callable[[Any], str]) -> dict[str, Client
             created_at=_aware(first.client_created_at),
             updated_at=_aware(first.client_updated_at),
             roles=_roles(first.roles),
+            plan=first.plan,
             credentials=tuple(CredentialRecord.from_row(r) for r in group),
             pk=first.pk,
         )
@@ -920,13 +926,16 @@ class ClientStore(_CredentialChanges):
         roles: Iterable[str] = (),
         label: str = "",
         expires_at: datetime | None = None,
+        plan: str | None = None,
         actor: str | None = None,
     ) -> tuple[ClientRecord, str | None]:
         """Register a client with one credential; returns it and its secret (the only time the secret exists).
 
-        Raises :class:`ValueError` for a name, label, role or expiry that is unusable.
+        Raises :class:`ValueError` for a name, label, role, plan name or expiry that is unusable. The
+        store does not know which plans are configured: the caller checks ``plan`` against them.
         """
         name, label = check_name(name), check_label(label)
+        plan = None if plan is None else check_plan_name(plan)
         role_set = sorted({check_role(r) for r in roles})
         expires_at = _check_expiry(expires_at)
         now = utcnow()
@@ -937,6 +946,7 @@ class ClientStore(_CredentialChanges):
                     description=description,
                     enabled=True,
                     roles=" ".join(role_set),
+                    plan=plan,
                     created_at=now,
                     updated_at=now,
                 )
@@ -950,7 +960,10 @@ class ClientStore(_CredentialChanges):
             self._log(conn, [cid], "create")
             # read back: the database may keep less precision than we sent (MariaDB: seconds)
             record = self._locked(conn, cid)
-            self._audit(conn, "create", record, actor, roles=role_set, expires_at=_iso(expires_at))
+            detail: dict[str, Any] = {"roles": role_set, "expires_at": _iso(expires_at)}
+            if plan is not None:
+                detail["plan"] = plan
+            self._audit(conn, "create", record, actor, **detail)
         self._changed([cid])
         return record, secret
 
@@ -982,6 +995,23 @@ class ClientStore(_CredentialChanges):
         roles = sorted((set(self.require(client_id).roles) | added) - removed)
         detail = {"added": sorted(added), "removed": sorted(removed), "roles": roles}
         return self._update_client(client_id, "roles", actor, detail, roles=" ".join(roles))
+
+    def set_plan(self, client_id: str, plan: str | None, *, actor: str | None = None) -> ClientRecord:
+        """Put the client, with all of its credentials, on ``plan`` (``None``: the default plan).
+
+        Audited as ``"plan"`` (the plan before and after) and written to the change log, so every
+        process holds the client to the new plan within the revocation interval. The caller checks
+        that ``plan`` is configured; :class:`ValueError` for a name that could never be one.
+        """
+        plan = None if plan is None else check_plan_name(plan)
+        detail = {"previous": self.require(client_id).plan, "plan": plan}
+        return self._update_client(client_id, "plan", actor, detail, plan=plan)
+
+    def plan_counts(self) -> dict[str | None, int]:
+        """How many clients are on each plan (``None``: clients without one)."""
+        with self._connect(write=False) as conn:
+            rows = conn.execute(select(clients_table.c.plan, func.count()).group_by(clients_table.c.plan)).all()
+        return {row[0]: int(row[1]) for row in rows}
 
     def delete(self, client_id: str, *, actor: str | None = None) -> ClientRecord:
         """Delete the client and all of its credentials; returns it as it was."""
