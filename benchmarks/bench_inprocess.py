@@ -27,6 +27,9 @@ from werkzeug.test import EnvironBuilder
 import bench_app
 from bench_common import creds, fmt, make_store, median, table
 
+#: The plan of the ``plan-*`` variants: one limit, never reached while counting.
+PLAN_LIMIT = "1000000000/day"
+
 
 @dataclass
 class Variant:
@@ -43,8 +46,10 @@ def build_variants(
     *,
     client: tuple[str, str] | None = None,
     config: dict[str, Any] | None = None,
+    plans: bool = False,
 ) -> tuple[list[Variant], list[str]]:
-    """The apps to compare, for a new client (or ``client``: an existing ID and secret)."""
+    """The apps to compare, for a new client (or ``client``: an existing ID and secret); ``plans`` adds
+    the id+secret route with plans configured: the client without a plan, and on a plan (memory counters)."""
     notes: list[str] = []
     store = make_store(database_url, rounds)
     if client is None:
@@ -91,6 +96,26 @@ def build_variants(
         ),
         Variant("id-secret", "ClientAuth, id+secret (warm)", protected, "/hello", creds(cid, secret)),
     ]
+    if plans:
+        plan = {"bench": {"rate_limits": [PLAN_LIMIT]}}
+        unlimited = {**config, "CLIENTAUTH_PLANS": plan}
+        limited = {**unlimited, "CLIENTAUTH_DEFAULT_PLAN": "bench"}
+        variants += [
+            Variant(
+                "plan-none",
+                "ClientAuth, id+secret (warm), plans configured, the client on none",
+                bench_app.create_app("id-secret", database_url, config=unlimited),
+                "/hello",
+                creds(cid, secret),
+            ),
+            Variant(
+                "plan-memory",
+                f"ClientAuth, id+secret (warm), on a plan of {PLAN_LIMIT} (memory counters)",
+                bench_app.create_app("id-secret", database_url, config=limited),
+                "/hello",
+                creds(cid, secret),
+            ),
+        ]
     store.engine.dispose()
     return variants, notes
 
@@ -195,7 +220,7 @@ BASELINE = "-"
 
 
 def count_instructions(
-    database_url: str, rounds: int, client: tuple[str, str], names: list[str], requests: int
+    database_url: str, rounds: int, client: tuple[str, str], names: list[str], requests: int, plans: bool = False
 ) -> dict[str, Any]:
     """Instructions per request of each variant, counted by ``valgrind --tool=callgrind``.
 
@@ -212,6 +237,7 @@ def count_instructions(
         BENCH_COUNT_DATABASE_URL=database_url,
         BENCH_COUNT_CLIENT=json.dumps(list(client)),
         BENCH_COUNT_ROUNDS=str(rounds),
+        BENCH_COUNT_PLANS="1" if plans else "",
     )
     totals: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="clientauth-callgrind-") as tmp:
@@ -251,6 +277,7 @@ def _count_child(name: str, requests: int) -> None:
         int(os.environ["BENCH_COUNT_ROUNDS"]),
         client=(client[0], client[1]),
         config=COUNT_CONFIG,
+        plans=bool(os.environ.get("BENCH_COUNT_PLANS")),
     )
     runners = {v.name: wsgi_runner(v) for v in variants}
     for variant in variants:

@@ -8,6 +8,7 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -1086,3 +1087,54 @@ def _echo_check(report: dict[str, Any]) -> None:
                 click.echo(f"  - {line}")
     failed = sum(len(report[k]) for k in ("validator_errors", "errors", "route_errors"))
     click.echo(f"\n{failed} error(s), {len(report['warnings'])} warning(s)." if failed else "\nNo errors found.")
+
+
+@clients.command("usage")
+@click.argument("client_id")
+@json_option
+@_errors
+def usage(client_id: str, as_json: bool) -> None:
+    """For each limit of the client's plan: the limit, how much was used, what remains, when it resets.
+
+    Read from the counters the requests count against (CLIENTAUTH_RATELIMIT_STORAGE_URI): with
+    Redis, what every server process counted; with memory:// only this process's, always nothing.
+    """
+    from .planlimits import PlanLimitsUnavailable
+    from .plans import UnknownPlan
+
+    state = _state()
+    record = state.store.require(client_id)
+    try:
+        plan, rows = state.usage(record)
+    except UnknownPlan as exc:
+        raise click.ClickException(
+            f"the client's plan {exc.name!r} is not configured: its requests are refused with 403 not_in_plan"
+        ) from None
+    except PlanLimitsUnavailable as exc:
+        raise click.ClickException(f"{exc}; check CLIENTAUTH_RATELIMIT_STORAGE_URI") from None
+    if state.settings.ratelimit_storage_uri.startswith("memory://") and rows:
+        click.echo(
+            "note: CLIENTAUTH_RATELIMIT_STORAGE_URI is memory://: each server process counts on its own, "
+            "this command sees none of it (use Redis to share the counters)",
+            err=True,
+        )
+    if as_json:
+        _echo_json([row.to_dict() for row in rows])
+        return
+    if plan is None:
+        click.echo(f"{record.client_id}: no plan; its requests are not limited.")
+        return
+    click.echo(f"{record.client_id}: plan {plan.name}")
+    if not rows:
+        click.echo("The plan sets no rate limit.")
+        return
+    cells = []
+    for row in rows:
+        data = row.to_dict()
+        where = data["operation"] or "all operations"
+        reset = "-"
+        if data["reset"] is not None:
+            at = datetime.fromtimestamp(data["reset"], timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            reset = f"{at} (in {max(0, data['reset'] - int(time.time()))}s)"
+        cells.append((data["limit"], data["scope"], str(row.used), str(row.remaining), reset, where))
+    _echo_table(("LIMIT", "SCOPE", "USED", "REMAINING", "RESETS", "APPLIES TO"), cells)

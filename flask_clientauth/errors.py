@@ -55,8 +55,14 @@ ROLE_MISSING = Reason("role_missing", 403, "Client lacks a required role", 6)
 UNDOCUMENTED = Reason("operation_not_described", 403, "Operation not described by the API definition", 7)
 SCHEME_UNSUPPORTED = Reason("scheme_not_supported", 403, "Security scheme not supported", 7)
 THROTTLED = Reason("too_many_failures", 429, "Too many failed attempts; retry later", 8)
+#: A client over a limit of its plan (API Connect's text); proof of identity came first, so it ranks high.
+RATE_LIMITED = Reason("rate_limited", 429, "Rate Limit exceeded", 8)
+#: An authenticated client whose plan does not include the operation (or names a plan no longer configured).
+NOT_IN_PLAN = Reason("not_in_plan", 403, "Operation not included in the client's plan", 7)
 STORE_UNAVAILABLE = Reason("store_unavailable", 503, "Client registry unavailable", 9)
 CONFIG_ERROR = Reason("configuration_error", 503, "API security is misconfigured", 9)
+#: The plan-limit counters cannot be reached and ``CLIENTAUTH_PLAN_LIMITS_ON_ERROR = "closed"``.
+PLAN_LIMITS_UNAVAILABLE = Reason("plan_limits_unavailable", 503, "Rate limit service unavailable", 9)
 
 
 class ClientAuthError(Exception):
@@ -114,6 +120,8 @@ def respond(
     """
     if handler is not None:
         response = current_app.make_response(handler(failure))
+        for name, value in failure.headers.items():  # Retry-After, X-RateLimit-*: unless the handler set its own
+            response.headers.setdefault(name, value)
     else:
         response = default_response(failure, detail_mode=detail_mode)
     if response.status_code == 401 and policy is not None and "WWW-Authenticate" not in response.headers:

@@ -20,13 +20,14 @@ from werkzeug.routing import Rule
 from . import errors
 from .cache import CredentialCache
 from .cli import clients
-from .context import AuthState
+from .context import AuthenticatedClient, AuthState
 from .credentials import DocumentKeys, hide
 from .dispatch import DispatchCheck
 from .errors import AuthFailure, respond
 from .metrics import Metrics, make_view
 from .models import Base
-from .plans import Plans, UnknownPlan, build_plans
+from .planlimits import LimitUsage, PlanLimiter
+from .plans import Plan, Plans, UnknownPlan, build_plans
 from .requirements import FastPath, Policy
 from .routing import Override, Registrations, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, Settings
@@ -79,6 +80,8 @@ class ClientAuthState:
             last_used_interval=settings.last_used_interval,
         )
         store.listeners.append(self.authenticator.revocation.changed)
+        #: Counts plan limits; ``None`` while no plan is configured (the request path then skips plans).
+        self.limiter: PlanLimiter | None = None
         #: What the request path calls: the authenticator's checks, counted and timed when metrics are on
         #: (attributes of their own, so that metrics off costs the warm path nothing).
         self.fast: Callable[[FastPath, dict[str, Any]], AuthState | None] = self.authenticator.fast
@@ -270,10 +273,67 @@ class ClientAuthState:
             except Exception:  # never a traceback to the client, never an open door
                 logger.exception("clientauth: unexpected error while checking %s %s", req.method, escape(req.path))
                 return self.respond(AuthFailure(errors.STORE_UNAVAILABLE))
+        if self.limiter is not None and auth.client is not None:  # some plan exists: one check when not limited
+            refusal = self._enforce_plan(req, policy, auth.client)
+            if refusal is not None:
+                return refusal
         req._clientauth_state = auth  # type: ignore[attr-defined]  # context.STATE_ATTR: this request's only
         if self.hide_credentials:
             hide(req, self.authenticator.document)  # every key of the document, not only this route's
         return None
+
+    def _enforce_plan(self, req: Request, policy: Policy, client: AuthenticatedClient) -> Response | None:
+        """The client's plan against this operation: ``None`` to go on, else the 403 / 429 / 503.
+
+        A success leaves the tightest limit's window on the request, for :meth:`rate_limit_headers`.
+        """
+        record = client._record
+        try:
+            plan = self.plans.for_client(record.plan)
+        except UnknownPlan as exc:  # fail closed: the plan's limits are unknown, so is what it allows
+            logger.error(
+                "clientauth: client %s has the plan %r, which is not configured (CLIENTAUTH_PLANS, CLIENTAUTH_PRODUCT);"
+                " refusing it with 403 not_in_plan",
+                escape(client.client_id),
+                exc.name if hasattr(exc, "name") else str(exc),
+            )
+            return self.respond(AuthFailure(errors.NOT_IN_PLAN), policy, client=client)
+        if plan is None:
+            return None
+        assert self.limiter is not None
+        try:
+            window = self.limiter.check(record, plan, policy.operation)
+        except AuthFailure as failure:
+            logger.info(
+                "clientauth: %s %s -> %s %s (client %s, plan %s)",
+                req.method,
+                escape(req.path),
+                failure.status,
+                failure.code,
+                escape(client.client_id),
+                plan.name,
+            )
+            return self.respond(failure, policy, client=client)
+        if window is not None:
+            req._clientauth_window = window  # type: ignore[attr-defined]
+        return None
+
+    def usage(self, record: ClientRecord) -> tuple[Plan | None, list[LimitUsage]]:
+        """The client's plan and, for each of its limits, what was used: read from the counters the
+        requests count against (:class:`UnknownPlan` for a plan no longer configured,
+        :class:`PlanLimitsUnavailable` when the storage is down). No plan: ``(None, [])``."""
+        plan = self.plans.for_client(record.plan)
+        if plan is None or self.limiter is None:
+            return plan, []
+        return plan, self.limiter.usage(record, plan)
+
+    def rate_limit_headers(self, response: Response) -> Response:
+        """``after_request``: the ``X-RateLimit-*`` headers of the request's tightest plan limit."""
+        window = getattr(request, "_clientauth_window", None)
+        if window is not None:
+            for name, value in window.headers().items():
+                response.headers.setdefault(name, value)
+        return response
 
     def _refuse_mount(self, req: Request) -> Response:
         """The app is served under a prefix the routes were not matched for: refuse, saying why."""
@@ -287,10 +347,15 @@ class ClientAuthState:
         )
         return self.respond(AuthFailure(errors.CONFIG_ERROR))
 
-    def respond(self, failure: AuthFailure, policy: Policy | None = None) -> Response:
-        """The response for a refusal (see :func:`errors.respond`); every refusal comes through here."""
+    def respond(
+        self, failure: AuthFailure, policy: Policy | None = None, *, client: AuthenticatedClient | None = None
+    ) -> Response:
+        """The response for a refusal (see :func:`errors.respond`); every refusal comes through here.
+
+        ``client``: the client refused after it authenticated (a plan's refusal), for the metrics.
+        """
         if self.metrics is not None:
-            self.metrics.refused(failure)
+            self.metrics.refused(failure, client)
         handler = self.extension.registrations.error_handler
         return respond(failure, policy, handler=handler, detail_mode=self.error_detail)
 
@@ -347,6 +412,16 @@ class ClientAuth:
             state.spec()  # a broken document fails start-up, naming its path and the rule
         app.extensions["clientauth"] = state
 
+        if settings.plans or settings.product:  # not state.plans: a callable document is loaded on first use
+            state.limiter = PlanLimiter(
+                settings.ratelimit_storage_uri,
+                strategy=settings.ratelimit_strategy,
+                key_prefix=f"clientauth:{app.name}",  # apps sharing one Redis keep their own counts
+                on_error=settings.plan_limits_on_error,
+                clock=self.clock,
+            )
+            if settings.ratelimit_headers:
+                app.after_request(state.rate_limit_headers)
         app.before_request(state.hook)
         # Flask calls ``self.dispatch_request()``: an instance attribute takes its place,
         # decided on the first request (see dispatch.py).

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Request, Response, current_app, has_request_context, request
 from flask.typing import ResponseReturnValue
 
-from .context import STATE_ATTR, AuthState
+from .context import STATE_ATTR, AuthenticatedClient, AuthState
 from .settings import ConfigurationError
 
 if TYPE_CHECKING:
@@ -190,16 +190,19 @@ class Metrics:
         return timed_decide
 
     def allowed(self, auth: AuthState) -> None:
-        plan, client = self._who(auth)
+        plan, client = self._who(auth.client)
         if self.client_label:
             self.requests.labels(ALLOWED, "", plan, client).inc()
         else:
             self.requests.labels(ALLOWED, "", plan).inc()
 
-    def refused(self, failure: AuthFailure) -> None:
-        """A refusal (every one goes through ``ClientAuthState.respond``)."""
-        auth = request.__dict__.get(STATE_ATTR) if has_request_context() else None
-        plan, client = self._who(auth) if auth is not None else ("", "")
+    def refused(self, failure: AuthFailure, authenticated: AuthenticatedClient | None = None) -> None:
+        """A refusal (every one goes through ``ClientAuthState.respond``); ``authenticated``: the client
+        a plan refused (else the request's, if its check had passed)."""
+        if authenticated is None and has_request_context():
+            auth = request.__dict__.get(STATE_ATTR)
+            authenticated = auth.client if auth is not None else None
+        plan, client = self._who(authenticated)
         code = failure.code
         if self.client_label:
             self.requests.labels(REFUSED, code, plan, client).inc()
@@ -226,9 +229,8 @@ class Metrics:
         if not ok:
             self.poll_errors.inc()
 
-    def _who(self, auth: AuthState) -> tuple[str, str]:
-        """The plan and client labels of an authenticated request (``""`` without a client)."""
-        client = auth.client
+    def _who(self, client: AuthenticatedClient | None) -> tuple[str, str]:
+        """The plan and client labels of a request (``""`` without an authenticated client)."""
         if client is None:
             return "", ""
         return self.plan_of(client._record), client.client_id if self.client_label else ""

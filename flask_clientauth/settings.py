@@ -52,6 +52,8 @@ DEFAULTS: dict[str, Any] = {
     "CLIENTAUTH_PLANS": {},
     "CLIENTAUTH_DEFAULT_PLAN": None,
     "CLIENTAUTH_PRODUCT": None,
+    "CLIENTAUTH_RATELIMIT_HEADERS": True,
+    "CLIENTAUTH_PLAN_LIMITS_ON_ERROR": "closed",
     "CLIENTAUTH_METRICS": False,
     "CLIENTAUTH_METRICS_CLIENT_LABEL": False,
 }
@@ -266,6 +268,8 @@ READERS: dict[str, Callable[[str, Any], Any]] = {
     "CLIENTAUTH_PLANS": _plans,
     "CLIENTAUTH_DEFAULT_PLAN": _default_plan,
     "CLIENTAUTH_PRODUCT": _path,
+    "CLIENTAUTH_RATELIMIT_HEADERS": flag,
+    "CLIENTAUTH_PLAN_LIMITS_ON_ERROR": lambda k, v: choice(k, v, ("closed", "open")),
     "CLIENTAUTH_METRICS": flag,
     "CLIENTAUTH_METRICS_CLIENT_LABEL": flag,
 }
@@ -313,6 +317,8 @@ class Settings:
     plans: tuple[Plan, ...]
     default_plan: str | None
     product: str | None
+    ratelimit_headers: bool
+    plan_limits_on_error: Literal["closed", "open"]
     metrics: bool
     metrics_client_label: bool
 

@@ -1,0 +1,311 @@
+"""Enforcing a client's plan: its rate limits, counted per client across all of its credentials.
+
+Counters live in ``CLIENTAUTH_RATELIMIT_STORAGE_URI`` through the `limits` library, under the
+library's own keys (``LIMITER/clientauth:<app>/plan/{<client pk>}/5/1/minute``), so that
+``flask clients usage`` and any `limits` tool read the same numbers.
+
+A request is admitted only when every limit has room, and then counts against every one of
+them; a refused request counts against none. With Redis, that decision is one Lua script (one
+round trip, atomic: exact under any concurrency); with the in-process memory storage it is taken
+under a lock. Other storages (Memcached, MongoDB, Redis with the sliding-window-counter strategy)
+go through the library's strategies one limit at a time: still never over the limit, but a
+request refused by one limit may have counted against the limits checked before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
+
+from . import errors
+from .errors import AuthFailure, ClientAuthError
+from .plans import format_limit
+from .throttle import STRATEGIES
+
+if TYPE_CHECKING:
+    from .plans import Plan, PlanLimit
+    from .store import ClientRecord
+
+logger = logging.getLogger("flask_clientauth")
+
+#: ``CLIENTAUTH_PLAN_LIMITS_ON_ERROR = "open"``: the counter store's failure is logged at most this often.
+OPEN_WARNING_INTERVAL = 60.0
+
+# One call decides a request against all of its limits: refused (nothing counted) by the first
+# limit without room, else counted against every one. ARGV[1] is the cost, then (limit, expiry)
+# per key. Returns {0, count, ttl_ms, count, ttl_ms, ...} or {refusing index, count, ttl_ms}.
+FIXED_WINDOW_LUA = """
+local cost = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local count = tonumber(redis.call('get', KEYS[i])) or 0
+  if count + cost > tonumber(ARGV[2 * i]) then
+    return {i, count, redis.call('pttl', KEYS[i])}
+  end
+end
+local out = {0}
+for i = 1, #KEYS do
+  local count = redis.call('incrby', KEYS[i], cost)
+  local ttl = redis.call('pttl', KEYS[i])
+  if ttl < 0 then
+    local expiry = tonumber(ARGV[2 * i + 1])
+    redis.call('expire', KEYS[i], expiry)
+    ttl = expiry * 1000
+  end
+  out[#out + 1] = count
+  out[#out + 1] = ttl
+end
+return out
+"""
+
+# The moving window, in the `limits` list format (newest timestamp first, trimmed to the limit).
+# ARGV[1] is now (seconds, a string: Lua numbers returned to Redis lose their fraction), ARGV[2] the
+# cost, then (limit, expiry) per key. Returns {0, count, oldest, ...} or {index, count, oldest}, the
+# count and oldest timestamp of the entries inside the window.
+MOVING_WINDOW_LUA = """
+local now = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local function window(key, limit, expiry)
+  local low, high, found = 0, limit - 1, nil
+  while low <= high do
+    local mid = math.floor((low + high) / 2)
+    local value = tonumber(redis.call('lindex', key, mid))
+    if value and value >= now - expiry then found = mid; low = mid + 1 else high = mid - 1 end
+  end
+  if found == nil then return 0, now end
+  return found + 1, tonumber(redis.call('lindex', key, found))
+end
+for i = 1, #KEYS do
+  local limit, expiry = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  local entry = tonumber(redis.call('lindex', KEYS[i], limit - cost))
+  if cost > limit or (entry and entry >= now - expiry) then
+    local count, oldest = window(KEYS[i], limit, expiry)
+    return {i, count, tostring(oldest)}
+  end
+end
+local out = {0}
+for i = 1, #KEYS do
+  local limit, expiry = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  for _ = 1, cost do redis.call('lpush', KEYS[i], ARGV[1]) end
+  redis.call('ltrim', KEYS[i], 0, limit - 1)
+  redis.call('expire', KEYS[i], expiry)
+  local count, oldest = window(KEYS[i], limit, expiry)
+  out[#out + 1] = count
+  out[#out + 1] = tostring(oldest)
+end
+return out
+"""
+
+
+class PlanLimitsUnavailable(ClientAuthError):
+    """The counter storage cannot be reached; the message never holds its address."""
+
+
+class Window(NamedTuple):
+    """Where a client stands under one limit: what ``X-RateLimit-*`` report."""
+
+    limit: int
+    remaining: int
+    #: When the window resets, in epoch seconds.
+    reset: float
+
+    def headers(self) -> dict[str, str]:
+        """``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (epoch seconds, as GitHub and Flask-Limiter)."""
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(math.ceil(self.reset)),
+        }
+
+
+@dataclass(frozen=True)
+class LimitUsage:
+    """One limit of a client's plan, as ``flask clients usage`` shows it."""
+
+    limit: PlanLimit
+    used: int
+    remaining: int
+    #: Epoch seconds; ``None`` while no window is open (the first request opens one).
+    reset: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        reset = None if self.reset is None else math.ceil(self.reset)
+        return {
+            "limit": format_limit(self.limit.item),
+            "scope": self.limit.scope,
+            "operation": self.limit.operation,
+            "used": self.used,
+            "remaining": self.remaining,
+            "reset": reset,
+            "reset_at": None if reset is None else datetime.fromtimestamp(reset, timezone.utc).isoformat(),
+        }
+
+
+class PlanLimiter:
+    """Counts requests against plan limits, per client (``ClientRecord.pk``), in one storage."""
+
+    def __init__(
+        self,
+        storage_uri: str,
+        *,
+        strategy: str = "fixed-window",
+        key_prefix: str = "clientauth",
+        on_error: str = "closed",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.storage: Storage = storage_from_string(storage_uri)
+        self.strategy = strategy
+        self._limiter = STRATEGIES[strategy](self.storage)
+        self._prefix = key_prefix
+        self.fail_open = on_error == "open"
+        self._clock = clock
+        self._warned_at: float | None = None
+        self._lock = threading.Lock()
+        #: (id of the plan, operation) -> (the plan, its rules); a Plan holds a dict: not hashable.
+        self._rules: dict[tuple[int, str | None], tuple[Plan, tuple[PlanLimit, ...]]] = {}
+        self._script: Any = None
+        if isinstance(self.storage, RedisStorage) and strategy in ("fixed-window", "moving-window"):
+            lua = FIXED_WINDOW_LUA if strategy == "fixed-window" else MOVING_WINDOW_LUA
+            self._script = self.storage.get_connection().register_script(lua)
+        #: Memory counters are this process's alone: a lock makes test-then-count exact.
+        self._exclusive = isinstance(self.storage, MemoryStorage)
+
+    # -- keys ---------------------------------------------------------------------------
+    def identifiers(self, pk: int, limit: PlanLimit) -> tuple[str, ...]:
+        """The `limits` identifiers of a client's counter: ``clientauth:<app>``, the limit's scope
+        (``plan``, ``burst``, ``operation``), the client, the operation if any. The primary key is a
+        Redis Cluster hash tag (``{17}``): a script may only touch keys of one slot, and all of a
+        client's keys share it. A client keeps its counts when it changes plans."""
+        if limit.operation is None:
+            return (self._prefix, limit.scope, f"{{{pk}}}")
+        return (self._prefix, limit.scope, f"{{{pk}}}", limit.operation)
+
+    def rules(self, plan: Plan, operation: str | None) -> tuple[PlanLimit, ...]:
+        """The plan's counters for ``operation`` (:meth:`Plan.counters`), computed once per (plan, operation);
+        a limit listed twice is one counter."""
+        known = self._rules.get((id(plan), operation))
+        if known is not None and known[0] is plan:
+            return known[1]
+        rules = tuple(dict.fromkeys(plan.counters(operation)))
+        self._rules[(id(plan), operation)] = (plan, rules)
+        return rules
+
+    # -- the check ------------------------------------------------------------------------
+    def check(self, record: ClientRecord, plan: Plan, operation: str | None) -> Window | None:
+        """Count one request of ``record``'s client to ``operation`` under ``plan``.
+
+        Returns the tightest limit's window (least remaining), or ``None`` when the plan sets no
+        limit here (or the storage is down and ``CLIENTAUTH_PLAN_LIMITS_ON_ERROR = "open"``).
+        Raises :class:`AuthFailure`: 403 ``not_in_plan``, 429 ``rate_limited``, or 503
+        ``plan_limits_unavailable`` when the storage is down and limits fail closed.
+        """
+        if not plan.covers(operation):
+            raise AuthFailure(errors.NOT_IN_PLAN)
+        rules = self.rules(plan, operation)
+        if not rules:
+            return None
+        try:
+            refused, windows = self.hit(record.pk, rules)
+        except PlanLimitsUnavailable as exc:
+            if not self.fail_open:
+                logger.error("clientauth: %s; answering 503 (CLIENTAUTH_PLAN_LIMITS_ON_ERROR = 'closed')", exc)
+                raise AuthFailure(errors.PLAN_LIMITS_UNAVAILABLE) from None
+            now = self._clock()
+            if self._warned_at is None or now - self._warned_at >= OPEN_WARNING_INTERVAL:
+                self._warned_at = now
+                logger.warning(
+                    "clientauth: %s; serving requests without plan limits (CLIENTAUTH_PLAN_LIMITS_ON_ERROR = 'open';"
+                    " said at most once a minute)",
+                    exc,
+                )
+            return None
+        if refused is not None:
+            window = windows[0]
+            headers = window.headers()
+            headers["Retry-After"] = str(max(1, math.ceil(window.reset - time.time())))
+            raise AuthFailure(errors.RATE_LIMITED, headers=headers)
+        return min(windows, key=lambda w: (w.remaining, -w.reset))
+
+    def hit(self, pk: int, rules: tuple[PlanLimit, ...], cost: int = 1) -> tuple[PlanLimit | None, list[Window]]:
+        """Count ``cost`` against every limit of ``rules`` if each has room, else against none.
+
+        Returns ``(None, one window per rule)`` when counted, ``(the refusing rule, [its window])``
+        when refused. Raises :class:`PlanLimitsUnavailable` when the storage fails.
+        """
+        try:
+            if self._script is not None:
+                return self._hit_redis(pk, rules, cost)
+            if self._exclusive:
+                with self._lock:
+                    return self._hit_library(pk, rules, cost)
+            return self._hit_library(pk, rules, cost)
+        except Exception as exc:
+            raise PlanLimitsUnavailable(f"rate-limit storage unavailable ({type(exc).__name__})") from None
+
+    def _hit_redis(self, pk: int, rules: tuple[PlanLimit, ...], cost: int) -> tuple[PlanLimit | None, list[Window]]:
+        storage: RedisStorage = self.storage  # type: ignore[assignment]
+        keys = [storage.prefixed_key(r.item.key_for(*self.identifiers(pk, r))) for r in rules]
+        now = time.time()
+        fixed = self.strategy == "fixed-window"
+        args: list[Any] = [cost] if fixed else [repr(now), cost]
+        for rule in rules:
+            args += (rule.item.amount, rule.item.get_expiry())
+        out = self._script(keys, args)
+        first = int(out[0])
+        picked = rules if first == 0 else (rules[first - 1],)
+        windows = []
+        for rule, count, when in zip(picked, out[1::2], out[2::2], strict=True):
+            item = rule.item
+            reset = now + int(when) / 1000 if fixed else float(when) + item.get_expiry()
+            if fixed and int(when) < 0:  # no counter yet (refused by a cost larger than the limit)
+                reset = now + item.get_expiry()
+            windows.append(Window(item.amount, max(0, item.amount - int(count)), reset))
+        return (None if first == 0 else rules[first - 1]), windows
+
+    def _hit_library(self, pk: int, rules: tuple[PlanLimit, ...], cost: int) -> tuple[PlanLimit | None, list[Window]]:
+        limiter = self._limiter
+        keyed = [(rule, self.identifiers(pk, rule)) for rule in rules]
+        if self._exclusive:  # nothing else counts in between: refuse before counting anything
+            for rule, ids in keyed:
+                if not limiter.test(rule.item, *ids, cost=cost):
+                    return rule, [self._window(rule, ids)]
+        for rule, ids in keyed:
+            if not limiter.hit(rule.item, *ids, cost=cost):  # atomic per limit: never over it
+                return rule, [self._window(rule, ids)]
+        return None, [self._window(rule, ids) for rule, ids in keyed]
+
+    def _window(self, rule: PlanLimit, ids: tuple[str, ...]) -> Window:
+        reset, remaining = self._limiter.get_window_stats(rule.item, *ids)
+        return Window(rule.item.amount, max(0, remaining), reset)
+
+    # -- reading --------------------------------------------------------------------------
+    def usage(self, record: ClientRecord, plan: Plan) -> list[LimitUsage]:
+        """Each limit of ``plan`` (plan-wide, then each operation's) with what ``record``'s client used.
+
+        Reads the counters without counting; raises :class:`PlanLimitsUnavailable` when the storage fails.
+        """
+        rules = list(self.rules(plan, None))
+        for operation in sorted(plan.operation_limits):
+            rules.extend(r for r in self.rules(plan, operation) if r.scope == "operation")
+        rows = []
+        try:
+            for rule in rules:
+                ids = self.identifiers(record.pk, rule)
+                reset, remaining = self._limiter.get_window_stats(rule.item, *ids)
+                remaining = max(0, min(remaining, rule.item.amount))
+                used = rule.item.amount - remaining
+                rows.append(LimitUsage(rule, used, remaining, reset if used else None))
+        except Exception as exc:
+            raise PlanLimitsUnavailable(f"rate-limit storage unavailable ({type(exc).__name__})") from None
+        return rows
+
+    def reset(self) -> None:
+        """Forget every counter of this storage (tests, or after an incident)."""
+        self.storage.reset()
