@@ -131,6 +131,61 @@ def test_requests_by_outcome_and_refusal_code(make_app: AppFactory) -> None:
     assert found.total("clientauth_rate_limited_total") == 0
 
 
+PLANS = {
+    "bronze": {"rate_limits": ["3/minute"]},
+    "gold": {"rate_limits": ["100/second"], "operations": ["GET /branches"]},
+    "free": {},
+}
+
+
+def test_requests_by_plan_and_rate_limited_requests(make_app: AppFactory) -> None:
+    """The plan label is the client's plan (its own, else the default), on what it was allowed and
+    on what its plan refused; 429 ``rate_limited`` are counted apart too."""
+    app = make_app(**ON, CLIENTAUTH_METRICS_CLIENT_LABEL=True, CLIENTAUTH_PLANS=PLANS, CLIENTAUTH_DEFAULT_PLAN="bronze")
+    auth: ClientAuth = app.extensions["test_auth"]
+    app.add_url_rule("/metrics", view_func=auth.require(roles=[METRICS_ROLE])(auth.metrics_view()))
+    scraper = new_client(app, "Prometheus", roles=[METRICS_ROLE], plan="free")
+    bronze = new_client(app, "Bronze app")  # the default plan
+    gold = new_client(app, "Gold app", plan="gold")
+    retired = new_client(app, "Retired app")
+    auth.store(app).set_plan(retired[0], "retired")  # a plan since removed from the configuration
+    client = app.test_client()
+    statuses = [client.get("/api/branches", headers=headers(*bronze)).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    for _ in range(2):
+        assert client.get("/api/branches", headers=headers(*gold)).status_code == 200
+    assert client.get("/api/branches/1", headers=headers(gold[0])).status_code == 403  # not in gold
+    assert client.get("/api/branches", headers=headers(*retired)).status_code == 403
+    assert client.get("/api/status").status_code == 200
+
+    found = scrape(app, scraper)
+    requests_total = "clientauth_requests_total"
+    assert found.value(requests_total, outcome="allowed", code="", plan="bronze", client=bronze[0]) == 3
+    assert found.value(requests_total, outcome="refused", code="rate_limited", plan="bronze", client=bronze[0]) == 2
+    assert found.value("clientauth_rate_limited_total", plan="bronze", client=bronze[0]) == 2
+    assert found.total("clientauth_rate_limited_total") == 2
+    assert found.value(requests_total, outcome="allowed", code="", plan="gold", client=gold[0]) == 2
+    assert found.value(requests_total, outcome="refused", code="not_in_plan", plan="gold", client=gold[0]) == 1
+    assert found.value(requests_total, outcome="refused", code="not_in_plan", plan="retired", client=retired[0]) == 1
+    assert found.value(requests_total, outcome="public", code="", plan="", client="") == 1
+    assert found.value(requests_total, outcome="allowed", code="", plan="free", client=scraper[0]) == 1
+
+
+def test_rate_limited_requests_by_plan_without_the_client_label(make_app: AppFactory) -> None:
+    app = make_app(**ON, CLIENTAUTH_PLANS=PLANS, CLIENTAUTH_DEFAULT_PLAN="bronze")
+    auth: ClientAuth = app.extensions["test_auth"]
+    app.add_url_rule("/metrics", view_func=auth.require(roles=[METRICS_ROLE])(auth.metrics_view()))
+    scraper = new_client(app, "Prometheus", roles=[METRICS_ROLE], plan="free")
+    bronze = new_client(app, "Bronze app")
+    statuses = [app.test_client().get("/api/branches", headers=headers(*bronze)).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    found = scrape(app, scraper)
+    assert found.value("clientauth_rate_limited_total", plan="bronze") == 1
+    assert found.value("clientauth_requests_total", outcome="refused", code="rate_limited", plan="bronze") == 1
+    assert found.value("clientauth_requests_total", outcome="allowed", code="", plan="bronze") == 3
+    assert found.value("clientauth_requests_total", outcome="allowed", code="", plan="free") == 1
+
+
 def test_cache_hits_and_misses(make_app: AppFactory) -> None:
     """A store lookup is a miss; a client found in the cache (the warm path, or the general check) or
     an ID known to be unknown is a hit."""
