@@ -34,6 +34,8 @@ def on_starting(server: Any) -> None:
 def child_exit(server: Any, worker: Any) -> None:
     """A worker that exits takes its live gauges with it (its counters stay counted)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
+        try:
+            from prometheus_client import multiprocess
+        except ImportError:  # no metrics extra: the app wrote nothing there
+            return
         multiprocess.mark_process_dead(worker.pid)
