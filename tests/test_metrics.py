@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -24,7 +25,7 @@ from flask_clientauth import ClientAuth, ConfigurationError
 from flask_clientauth.models import Base
 from servers import REPO, Server, cli, cli_json, example_env, free_port
 
-from conftest import TUTORIAL_SPEC, AppFactory, FakeClock, headers, new_client
+from conftest import TUTORIAL_SPEC, AppFactory, ClientEnv, FakeClock, headers, new_client
 
 ON = {"CLIENTAUTH_METRICS": True}
 METRICS_ROLE = "metrics"
@@ -52,11 +53,11 @@ class Scrape:
         return {dict(ls).get(label, "") for (n, ls), _ in self.samples.items() if n == name}
 
 
-def mount(app: Flask) -> tuple[str, str]:
+def mount(app: Flask, **client: Any) -> tuple[str, str]:
     """The documented recipe: ``/metrics`` for clients with the role ``metrics``; such a client."""
     auth: ClientAuth = app.extensions["test_auth"]
     app.add_url_rule("/metrics", view_func=auth.require(roles=[METRICS_ROLE])(auth.metrics_view()))
-    return new_client(app, "Prometheus", roles=[METRICS_ROLE])
+    return new_client(app, "Prometheus", roles=[METRICS_ROLE], **client)
 
 
 def scrape(app: Flask, scraper: tuple[str, str]) -> Scrape:
@@ -97,10 +98,9 @@ def test_the_flags_are_checked(make_app: AppFactory) -> None:
 
 # -- what is counted -------------------------------------------------------------------------------
 def test_requests_by_outcome_and_refusal_code(make_app: AppFactory) -> None:
-    app = make_app(**ON)
+    env = ClientEnv.of(make_app(**ON))
+    app, client, cid, secret = env.app, env.client, env.cid, env.secret
     scraper = mount(app)
-    cid, secret = new_client(app, "Branch mobile app")
-    client = app.test_client()
     for _ in range(3):
         assert client.get("/api/branches", headers=headers(cid, secret)).status_code == 200
     assert client.get("/api/branches/1", headers=headers(cid)).status_code == 200  # id-only operation
@@ -142,13 +142,11 @@ def test_requests_by_plan_and_rate_limited_requests(make_app: AppFactory) -> Non
     """The plan label is the client's plan (its own, else the default), on what it was allowed and
     on what its plan refused; 429 ``rate_limited`` are counted apart too."""
     app = make_app(**ON, CLIENTAUTH_METRICS_CLIENT_LABEL=True, CLIENTAUTH_PLANS=PLANS, CLIENTAUTH_DEFAULT_PLAN="bronze")
-    auth: ClientAuth = app.extensions["test_auth"]
-    app.add_url_rule("/metrics", view_func=auth.require(roles=[METRICS_ROLE])(auth.metrics_view()))
-    scraper = new_client(app, "Prometheus", roles=[METRICS_ROLE], plan="free")
+    scraper = mount(app, plan="free")
     bronze = new_client(app, "Bronze app")  # the default plan
     gold = new_client(app, "Gold app", plan="gold")
     retired = new_client(app, "Retired app")
-    auth.store(app).set_plan(retired[0], "retired")  # a plan since removed from the configuration
+    app.extensions["clientauth"].store.set_plan(retired[0], "retired")  # a plan since removed from the configuration
     client = app.test_client()
     statuses = [client.get("/api/branches", headers=headers(*bronze)).status_code for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
@@ -173,9 +171,7 @@ def test_requests_by_plan_and_rate_limited_requests(make_app: AppFactory) -> Non
 
 def test_rate_limited_requests_by_plan_without_the_client_label(make_app: AppFactory) -> None:
     app = make_app(**ON, CLIENTAUTH_PLANS=PLANS, CLIENTAUTH_DEFAULT_PLAN="bronze")
-    auth: ClientAuth = app.extensions["test_auth"]
-    app.add_url_rule("/metrics", view_func=auth.require(roles=[METRICS_ROLE])(auth.metrics_view()))
-    scraper = new_client(app, "Prometheus", roles=[METRICS_ROLE], plan="free")
+    scraper = mount(app, plan="free")
     bronze = new_client(app, "Bronze app")
     statuses = [app.test_client().get("/api/branches", headers=headers(*bronze)).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
@@ -189,10 +185,9 @@ def test_rate_limited_requests_by_plan_without_the_client_label(make_app: AppFac
 def test_cache_hits_and_misses(make_app: AppFactory) -> None:
     """A store lookup is a miss; a client found in the cache (the warm path, or the general check) or
     an ID known to be unknown is a hit."""
-    app = make_app(**ON, CLIENTAUTH_RATELIMIT_ENABLED=False)
+    env = ClientEnv.of(make_app(**ON, CLIENTAUTH_RATELIMIT_ENABLED=False))
+    app, client, cid, secret = env.app, env.client, env.cid, env.secret
     scraper = mount(app)
-    cid, secret = new_client(app, "Branch mobile app")
-    client = app.test_client()
     for _ in range(4):  # one lookup, then the warm path
         assert client.get("/api/branches", headers=headers(cid, secret)).status_code == 200
     for _ in range(3):  # one lookup, then the negative cache
@@ -206,10 +201,9 @@ def test_cache_hits_and_misses(make_app: AppFactory) -> None:
 
 def test_verification_latency_times_the_checks_the_warm_path_did_not_answer(make_app: AppFactory) -> None:
     """The first request of a client (store lookup, hash) is observed; its warm repeats are not."""
-    app = make_app(**ON)
+    env = ClientEnv.of(make_app(**ON))
+    app, client, cid, secret = env.app, env.client, env.cid, env.secret
     scraper = mount(app)
-    cid, secret = new_client(app, "Branch mobile app")
-    client = app.test_client()
     for _ in range(5):
         assert client.get("/api/branches", headers=headers(cid, secret)).status_code == 200
     assert client.get("/api/branches", headers=headers(cid, "fcsk_wrong")).status_code == 401
@@ -255,10 +249,9 @@ def test_change_log_polls_and_their_errors(make_app: AppFactory, database_url: s
 
 
 def test_the_client_label_only_when_asked_and_never_from_a_refused_credential(make_app: AppFactory) -> None:
-    app = make_app(**ON, CLIENTAUTH_METRICS_CLIENT_LABEL=True)
+    env = ClientEnv.of(make_app(**ON, CLIENTAUTH_METRICS_CLIENT_LABEL=True))
+    app, client, cid, secret = env.app, env.client, env.cid, env.secret
     scraper = mount(app)
-    cid, secret = new_client(app, "Branch mobile app")
-    client = app.test_client()
     for _ in range(2):
         assert client.get("/api/branches", headers=headers(cid, secret)).status_code == 200
     # what a caller sends as an ID must never become a series of its own
@@ -339,10 +332,9 @@ def test_the_view_outside_the_document_takes_the_undocumented_routes_requirement
 
 
 def test_the_recipes_require_a_role_or_exempt_for_the_apps_own_protection(make_app: AppFactory) -> None:
-    app = make_app(**ON)
+    env = ClientEnv.of(make_app(**ON))
+    app, client, cid, secret = env.app, env.client, env.cid, env.secret
     scraper = mount(app)
-    cid, secret = new_client(app, "Branch mobile app")
-    client = app.test_client()
     assert client.get("/metrics").status_code == 401
     response = client.get("/metrics", headers=headers(cid, secret))
     assert response.status_code == 403 and response.json["moreInformation"] == "Client lacks a required role"
