@@ -55,6 +55,11 @@ class AuthenticatedClient:
         return self._record.roles
 
     @property
+    def plan(self) -> str | None:
+        """The client's plan by name (``None``: the default plan applies, if there is one)."""
+        return self._record.plan
+
+    @property
     def label(self) -> str:
         """The label of the credential the request used (``""`` when it has none)."""
         return self._record.label

@@ -27,7 +27,8 @@ from .errors import AuthFailure, respond
 from .metrics import Metrics, make_view
 from .models import Base
 from .planlimits import LimitUsage, PlanLimiter
-from .plans import Plan, Plans, UnknownPlan, build_plans
+from .plans import Plan, Plans, UnknownPlan
+from .product import build_plans
 from .requirements import FastPath, Policy
 from .routing import Override, Registrations, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, Settings

@@ -3,14 +3,15 @@
 A plan comes from ``CLIENTAUTH_PLANS`` or from an API Connect product document
 (``CLIENTAUTH_PRODUCT``, read by :mod:`.product`); its operations are resolved against the app's
 OpenAPI document when that is loaded, so a plan never names an operation the document lacks.
-Enforcement (counters, 429 and 403 ``not_in_plan``) lives in :mod:`.planlimits`.
+``CLIENTAUTH_PLANS`` is read in :mod:`.settings`, product documents and the resolution in
+:mod:`.product`; enforcement (counters, 429, ``not_in_plan``) lives in :mod:`.planlimits`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,7 +27,6 @@ from limits.limits import (
 
 from .errors import ClientAuthError
 from .models import PLAN_MAX
-from .settings import ConfigurationError
 
 if TYPE_CHECKING:
     from .spec import Spec
@@ -226,90 +226,12 @@ class Plans(Mapping[str, Plan]):
         return self.require(plan_name)
 
 
-# -- CLIENTAUTH_PLANS ------------------------------------------------------------------------
-
-
 def check_plan_name(name: Any) -> str:
     """A plan name as given; :class:`ValueError` when it could never be stored or typed."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         shown = repr(name[:80]) if isinstance(name, str) else type(name).__name__
         raise ValueError(f"a plan name must be 1 to {PLAN_MAX} letters, digits or _ . : - (got {shown})")
     return name
-
-
-_CONFIG_KEYS = ("rate_limits", "burst_limits", "operations", "title", "description")
-
-
-def _limits(key: str, value: Any) -> tuple[RateLimitItem, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple)):
-        raise ConfigurationError(f"{key} must be a list of limits such as ['5/minute', '1000/day']")
-    items = []
-    for text in value:
-        try:
-            items.append(parse_limit(text))
-        except ValueError as exc:
-            raise ConfigurationError(f"{key}: {exc}") from None
-    return tuple(items)
-
-
-def read_config_plans(key: str, value: Any) -> tuple[Plan, ...]:
-    """``CLIENTAUTH_PLANS`` read into plans whose ``operations`` are still as written
-    (``"GET /branches"`` or an operationId): :func:`resolve_operations` maps them to labels."""
-    if value is None:
-        return ()
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(
-            f"{key} must be a dict of plan name -> {{'rate_limits': [...]}}, not {type(value).__name__}"
-        )
-    plans = []
-    for name, body in value.items():
-        try:
-            check_plan_name(name)
-        except ValueError as exc:
-            raise ConfigurationError(f"{key}: {exc}") from None
-        where = f"{key}[{name!r}]"
-        if body is None:
-            body = {}
-        if not isinstance(body, Mapping):
-            raise ConfigurationError(
-                f"{where} must be a dict with 'rate_limits' (and 'operations'), not {type(body).__name__}"
-            )
-        unknown = sorted(str(k) for k in body if k not in _CONFIG_KEYS)
-        if unknown:
-            raise ConfigurationError(
-                f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)} (known: {', '.join(_CONFIG_KEYS)})"
-            )
-        operations = body.get("operations")
-        if operations is not None:
-            if isinstance(operations, str) or not isinstance(operations, (list, tuple, set, frozenset)):
-                raise ConfigurationError(f"{where}['operations'] must be a list of 'METHOD /path' or operationIds")
-            if not all(isinstance(op, str) and op.strip() for op in operations):
-                raise ConfigurationError(f"{where}['operations'] must hold 'METHOD /path' strings or operationIds")
-        for text_key in ("title", "description"):
-            if not isinstance(body.get(text_key, ""), str):
-                raise ConfigurationError(f"{where}[{text_key!r}] must be a string")
-        plans.append(
-            Plan(
-                name=name,
-                rate_limits=_limits(f"{where}['rate_limits']", body.get("rate_limits", ())),
-                burst_limits=_limits(f"{where}['burst_limits']", body.get("burst_limits", ())),
-                operations=None if operations is None else frozenset(op.strip() for op in operations),
-                title=body.get("title", ""),
-                description=body.get("description", ""),
-            )
-        )
-    return tuple(plans)
-
-
-def read_default_plan(key: str, value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    try:
-        return check_plan_name(value)
-    except ValueError as exc:
-        raise ConfigurationError(f"{key}: {exc}") from None
 
 
 # -- operations -------------------------------------------------------------------------------
@@ -338,53 +260,3 @@ class OperationIndex:
         close = difflib.get_close_matches(entry.strip(), [*self.labels, *self.by_id], n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         return f"{entry!r} is neither an operation ('METHOD /path') nor an operationId of {self.source}{hint}"
-
-
-def resolve_operations(plans: Iterable[Plan], spec: Spec, key: str = "CLIENTAUTH_PLANS") -> tuple[Plan, ...]:
-    """``plans`` with each operation named by its label; :class:`ConfigurationError` naming the plan,
-    the entry and the document for one the document does not have."""
-    index = OperationIndex(spec)
-    resolved = []
-    for plan in plans:
-        if plan.operations is None:
-            resolved.append(plan)
-            continue
-        labels = set()
-        for entry in sorted(plan.operations):
-            label = index.resolve(entry)
-            if label is None:
-                raise ConfigurationError(f"{key}[{plan.name!r}]['operations']: {index.unknown(entry)}")
-            labels.add(label)
-        resolved.append(replace(plan, operations=frozenset(labels)))
-    return tuple(resolved)
-
-
-def build_plans(
-    config_plans: Iterable[Plan],
-    default: str | None,
-    spec: Spec,
-    *,
-    product: str | None = None,
-    root_path: str | None = None,
-) -> Plans:
-    """Every plan (``CLIENTAUTH_PLANS`` and ``CLIENTAUTH_PRODUCT``'s), resolved against ``spec``.
-
-    A plan name both define is an error (which one was meant is ambiguous), as is a default plan
-    neither defines.
-    """
-    plans = list(resolve_operations(config_plans, spec))
-    if product is not None:
-        from .product import load_product
-
-        mine = {plan.name for plan in plans}
-        for plan in load_product(product, spec, root_path=root_path):
-            if plan.name in mine:
-                raise ConfigurationError(
-                    f"CLIENTAUTH_PLANS and CLIENTAUTH_PRODUCT ({plan.source}) both define the plan {plan.name!r}: "
-                    "rename or remove one of them"
-                )
-            plans.append(plan)
-    try:
-        return Plans(plans, default)
-    except UnknownPlan as exc:
-        raise ConfigurationError(f"CLIENTAUTH_DEFAULT_PLAN: {exc}") from None

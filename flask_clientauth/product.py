@@ -1,4 +1,5 @@
-"""API Connect product documents (``CLIENTAUTH_PRODUCT``) read into :class:`~.plans.Plan` objects.
+"""The configured plans resolved against the document: ``CLIENTAUTH_PLANS``' and those of an API
+Connect product document (``CLIENTAUTH_PRODUCT``), read here into :class:`~.plans.Plan` objects.
 
 A product bundles APIs and plans; this app serves one API, so the product may list one. Each
 plan's ``rate-limits`` / ``rate-limit`` and ``burst-limits`` become its limits, and a plan's
@@ -10,13 +11,15 @@ docs/plans.rst has the table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
 from limits import RateLimitItem
 
-from .plans import OperationIndex, Plan, check_plan_name, parse_limit
+from .plans import OperationIndex, Plan, Plans, UnknownPlan, check_plan_name, parse_limit
+from .settings import ConfigurationError
 from .spec import Spec, SpecError, combine_errors, read_document
 
 #: Product keys read here, and those that do not change what a gateway enforces (portal and
@@ -90,14 +93,11 @@ class _Product:
         if not isinstance(apis, Mapping):
             self.errors.append(self.fail("'apis' must be a mapping of API name -> {$ref: file} or {name: api:version}"))
             return None
-        if len(apis) > 1:
-            self.errors.append(
-                self.fail(
-                    f"cannot honour a product of {len(apis)} APIs ({', '.join(map(str, apis))}): this app serves one "
-                    "OpenAPI document (CLIENTAUTH_SPEC), so the product may list only that API; split the product"
-                )
+        if len(apis) > 1:  # alone: every plan naming one of them would be an error too
+            raise self.fail(
+                f"cannot honour a product of {len(apis)} APIs ({', '.join(map(str, apis))}): this app serves one "
+                "OpenAPI document (CLIENTAUTH_SPEC), so the product may list only that API; split the product"
             )
-            return None
         return next(iter(apis), None)
 
     def _plan(self, name: Any, body: Any) -> Plan:
@@ -145,6 +145,9 @@ class _Product:
                 raise self.fail(
                     f"cannot honour {', '.join(repr(k) for k in unknown)} (a limit reads value and hard-limit)", at
                 )
+            value = limit["value"]
+            if isinstance(value, str) and value.strip().lower() == "unlimited":
+                continue  # nothing to exceed: hard or soft is the same
             hard = limit.get("hard-limit", True)
             if hard is not True:
                 kind = (
@@ -155,9 +158,6 @@ class _Product:
                     "set hard-limit: true, or remove the limit",
                     at,
                 )
-            value = limit["value"]
-            if isinstance(value, str) and value.strip().lower() == "unlimited":
-                continue
             try:
                 items.append(parse_limit(value))
             except ValueError as exc:
@@ -217,3 +217,51 @@ class _Product:
         if "rate-limits" in entry:
             return label, self._limits(entry["rate-limits"], at, "rate-limits")
         return label, None
+
+
+def resolve_operations(plans: Iterable[Plan], spec: Spec, key: str = "CLIENTAUTH_PLANS") -> tuple[Plan, ...]:
+    """``plans`` with each operation named by its label; :class:`ConfigurationError` naming the plan,
+    the entry and the document for one the document does not have."""
+    index = OperationIndex(spec)
+    resolved = []
+    for plan in plans:
+        if plan.operations is None:
+            resolved.append(plan)
+            continue
+        labels = set()
+        for entry in sorted(plan.operations):
+            label = index.resolve(entry)
+            if label is None:
+                raise ConfigurationError(f"{key}[{plan.name!r}]['operations']: {index.unknown(entry)}")
+            labels.add(label)
+        resolved.append(replace(plan, operations=frozenset(labels)))
+    return tuple(resolved)
+
+
+def build_plans(
+    config_plans: Iterable[Plan],
+    default: str | None,
+    spec: Spec,
+    *,
+    product: str | None = None,
+    root_path: str | None = None,
+) -> Plans:
+    """Every plan (``CLIENTAUTH_PLANS`` and ``CLIENTAUTH_PRODUCT``'s), resolved against ``spec``.
+
+    A plan name both define is an error (which one was meant is ambiguous), as is a default plan
+    neither defines.
+    """
+    plans = list(resolve_operations(config_plans, spec))
+    if product is not None:
+        mine = {plan.name for plan in plans}
+        for plan in load_product(product, spec, root_path=root_path):
+            if plan.name in mine:
+                raise ConfigurationError(
+                    f"CLIENTAUTH_PLANS and CLIENTAUTH_PRODUCT ({plan.source}) both define the plan {plan.name!r}: "
+                    "rename or remove one of them"
+                )
+            plans.append(plan)
+    try:
+        return Plans(plans, default)
+    except UnknownPlan as exc:
+        raise ConfigurationError(f"CLIENTAUTH_DEFAULT_PLAN: {exc}") from None

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from .errors import ClientAuthError
 
 if TYPE_CHECKING:
+    from limits import RateLimitItem
+
     from .plans import Plan
 
 logger = logging.getLogger("flask_clientauth")
@@ -208,16 +210,85 @@ def _pepper(key: str, value: Any) -> bytes | None:
     return raw
 
 
-def _plans(key: str, value: Any) -> Any:
-    from .plans import read_config_plans
-
-    return read_config_plans(key, value)
+_PLAN_KEYS = ("rate_limits", "burst_limits", "operations", "title", "description")
 
 
-def _default_plan(key: str, value: Any) -> str | None:
-    from .plans import read_default_plan
+def _plan_limits(key: str, value: Any) -> tuple[RateLimitItem, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigurationError(f"{key} must be a list of limits such as ['5/minute', '1000/day']")
+    from .plans import parse_limit
 
-    return read_default_plan(key, value)
+    items = []
+    for text in value:
+        try:
+            items.append(parse_limit(text))
+        except ValueError as exc:
+            raise ConfigurationError(f"{key}: {exc}") from None
+    return tuple(items)
+
+
+def read_config_plans(key: str, value: Any) -> tuple[Plan, ...]:
+    """``CLIENTAUTH_PLANS`` read into plans whose ``operations`` are still as written
+    (``"GET /branches"`` or an operationId): :func:`.product.resolve_operations` maps them to labels."""
+    from .plans import Plan, check_plan_name
+
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"{key} must be a dict of plan name -> {{'rate_limits': [...]}}, not {type(value).__name__}"
+        )
+    plans = []
+    for name, body in value.items():
+        try:
+            check_plan_name(name)
+        except ValueError as exc:
+            raise ConfigurationError(f"{key}: {exc}") from None
+        where = f"{key}[{name!r}]"
+        if body is None:
+            body = {}
+        if not isinstance(body, Mapping):
+            raise ConfigurationError(
+                f"{where} must be a dict with 'rate_limits' (and 'operations'), not {type(body).__name__}"
+            )
+        unknown = sorted(str(k) for k in body if k not in _PLAN_KEYS)
+        if unknown:
+            raise ConfigurationError(
+                f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)} (known: {', '.join(_PLAN_KEYS)})"
+            )
+        operations = body.get("operations")
+        if operations is not None:
+            if isinstance(operations, str) or not isinstance(operations, (list, tuple, set, frozenset)):
+                raise ConfigurationError(f"{where}['operations'] must be a list of 'METHOD /path' or operationIds")
+            if not all(isinstance(op, str) and op.strip() for op in operations):
+                raise ConfigurationError(f"{where}['operations'] must hold 'METHOD /path' strings or operationIds")
+        for text_key in ("title", "description"):
+            if not isinstance(body.get(text_key, ""), str):
+                raise ConfigurationError(f"{where}[{text_key!r}] must be a string")
+        plans.append(
+            Plan(
+                name=name,
+                rate_limits=_plan_limits(f"{where}['rate_limits']", body.get("rate_limits", ())),
+                burst_limits=_plan_limits(f"{where}['burst_limits']", body.get("burst_limits", ())),
+                operations=None if operations is None else frozenset(op.strip() for op in operations),
+                title=body.get("title", ""),
+                description=body.get("description", ""),
+            )
+        )
+    return tuple(plans)
+
+
+def read_default_plan(key: str, value: Any) -> str | None:
+    from .plans import check_plan_name
+
+    if value is None or value == "":
+        return None
+    try:
+        return check_plan_name(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"{key}: {exc}") from None
 
 
 def _path(key: str, value: Any) -> str | None:
@@ -265,8 +336,8 @@ READERS: dict[str, Callable[[str, Any], Any]] = {
     "CLIENTAUTH_RATELIMIT_STRATEGY": lambda k, v: choice(k, v, RATELIMIT_STRATEGIES),
     "CLIENTAUTH_RATELIMIT_PER_CLIENT": rate_limit,
     "CLIENTAUTH_RATELIMIT_PER_ADDRESS": rate_limit,
-    "CLIENTAUTH_PLANS": _plans,
-    "CLIENTAUTH_DEFAULT_PLAN": _default_plan,
+    "CLIENTAUTH_PLANS": read_config_plans,
+    "CLIENTAUTH_DEFAULT_PLAN": read_default_plan,
     "CLIENTAUTH_PRODUCT": _path,
     "CLIENTAUTH_RATELIMIT_HEADERS": flag,
     "CLIENTAUTH_PLAN_LIMITS_ON_ERROR": lambda k, v: choice(k, v, ("closed", "open")),

@@ -547,7 +547,7 @@ def test_create_help_describes_what_list_shows(sqlite_cli_app: Flask) -> None:
     create(sqlite_cli_app, "--no-secret")
     listing = ok(sqlite_cli_app, "list").stdout
     header = listing.splitlines()[0]
-    columns = ["CLIENT ID", "ENABLED", "SECRET", "EXPIRES", "LAST USED", "ROLES", "LABEL", "NAME"]
+    columns = ["CLIENT ID", "ENABLED", "SECRET", "EXPIRES", "LAST USED", "ROLES", "PLAN", "LABEL", "NAME"]
     assert header.split() == " ".join(columns).split()
     for column in columns:  # every column list prints is explained by create's help
         assert column in help_text, column

@@ -130,6 +130,7 @@ def assert_rows_kept(app: UserApp, engine: Engine, written: list[dict[str, Any]]
             f"written at {FIRST}",
         )
         assert [c["client_id"] for c in row["credentials"]] == [client["client_id"]]
+        assert row["plan"] is None  # ca0003: on no plan, so held to the default plan (if any) as before
     assert count(engine, "clientauth_clients") == count(engine, "clientauth_credentials") == len(written)
     assert app.call(*with_secret(written), **env) == [200 if c["enabled"] else 403 for c in with_secret(written)]
     with engine.connect() as conn:
