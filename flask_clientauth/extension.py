@@ -331,9 +331,8 @@ class ClientAuthState:
     def rate_limit_headers(self, response: Response) -> Response:
         """``after_request``: the ``X-RateLimit-*`` headers of the request's tightest plan limit."""
         window = getattr(request, "_clientauth_window", None)
-        if window is not None:
-            for name, value in window.headers().items():
-                response.headers.setdefault(name, value)
+        if window is not None and "X-RateLimit-Limit" not in response.headers:  # the view's own win
+            response.headers.update(window.headers())
         return response
 
     def _refuse_mount(self, req: Request) -> Response:

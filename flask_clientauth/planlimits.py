@@ -108,6 +108,20 @@ class PlanLimitsUnavailable(ClientAuthError):
     """The counter storage cannot be reached; the message never holds its address."""
 
 
+class PlanCounter(NamedTuple):
+    """One limit of a plan as counted for a request: its `limits` key is ``head + str(pk) + tail``
+    (exactly what ``item.key_for(*identifiers)`` builds, put together without its calls)."""
+
+    limit: PlanLimit
+    amount: int
+    expiry: int
+    head: str
+    tail: str
+
+    def key(self, pk: int) -> str:
+        return f"{self.head}{pk}{self.tail}"
+
+
 class Window(NamedTuple):
     """Where a client stands under one limit: what ``X-RateLimit-*`` report."""
 
@@ -160,7 +174,9 @@ class PlanLimiter:
         on_error: str = "closed",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.storage: Storage = storage_from_string(storage_uri)
+        storage = storage_from_string(storage_uri)
+        assert isinstance(storage, Storage), "an async storage URI (settings.storage_uri refuses them)"
+        self.storage: Storage = storage
         self.strategy = strategy
         self._limiter = STRATEGIES[strategy](self.storage)
         self._prefix = key_prefix
@@ -168,14 +184,16 @@ class PlanLimiter:
         self._clock = clock
         self._warned_at: float | None = None
         self._lock = threading.Lock()
-        #: (id of the plan, operation) -> (the plan, its rules); a Plan holds a dict: not hashable.
-        self._rules: dict[tuple[int, str | None], tuple[Plan, tuple[PlanLimit, ...]]] = {}
+        #: (id of the plan, operation) -> (the plan, its counters); a Plan holds a dict: not hashable.
+        self._rules: dict[tuple[int, str | None], tuple[Plan, tuple[PlanCounter, ...]]] = {}
         self._script: Any = None
         if isinstance(self.storage, RedisStorage) and strategy in ("fixed-window", "moving-window"):
             lua = FIXED_WINDOW_LUA if strategy == "fixed-window" else MOVING_WINDOW_LUA
-            self._script = self.storage.get_connection().register_script(lua)
+            self._script = self.storage.get_connection().register_script(lua.encode())
         #: Memory counters are this process's alone: a lock makes test-then-count exact.
         self._exclusive = isinstance(self.storage, MemoryStorage)
+        #: Fixed windows in memory: counted with the storage's own get / incr, without the strategy's calls.
+        self._memory_fixed = self._exclusive and strategy == "fixed-window"
 
     # -- keys ---------------------------------------------------------------------------
     def identifiers(self, pk: int, limit: PlanLimit) -> tuple[str, ...]:
@@ -187,13 +205,17 @@ class PlanLimiter:
             return (self._prefix, limit.scope, f"{{{pk}}}")
         return (self._prefix, limit.scope, f"{{{pk}}}", limit.operation)
 
-    def rules(self, plan: Plan, operation: str | None) -> tuple[PlanLimit, ...]:
+    def rules(self, plan: Plan, operation: str | None) -> tuple[PlanCounter, ...]:
         """The plan's counters for ``operation`` (:meth:`Plan.counters`), computed once per (plan, operation);
         a limit listed twice is one counter."""
         known = self._rules.get((id(plan), operation))
         if known is not None and known[0] is plan:
             return known[1]
-        rules = tuple(dict.fromkeys(plan.counters(operation)))
+        counters = []
+        for limit in dict.fromkeys(plan.counters(operation)):
+            head, _, tail = limit.item.key_for(*self.identifiers(0, limit)).partition("{0}")
+            counters.append(PlanCounter(limit, limit.item.amount, limit.item.get_expiry(), head + "{", "}" + tail))
+        rules = tuple(counters)
         self._rules[(id(plan), operation)] = (plan, rules)
         return rules
 
@@ -231,9 +253,11 @@ class PlanLimiter:
             headers = window.headers()
             headers["Retry-After"] = str(max(1, math.ceil(window.reset - time.time())))
             raise AuthFailure(errors.RATE_LIMITED, headers=headers)
+        if len(windows) == 1:
+            return windows[0]
         return min(windows, key=lambda w: (w.remaining, -w.reset))
 
-    def hit(self, pk: int, rules: tuple[PlanLimit, ...], cost: int = 1) -> tuple[PlanLimit | None, list[Window]]:
+    def hit(self, pk: int, rules: tuple[PlanCounter, ...], cost: int = 1) -> tuple[PlanLimit | None, list[Window]]:
         """Count ``cost`` against every limit of ``rules`` if each has room, else against none.
 
         Returns ``(None, one window per rule)`` when counted, ``(the refusing rule, [its window])``
@@ -242,6 +266,9 @@ class PlanLimiter:
         try:
             if self._script is not None:
                 return self._hit_redis(pk, rules, cost)
+            if self._memory_fixed:
+                with self._lock:
+                    return self._hit_memory(pk, rules, cost)
             if self._exclusive:
                 with self._lock:
                     return self._hit_library(pk, rules, cost)
@@ -249,37 +276,53 @@ class PlanLimiter:
         except Exception as exc:
             raise PlanLimitsUnavailable(f"rate-limit storage unavailable ({type(exc).__name__})") from None
 
-    def _hit_redis(self, pk: int, rules: tuple[PlanLimit, ...], cost: int) -> tuple[PlanLimit | None, list[Window]]:
-        storage: RedisStorage = self.storage  # type: ignore[assignment]
-        keys = [storage.prefixed_key(r.item.key_for(*self.identifiers(pk, r))) for r in rules]
+    def _hit_redis(self, pk: int, rules: tuple[PlanCounter, ...], cost: int) -> tuple[PlanLimit | None, list[Window]]:
+        prefix = self.storage.key_prefix  # type: ignore[attr-defined]  # RedisStorage.prefixed_key, inline
+        keys = [f"{prefix}:{c.head}{pk}{c.tail}" for c in rules]
         now = time.time()
         fixed = self.strategy == "fixed-window"
         args: list[Any] = [cost] if fixed else [repr(now), cost]
-        for rule in rules:
-            args += (rule.item.amount, rule.item.get_expiry())
+        for counter in rules:
+            args += (counter.amount, counter.expiry)
         out = self._script(keys, args)
         first = int(out[0])
         picked = rules if first == 0 else (rules[first - 1],)
         windows = []
-        for rule, count, when in zip(picked, out[1::2], out[2::2], strict=True):
-            item = rule.item
-            reset = now + int(when) / 1000 if fixed else float(when) + item.get_expiry()
-            if fixed and int(when) < 0:  # no counter yet (refused by a cost larger than the limit)
-                reset = now + item.get_expiry()
-            windows.append(Window(item.amount, max(0, item.amount - int(count)), reset))
-        return (None if first == 0 else rules[first - 1]), windows
+        for counter, count, when in zip(picked, out[1::2], out[2::2], strict=True):
+            if not fixed:
+                reset = float(when) + counter.expiry
+            elif int(when) < 0:  # no counter yet (refused by a cost larger than the limit)
+                reset = now + counter.expiry
+            else:
+                reset = now + int(when) / 1000
+            windows.append(Window(counter.amount, max(0, counter.amount - int(count)), reset))
+        return (None if first == 0 else rules[first - 1].limit), windows
 
-    def _hit_library(self, pk: int, rules: tuple[PlanLimit, ...], cost: int) -> tuple[PlanLimit | None, list[Window]]:
+    def _hit_memory(self, pk: int, rules: tuple[PlanCounter, ...], cost: int) -> tuple[PlanLimit | None, list[Window]]:
+        """Fixed windows in this process (under the lock): each counter checked, then all counted."""
+        storage: MemoryStorage = self.storage  # type: ignore[assignment]
+        keys = [f"{c.head}{pk}{c.tail}" for c in rules]
+        for counter, key in zip(rules, keys, strict=True):
+            count = storage.get(key)  # also drops an expired window
+            if count + cost > counter.amount:
+                return counter.limit, [Window(counter.amount, max(0, counter.amount - count), storage.get_expiry(key))]
+        windows = []
+        for counter, key in zip(rules, keys, strict=True):
+            count = storage.incr(key, counter.expiry, cost)
+            windows.append(Window(counter.amount, counter.amount - count, storage.get_expiry(key)))
+        return None, windows
+
+    def _hit_library(self, pk: int, rules: tuple[PlanCounter, ...], cost: int) -> tuple[PlanLimit | None, list[Window]]:
         limiter = self._limiter
-        keyed = [(rule, self.identifiers(pk, rule)) for rule in rules]
+        keyed = [(counter.limit, self.identifiers(pk, counter.limit)) for counter in rules]
         if self._exclusive:  # nothing else counts in between: refuse before counting anything
-            for rule, ids in keyed:
-                if not limiter.test(rule.item, *ids, cost=cost):
-                    return rule, [self._window(rule, ids)]
-        for rule, ids in keyed:
-            if not limiter.hit(rule.item, *ids, cost=cost):  # atomic per limit: never over it
-                return rule, [self._window(rule, ids)]
-        return None, [self._window(rule, ids) for rule, ids in keyed]
+            for limit, ids in keyed:
+                if not limiter.test(limit.item, *ids, cost=cost):
+                    return limit, [self._window(limit, ids)]
+        for limit, ids in keyed:
+            if not limiter.hit(limit.item, *ids, cost=cost):  # atomic per limit: never over it
+                return limit, [self._window(limit, ids)]
+        return None, [self._window(limit, ids) for limit, ids in keyed]
 
     def _window(self, rule: PlanLimit, ids: tuple[str, ...]) -> Window:
         reset, remaining = self._limiter.get_window_stats(rule.item, *ids)
@@ -291,9 +334,9 @@ class PlanLimiter:
 
         Reads the counters without counting; raises :class:`PlanLimitsUnavailable` when the storage fails.
         """
-        rules = list(self.rules(plan, None))
+        rules = [c.limit for c in self.rules(plan, None)]
         for operation in sorted(plan.operation_limits):
-            rules.extend(r for r in self.rules(plan, operation) if r.scope == "operation")
+            rules.extend(c.limit for c in self.rules(plan, operation) if c.limit.scope == "operation")
         rows = []
         try:
             for rule in rules:

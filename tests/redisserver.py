@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import IO
@@ -58,3 +59,38 @@ class RedisServer:
         if self._log is not None:
             self._log.close()
         self.proc, self._log = None, None
+
+
+class RedisMonitor:
+    """The commands clients send to a Redis server (``MONITOR``), without those scripts run inside
+    it: one entry per round trip. ``with RedisMonitor(url) as seen: ...``, then ``seen`` lists them."""
+
+    SENTINEL = "clientauth-monitor-stop"
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url)
+        self.commands: list[str] = []
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with self._redis.monitor() as monitor:
+            self._ready.set()
+            for entry in monitor.listen():
+                if self.SENTINEL in entry["command"]:
+                    return
+                if entry["client_type"] != "lua":
+                    self.commands.append(entry["command"])
+
+    def __enter__(self) -> list[str]:
+        self._thread.start()
+        self._ready.wait(10)
+        time.sleep(0.1)  # MONITOR is in force once the server answered OK, inside monitor()
+        return self.commands
+
+    def __exit__(self, *exc: object) -> None:
+        self._redis.echo(self.SENTINEL)
+        self._thread.join(10)
+        self._redis.close()

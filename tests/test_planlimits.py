@@ -172,6 +172,14 @@ def test_no_plan_configured_means_no_limiter_and_no_after_request_hook(make_app:
     assert resp.status_code == 200 and "X-RateLimit-Limit" not in resp.headers
 
 
+def test_a_views_own_rate_limit_headers_are_kept(make_app: AppFactory) -> None:
+    app = plan_app(make_app, routes=False)
+    app.add_url_rule("/api/branches", "branches", lambda: ("ok", 200, {"X-RateLimit-Limit": "app's own"}))
+    cid, secret = new_client(app, "c")
+    resp = get(app, cid, secret)
+    assert resp.headers.getlist("X-RateLimit-Limit") == ["app's own"]
+
+
 def test_headers_can_be_turned_off_the_429_keeps_them(make_app: AppFactory) -> None:
     app = plan_app(make_app, CLIENTAUTH_RATELIMIT_HEADERS=False)
     cid, secret = new_client(app, "c")
@@ -288,12 +296,14 @@ def test_gateway_error_detail_leaves_plan_failures_as_they_are(make_app: AppFact
 # -- exact under concurrency -----------------------------------------------------------------------------
 
 
-def test_threads_get_exactly_the_limit(make_app: AppFactory, storage: str) -> None:
+@pytest.mark.parametrize("strategy", ["fixed-window", "moving-window"])
+def test_threads_get_exactly_the_limit(make_app: AppFactory, storage: str, strategy: str) -> None:
     app = plan_app(
         make_app,
         plans={"p": {"rate_limits": ["25/minute", "1000/day"]}},
         default="p",
         CLIENTAUTH_RATELIMIT_STORAGE_URI=storage,
+        CLIENTAUTH_RATELIMIT_STRATEGY=strategy,
     )
     cid, secret = new_client(app, "c")
     statuses: list[int] = []
