@@ -79,11 +79,20 @@ class Metrics:
         self.client_label = client_label
         self.plan_of = plan_of
         self.multiprocess_dir = multiprocess_dir()
-        if self.multiprocess_dir is not None and not os.path.isdir(self.multiprocess_dir):
-            raise ConfigurationError(
-                f"CLIENTAUTH_METRICS: PROMETHEUS_MULTIPROC_DIR is set to {self.multiprocess_dir!r}, which is not "
-                "a directory; create it (empty) before the server starts"
-            )
+        if self.multiprocess_dir is not None:
+            if not os.path.isdir(self.multiprocess_dir):
+                raise ConfigurationError(
+                    f"CLIENTAUTH_METRICS: PROMETHEUS_MULTIPROC_DIR is set to {self.multiprocess_dir!r}, which is "
+                    "not a directory; create it (empty) before the server starts"
+                )
+            from prometheus_client import values
+
+            if getattr(values, "ValueClass", None) is getattr(values, "MutexValue", object()):
+                # values kept in memory: each process would serve only its own, or nothing at all
+                raise ConfigurationError(
+                    "CLIENTAUTH_METRICS: PROMETHEUS_MULTIPROC_DIR was set after prometheus_client was imported, "
+                    "so this process keeps its values in memory; set it in the environment the server starts in"
+                )
         #: This app's registry (in multiprocess mode the scrape reads the directory instead).
         self.registry = prom.CollectorRegistry(auto_describe=True)
         registry = self.registry

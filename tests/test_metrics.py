@@ -424,9 +424,19 @@ def test_a_multiprocess_directory_that_is_not_one_fails_start_up(
     make_app: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
-    with pytest.raises(ConfigurationError, match="PROMETHEUS_MULTIPROC_DIR"):
+    with pytest.raises(ConfigurationError, match=r"PROMETHEUS_MULTIPROC_DIR is set to .*, which is not a directory"):
         make_app(**ON)
     make_app()  # metrics off: the variable is none of the extension's business
+
+
+def test_a_multiprocess_directory_set_after_prometheus_client_was_imported_fails_start_up(
+    make_app: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prometheus_client reads the variable when it is imported: set later, this process would keep its
+    values in memory, and scrapes would miss them."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    with pytest.raises(ConfigurationError, match="set after prometheus_client was imported"):
+        make_app(**ON)
 
 
 # -- gunicorn, two workers, multiprocess mode -------------------------------------------------------
