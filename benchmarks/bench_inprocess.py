@@ -47,9 +47,12 @@ def build_variants(
     client: tuple[str, str] | None = None,
     config: dict[str, Any] | None = None,
     plans: bool = False,
+    metrics: bool = False,
 ) -> tuple[list[Variant], list[str]]:
     """The apps to compare, for a new client (or ``client``: an existing ID and secret); ``plans`` adds
-    the id+secret route with plans configured: the client without a plan, and on a plan (memory counters)."""
+    the id+secret route with plans configured: the client without a plan, and on a plan (memory counters);
+    ``metrics`` the public and id+secret routes with Prometheus metrics on (``CLIENTAUTH_METRICS``), and
+    id+secret with the per-client label too."""
     notes: list[str] = []
     store = make_store(database_url, rounds)
     if client is None:
@@ -112,6 +115,29 @@ def build_variants(
                 "plan-memory",
                 f"ClientAuth, id+secret (warm), on a plan of {PLAN_LIMIT} (memory counters)",
                 bench_app.create_app("id-secret", database_url, config=limited),
+                "/hello",
+                creds(cid, secret),
+            ),
+        ]
+    if metrics:
+        counted = {**config, "CLIENTAUTH_METRICS": True}
+        with_metrics = bench_app.create_app("id-secret", database_url, config=counted)
+        with_client = bench_app.create_app(
+            "id-secret", database_url, config={**counted, "CLIENTAUTH_METRICS_CLIENT_LABEL": True}
+        )
+        variants += [
+            Variant("metrics-public", "ClientAuth, public route, metrics on", with_metrics, "/public", {}),
+            Variant(
+                "metrics-id-secret",
+                "ClientAuth, id+secret (warm), metrics on",
+                with_metrics,
+                "/hello",
+                creds(cid, secret),
+            ),
+            Variant(
+                "metrics-client",
+                "ClientAuth, id+secret (warm), metrics on with the client label",
+                with_client,
                 "/hello",
                 creds(cid, secret),
             ),
@@ -220,7 +246,13 @@ BASELINE = "-"
 
 
 def count_instructions(
-    database_url: str, rounds: int, client: tuple[str, str], names: list[str], requests: int, plans: bool = False
+    database_url: str,
+    rounds: int,
+    client: tuple[str, str],
+    names: list[str],
+    requests: int,
+    plans: bool = False,
+    metrics: bool = False,
 ) -> dict[str, Any]:
     """Instructions per request of each variant, counted by ``valgrind --tool=callgrind``.
 
@@ -238,6 +270,7 @@ def count_instructions(
         BENCH_COUNT_CLIENT=json.dumps(list(client)),
         BENCH_COUNT_ROUNDS=str(rounds),
         BENCH_COUNT_PLANS="1" if plans else "",
+        BENCH_COUNT_METRICS="1" if metrics else "",
     )
     totals: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="clientauth-callgrind-") as tmp:
@@ -278,6 +311,7 @@ def _count_child(name: str, requests: int) -> None:
         client=(client[0], client[1]),
         config=COUNT_CONFIG,
         plans=bool(os.environ.get("BENCH_COUNT_PLANS")),
+        metrics=bool(os.environ.get("BENCH_COUNT_METRICS")),
     )
     runners = {v.name: wsgi_runner(v) for v in variants}
     for variant in variants:

@@ -7,7 +7,9 @@ without the timed rounds: a quick before/after check of a change to the request 
 variant's instructions per request and its overhead over bare Flask. Needs valgrind.
 ``--credentials N`` gives the client N credentials (the first one is used), as issue 13 compares.
 ``--plans`` adds the id+secret route with plans configured (issue 14): ``plan-none`` (the client on
-no plan) and ``plan-memory`` (on a plan with one limit, counted in memory).
+no plan) and ``plan-memory`` (on a plan with one limit, counted in memory). ``--metrics`` adds the
+public and id+secret routes with Prometheus metrics on (``metrics-public``, ``metrics-id-secret``),
+and id+secret with the per-client label too (``metrics-client``); needs the ``metrics`` extra.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import bench_inprocess
 from bench_common import ensure_tables, make_store
 
 
-def main(requests: int, credentials: int = 1, plans: bool = False) -> int:
+def main(requests: int, credentials: int = 1, plans: bool = False, metrics: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="clientauth-count-") as tmp:
         url = f"sqlite:///{tmp}/clients.sqlite3"
         ensure_tables(url)
@@ -31,9 +33,9 @@ def main(requests: int, credentials: int = 1, plans: bool = False) -> int:
         store.engine.dispose()
         assert secret is not None
         client = (record.client_id, secret)
-        variants, _ = bench_inprocess.build_variants(url, 4, client=client, plans=plans)
+        variants, _ = bench_inprocess.build_variants(url, 4, client=client, plans=plans, metrics=metrics)
         names = [v.name for v in variants]
-        result = bench_inprocess.count_instructions(url, 4, client, names, requests, plans=plans)
+        result = bench_inprocess.count_instructions(url, 4, client, names, requests, plans=plans, metrics=metrics)
     if "skipped" in result:
         print(result["skipped"])
         return 1
@@ -50,5 +52,6 @@ if __name__ == "__main__":
     parser.add_argument("requests", type=int, nargs="?", default=1000)
     parser.add_argument("--credentials", type=int, default=1, help="credentials of the client (default 1)")
     parser.add_argument("--plans", action="store_true", help="add the variants with plans (issue 14)")
+    parser.add_argument("--metrics", action="store_true", help="add the variants with metrics on (issue 14)")
     args = parser.parse_args()
-    sys.exit(main(args.requests, args.credentials, args.plans))
+    sys.exit(main(args.requests, args.credentials, args.plans, args.metrics))

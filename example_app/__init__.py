@@ -13,6 +13,10 @@ environment, and the ``config`` argument:
 ``EXAMPLE_ADMIN_USER`` / ``EXAMPLE_ADMIN_PASSWORD`` / ``SECRET_KEY``
     The operator login that guards the "Sharing & keys" portal (``/admin/keys``) and the admin
     JSON API (``/admin/api``); see :mod:`example_app.login`.
+``CLIENTAUTH_METRICS``
+    ``true`` serves Prometheus metrics at ``/metrics`` to clients with the role ``metrics``
+    (``flask --app example_app clients create Prometheus --role metrics``); needs
+    ``pip install 'Flask-ClientAuth[metrics]'``.
 ``CLIENTAUTH_*``
     Any key of Flask-ClientAuth (``CLIENTAUTH_DATABASE_URI``, ``CLIENTAUTH_BCRYPT_ROUNDS``, ...).
     Values from the environment are read as JSON when they parse (``4``, ``true``), else as text.
@@ -27,7 +31,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Blueprint, Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from flask_clientauth import ClientAuth
@@ -41,6 +45,16 @@ auth = ClientAuth()
 
 #: ``EXAMPLE_SPEC`` values and the document each selects (relative to this package).
 SPECS = {"openapi2": "openapi.yaml", "openapi3": "openapi3.yaml"}
+
+#: ``/metrics`` (Prometheus), registered on apps with ``CLIENTAUTH_METRICS``: outside the document,
+#: so it says who may read it, here clients with the role ``metrics``.
+metrics = auth.require(roles=["metrics"])(Blueprint("metrics", __name__))
+
+
+@metrics.get("/metrics")
+def serve_metrics() -> Any:
+    return auth.metrics_view()()
+
 
 #: Environment variables ``create_app`` reads, besides every ``CLIENTAUTH_*`` key.
 EXAMPLE_KEYS = ("EXAMPLE_SPEC", "EXAMPLE_INSTANCE_PATH", "EXAMPLE_ADMIN_USER", "EXAMPLE_ADMIN_PASSWORD", "SECRET_KEY")
@@ -92,6 +106,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth.exempt(login.login))
     app.register_blueprint(auth.portal(login.login_required, actor=login.current_user), url_prefix="/admin/keys")
     app.register_blueprint(auth.admin_api(login.api_login_required, actor=login.current_user), url_prefix="/admin/api")
+    if app.config["CLIENTAUTH_METRICS"]:
+        app.register_blueprint(metrics)
     state = auth.state(app)
     logs.install(
         s.param

@@ -50,7 +50,7 @@ class DispatchCheck:
         and the view; Flask allows none to be added once requests are served. Without any, the
         app keeps its own ``dispatch_request`` and the check costs nothing.
         """
-        ours = self._state.before_request
+        ours = self._state.hook
         app = self._app()
         assert app is not None, "the app was garbage-collected"
         if any(f != ours for funcs in app.before_request_funcs.values() for f in funcs):

@@ -20,15 +20,16 @@ from werkzeug.routing import Rule
 from . import errors
 from .cache import CredentialCache
 from .cli import clients
-from .context import AuthenticatedClient
+from .context import AuthenticatedClient, AuthState
 from .credentials import DocumentKeys, hide
 from .dispatch import DispatchCheck
 from .errors import AuthFailure, respond
+from .metrics import Metrics, make_view
 from .models import Base
 from .planlimits import LimitUsage, PlanLimiter
 from .plans import Plan, Plans, UnknownPlan
 from .product import build_plans
-from .requirements import Policy
+from .requirements import FastPath, Policy
 from .routing import Override, Registrations, RouteInfo, RouteTable
 from .settings import DEFAULTS, ConfigurationError, Settings
 from .spec import Spec, SpecError, load_spec, unrequired_keys_warning
@@ -82,6 +83,17 @@ class ClientAuthState:
         store.listeners.append(self.authenticator.revocation.changed)
         #: Counts plan limits; ``None`` while no plan is configured (the request path then skips plans).
         self.limiter: PlanLimiter | None = None
+        #: What the request path calls: the authenticator's checks, counted and timed when metrics are on
+        #: (attributes of their own, so that metrics off costs the warm path nothing).
+        self.fast: Callable[[FastPath, dict[str, Any]], AuthState | None] = self.authenticator.fast
+        self.decide: Callable[[Policy, Request], AuthState] = self.authenticator.decide
+        #: The function registered as the app's ``before_request`` (:meth:`before_request`, counted
+        #: when metrics are on).
+        self.hook: Callable[[], ResponseReturnValue | None] = self.before_request
+        #: The app's Prometheus metrics (``CLIENTAUTH_METRICS``); ``None`` when off.
+        self.metrics: Metrics | None = None
+        if settings.metrics:
+            self._use_metrics(Metrics(client_label=settings.metrics_client_label, plan_of=self.plan_name))
         self._root_path = app.root_path
         self._app = weakref.ref(app)  # the app holds the state (extensions, hooks): no cycle back
         self._view_functions = app.view_functions
@@ -99,6 +111,14 @@ class ClientAuthState:
         #: Every route resolved without error: requests skip the start-up check.
         self.routes_ok = False
         self._logged = False
+
+    def _use_metrics(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.fast = metrics.fast(self.authenticator.fast)
+        self.decide = metrics.decide(self.authenticator.decide)
+        self.hook = metrics.hook(self.before_request)
+        self.authenticator.on_lookup = metrics.lookup
+        self.authenticator.revocation.on_poll = metrics.poll
 
     def spec(self) -> Spec:
         """The loaded document (a callable ``CLIENTAUTH_SPEC`` is called on first use)."""
@@ -120,6 +140,15 @@ class ClientAuthState:
             self.spec()
         assert self._plans is not None
         return self._plans
+
+    def plan_name(self, record: ClientRecord) -> str:
+        """The name of the plan a client is under (its own, else the default; ``""``: none). A stored
+        plan that is no longer configured: its name as stored (such a client is refused)."""
+        try:
+            plan = self.plans.for_client(record.plan)
+        except UnknownPlan:
+            return record.plan or ""
+        return plan.name if plan is not None else ""
 
     def _build_plans(self, spec: Spec) -> Plans:
         settings = self.settings
@@ -233,10 +262,10 @@ class ClientAuthState:
         if policy.allow_preflight and req.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in req.environ:
             return None
         fast = policy.fast
-        auth = None if fast is None else self.authenticator.fast(fast, req.environ)
+        auth = None if fast is None else self.fast(fast, req.environ)
         if auth is None:
             try:
-                auth = self.authenticator.decide(policy, req)
+                auth = self.decide(policy, req)
             except AuthFailure as failure:
                 logger.info("clientauth: %s %s -> %s %s", req.method, escape(req.path), failure.status, failure.code)
                 return self.respond(failure, policy)
@@ -269,7 +298,7 @@ class ClientAuthState:
                 escape(client.client_id),
                 exc.name,
             )
-            return self.respond(AuthFailure(errors.NOT_IN_PLAN), policy)
+            return self.respond(AuthFailure(errors.NOT_IN_PLAN), policy, client=client)
         if plan is None:
             return None
         assert self.limiter is not None
@@ -285,7 +314,7 @@ class ClientAuthState:
                 escape(client.client_id),
                 plan.name,
             )
-            return self.respond(failure, policy)
+            return self.respond(failure, policy, client=client)
         if window is not None and self.settings.ratelimit_headers:
             req._clientauth_window = window  # type: ignore[attr-defined]
             after_this_request(self.rate_limit_headers)  # this request's alone: others pay nothing
@@ -326,8 +355,15 @@ class ClientAuthState:
         )
         return self.respond(AuthFailure(errors.CONFIG_ERROR))
 
-    def respond(self, failure: AuthFailure, policy: Policy | None = None) -> Response:
-        """The response for a refusal (see :func:`errors.respond`)."""
+    def respond(
+        self, failure: AuthFailure, policy: Policy | None = None, *, client: AuthenticatedClient | None = None
+    ) -> Response:
+        """The response for a refusal (see :func:`errors.respond`); every refusal comes through here.
+
+        ``client``: the client refused after it authenticated (a plan's refusal), for the metrics.
+        """
+        if self.metrics is not None:
+            self.metrics.refused(failure, client)
         handler = self.extension.registrations.error_handler
         return respond(failure, policy, handler=handler, detail_mode=self.error_detail)
 
@@ -351,6 +387,7 @@ class ClientAuth:
         self.clock = clock
         #: What the decorators below registered.
         self.registrations = Registrations()
+        self._metrics_view: Callable[[], ResponseReturnValue] | None = None
         if db is not None:
             for table in Base.metadata.sorted_tables:
                 if table.name not in db.metadata.tables:
@@ -391,7 +428,7 @@ class ClientAuth:
                 on_error=settings.plan_limits_on_error,
                 clock=self.clock,
             )
-        app.before_request(state.before_request)
+        app.before_request(state.hook)
         # Flask calls ``self.dispatch_request()``: an instance attribute takes its place,
         # decided on the first request (see dispatch.py).
         app.dispatch_request = state.dispatch_check.first_dispatch_request  # type: ignore[method-assign]
@@ -547,7 +584,18 @@ class ClientAuth:
             self, login_required=login_required, can_manage=can_manage, actor=actor, scope=scope, name=name
         )
 
-    # -- the hook ---------------------------------------------------------------------
+    def metrics_view(self) -> Callable[[], ResponseReturnValue]:
+        """A view serving the current app's Prometheus metrics (``CLIENTAUTH_METRICS``), to mount and
+        protect: ``app.add_url_rule("/metrics", view_func=auth.require(roles=["metrics"])(auth.metrics_view()))``.
+
+        One view per extension object, whichever app serves it (an app factory can decorate and
+        mount it on each app). Raises :class:`ConfigurationError` when ``prometheus_client`` (the
+        ``[metrics]`` extra) is not installed. On an app whose metrics are off, the view answers 404
+        (and logs why).
+        """
+        if self._metrics_view is None:
+            self._metrics_view = make_view()
+        return self._metrics_view
 
 
 def _source_label(source: Any) -> str:

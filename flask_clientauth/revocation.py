@@ -43,6 +43,8 @@ class Revocation:
         self._last_event: int | None = None
         self._holes: dict[int, float] = {}
         self._lock = threading.Lock()
+        #: Told of each poll: ``on_poll(seconds, ok)`` (metrics); ``None``: nobody asks.
+        self.on_poll: Callable[[float, bool], None] | None = None
 
     def changed(self, client_id: str) -> None:
         """A write of this process (the store's listener): forget the client at once."""
@@ -65,11 +67,16 @@ class Revocation:
         try:
             if not force and now < self.next_poll:
                 return
+            started, ok = time.perf_counter(), False
             try:
                 self._poll(now)
+                ok = True
             except StoreError:
                 self.cache.clear()  # cannot learn of revocations: trust nothing cached
                 raise
+            finally:
+                if self.on_poll is not None:
+                    self.on_poll(time.perf_counter() - started, ok)
             self.next_poll = cache_current = now + self.interval
             self.cache.current_until = cache_current
         finally:

@@ -57,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "CLIENTAUTH_PRODUCT": None,
     "CLIENTAUTH_RATELIMIT_HEADERS": True,
     "CLIENTAUTH_PLAN_LIMITS_ON_ERROR": "closed",
+    "CLIENTAUTH_METRICS": False,
+    "CLIENTAUTH_METRICS_CLIENT_LABEL": False,
 }
 
 #: bcrypt's cost range (``bcrypt.gensalt`` refuses anything else, at the first hash).
@@ -341,6 +343,8 @@ READERS: dict[str, Callable[[str, Any], Any]] = {
     "CLIENTAUTH_PRODUCT": _path,
     "CLIENTAUTH_RATELIMIT_HEADERS": flag,
     "CLIENTAUTH_PLAN_LIMITS_ON_ERROR": lambda k, v: choice(k, v, ("closed", "open")),
+    "CLIENTAUTH_METRICS": flag,
+    "CLIENTAUTH_METRICS_CLIENT_LABEL": flag,
 }
 
 
@@ -389,6 +393,8 @@ class Settings:
     product: str | None
     ratelimit_headers: bool
     plan_limits_on_error: Literal["closed", "open"]
+    metrics: bool
+    metrics_client_label: bool
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:

@@ -69,6 +69,9 @@ class Authenticator:
         self.flights = self.secrets.flights
         #: ``last_used_at``: noted here, written by a thread (CLIENTAUTH_LAST_USED_INTERVAL).
         self.usage = UsageRecorder(store, cache, interval=last_used_interval, clock=clock)
+        #: Told where each client lookup of the general check was answered: ``"known"`` or
+        #: ``"unknown"`` (the cache), ``"store"`` (metrics); ``None``: nobody asks.
+        self.on_lookup: Callable[[str], None] | None = None
         self.use_document(DocumentKeys())
 
     def use_document(self, document: DocumentKeys) -> None:
@@ -205,13 +208,19 @@ class Authenticator:
         entry: Entry | None = None
         if len(client_id) <= CLIENT_ID_MAX and _printable(client_id):
             entry = self.cache.get(client_id)
-            if entry is None and not self.cache.is_unknown(client_id):
-                self.throttle.check(None, memo["address"])
-                epoch = self.cache.epoch
-                record = self.store.get(client_id)
-                entry = self.cache.put(client_id, record, epoch)
-                if record is None:
-                    self.throttle.failed(None, memo["address"])
+            found = "known"
+            if entry is None:
+                found = "unknown"
+                if not self.cache.is_unknown(client_id):
+                    found = "store"
+                    self.throttle.check(None, memo["address"])
+                    epoch = self.cache.epoch
+                    record = self.store.get(client_id)
+                    entry = self.cache.put(client_id, record, epoch)
+                    if record is None:
+                        self.throttle.failed(None, memo["address"])
+            if self.on_lookup is not None:
+                self.on_lookup(found)
         memo[key] = entry
         return entry
 

@@ -69,9 +69,11 @@ def check_config(env: BuildEnvironment) -> None:
     documented = _confvals(path)
     known = set(DEFAULTS) | _keys_in_package()
     for key in sorted(known - set(documented)):
-        logger.warning("config key %s is not documented (add a '.. confval:: %s' entry)", key, key, location=path)
+        logger.warning(
+            "config key %s is not documented (add a '.. confval:: %s' entry)", key, key, location=("config", None)
+        )
     for key in sorted(set(documented) - known):
-        logger.warning("config.rst documents %s, which the package does not know", key, location=path)
+        logger.warning("config.rst documents %s, which the package does not know", key, location=("config", None))
     for key, options in documented.items():
         if key not in DEFAULTS:
             continue
@@ -83,10 +85,10 @@ def check_config(env: BuildEnvironment) -> None:
                 key,
                 written,
                 expected,
-                location=path,
+                location=("config", None),
             )
         if not options.get("type"):
-            logger.warning("%s: no ':type:' given", key, location=path)
+            logger.warning("%s: no ':type:' given", key, location=("config", None))
 
 
 def check_errors(env: BuildEnvironment) -> None:
@@ -97,9 +99,11 @@ def check_errors(env: BuildEnvironment) -> None:
     reasons = [v for v in vars(errors).values() if isinstance(v, errors.Reason)]
     for reason in reasons:
         if f"``{reason.code}``" not in text:
-            logger.warning("error code %s is not in the errors table", reason.code, location=path)
+            logger.warning("error code %s is not in the errors table", reason.code, location=("errors", None))
         if reason.text not in text:
-            logger.warning("the text of %s (%r) is not in the errors table", reason.code, reason.text, location=path)
+            logger.warning(
+                "the text of %s (%r) is not in the errors table", reason.code, reason.text, location=("errors", None)
+            )
 
 
 def check_api(env: BuildEnvironment) -> None:
