@@ -46,6 +46,14 @@ auth = ClientAuth()
 #: ``EXAMPLE_SPEC`` values and the document each selects (relative to this package).
 SPECS = {"openapi2": "openapi.yaml", "openapi3": "openapi3.yaml"}
 
+#: The plans an operator can put a client on (the portal's "Plan", ``flask clients plan``): bronze
+#: reads branches only, at most 10 a minute; gold calls everything, 100 a second. Clients on no plan
+#: (the demo client) are not limited. ``CLIENTAUTH_PLANS`` in the environment replaces them.
+PLANS = {
+    "bronze": {"rate_limits": ["10/minute", "1000/day"], "operations": ["listBranches", "getBranch"]},
+    "gold": {"rate_limits": ["100/second"]},
+}
+
 #: ``/metrics`` (Prometheus), registered on apps with ``CLIENTAUTH_METRICS``: outside the document,
 #: so it says who may read it, here clients with the role ``metrics``.
 metrics = auth.require(roles=["metrics"])(Blueprint("metrics", __name__))
@@ -94,6 +102,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         static_folder=None,
     )
     app.config["CLIENTAUTH_SPEC"] = SPECS[variant]  # relative paths are read from app.root_path
+    app.config["CLIENTAUTH_PLANS"] = PLANS
     app.config.update(settings)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["branches"] = BranchBook()
