@@ -144,7 +144,7 @@ def _body(*allowed: str) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the parser's depth
         raise _Refused(400, "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise _Refused(400, "the body must be a JSON object")
@@ -212,7 +212,7 @@ def _int(params: dict[str, str], name: str, default: int) -> int:
     text = params.get(name)
     if text is None:
         return default
-    if not text.isdigit() or len(text) > 9:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:  # isdigit() alone takes "²", int() does not
         raise _Refused(400, f"{name} must be a whole number")
     return int(text)
 

@@ -288,6 +288,9 @@ def test_one_user_cannot_manage_anothers_clients(app: Flask) -> None:
         ("DELETE", "/credentials/{cid}", None, 409, "is the only credential"),
         ("GET", "/clients?page=0", None, 400, "page must be a whole number of at least 1"),
         ("GET", "/clients?page=two", None, 400, "page must be a whole number"),
+        # str.isdigit() says yes to these, int() says no: a 500 before
+        ("GET", "/clients?page=\u00b2", None, 400, "page must be a whole number"),
+        ("GET", "/clients?per_page=\u2463", None, 400, "per_page must be a whole number"),
         ("GET", "/clients?per_page=501", None, 400, "per_page must be a whole number between 1 and 500"),
         ("GET", "/clients?status=gone", None, 400, "status must be one of enabled, disabled"),
         ("GET", "/clients?secret=fcsk_x", None, 400, "unknown query parameter(s): secret"),
@@ -304,6 +307,17 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(
     assert response.status_code == status, response.get_json()
     error = response.get_json()
     assert error["httpCode"] == str(status) and error["httpMessage"] and words in error["moreInformation"]
+    assert snapshot(app) == before
+
+
+def test_a_deeply_nested_body_is_a_400_not_a_500(app: Flask, root: Api) -> None:
+    before = snapshot(app)
+    for body in ("[" * 100_000, '{"name": ' + "[" * 100_000):
+        response = root.client.post(
+            PREFIX + "/clients", data=body, content_type="application/json", headers=root.headers
+        )
+        assert response.status_code == 400, response.data[:200]
+        assert response.get_json()["moreInformation"] == "the body is not valid JSON"
     assert snapshot(app) == before
 
 
