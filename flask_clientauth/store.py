@@ -11,7 +11,7 @@ import builtins
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -52,6 +52,7 @@ from .models import (
     LABEL_MAX,
     NAME_MAX,
     ROLE_MAX,
+    ROLES_MAX,
     Base,
     audit_table,
     clients_table,
@@ -454,6 +455,12 @@ def check_role(role: str) -> str:
     if not _ROLE.fullmatch(role):
         raise ValueError(f"a role must be 1 to {ROLE_MAX} letters, digits or _ . : / - (got {role[:80]!r})")
     return role
+
+
+def check_role_count(roles: Collection[str]) -> None:
+    """:class:`ValueError` when a client would hold more than :data:`~.models.ROLES_MAX` roles."""
+    if len(roles) > ROLES_MAX:
+        raise ValueError(f"a client may hold at most {ROLES_MAX} roles (got {len(roles)})")
 
 
 def _check_expiry(expires_at: datetime | None) -> datetime | None:
@@ -1035,6 +1042,7 @@ class ClientStore(_CredentialChanges):
         name, label = check_name(name), check_label(label)
         plan = None if plan is None else check_plan_name(plan)
         role_set = sorted({check_role(r) for r in roles})
+        check_role_count(role_set)
         expires_at = _check_expiry(expires_at)
         now = utcnow()
         with self._connect(write=True) as conn:
@@ -1091,6 +1099,7 @@ class ClientStore(_CredentialChanges):
         if added & removed:
             raise ValueError(f"a role cannot be both added and removed: {', '.join(sorted(added & removed))}")
         roles = sorted((set(self.require(client_id).roles) | added) - removed)
+        check_role_count(roles)
         detail = {"added": sorted(added), "removed": sorted(removed), "roles": roles}
         return self._update_client(client_id, "roles", actor, detail, roles=" ".join(roles))
 

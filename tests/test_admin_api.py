@@ -321,6 +321,21 @@ def test_a_deeply_nested_body_is_a_400_not_a_500(app: Flask, root: Api) -> None:
     assert snapshot(app) == before
 
 
+def test_a_client_holds_at_most_100_roles(app: Flask, root: Api) -> None:
+    """100,000 roles were stored (MariaDB's TEXT refuses them: a 503), and every page carried them."""
+    before = snapshot(app)
+    refused = root("POST", "/clients", {"name": "Many", "roles": [f"r{i}" for i in range(100_000)]})
+    assert refused.status_code == 400 and "at most 100 roles" in refused.get_json()["moreInformation"]
+    assert snapshot(app) == before
+    cid = root("POST", "/clients", {"name": "Many", "roles": [f"r{i}" for i in range(100)]}).get_json()["client_id"]
+    before = snapshot(app)
+    refused = root("PATCH", f"/clients/{cid}/roles", {"add": ["one-more"]})
+    assert refused.status_code == 400 and "at most 100 roles" in refused.get_json()["moreInformation"]
+    assert snapshot(app) == before
+    swapped = root("PATCH", f"/clients/{cid}/roles", {"add": ["one-more"], "remove": ["r0"]})
+    assert swapped.status_code == 200 and len(swapped.get_json()["roles"]) == 100
+
+
 def test_the_maximum_of_credentials(make_app: AppFactory) -> None:
     app = build_app(make_app, CLIENTAUTH_MAX_CREDENTIALS=2)
     root = Api(app.test_client(), "root")
