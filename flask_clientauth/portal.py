@@ -36,7 +36,7 @@ from sqlalchemy import ColumnElement
 from werkzeug.exceptions import HTTPException
 
 from . import explore
-from .admin_api import CanManage, Decorator, checked_options
+from .admin_api import CanManage, Decorator, checked_options, from_another_site
 from .service import ClientService, Created, ServiceError
 from .settings import ConfigurationError
 from .store import StoreBusy, StoreError, utcnow
@@ -368,6 +368,9 @@ def _check_csrf() -> None:
     except ValidationError as exc:
         logger.info("clientauth: portal %s %s refused: %s", request.method, request.path, exc)
         raise CSRFRefused() from None
+    if from_another_site():  # over plain HTTP too: the browser's Sec-Fetch-Site, else Origin
+        logger.info("clientauth: portal %s %s refused: from another site", request.method, request.path)
+        raise CSRFRefused()
     if request.is_secure and not (request.referrer and same_origin(request.referrer, f"https://{request.host}/")):
         logger.info(
             "clientauth: portal %s %s refused: referrer missing or from another host", request.method, request.path

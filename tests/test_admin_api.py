@@ -80,7 +80,8 @@ class Api:
             kw["json"] = body
         elif method in ("POST", "PUT", "PATCH"):
             kw.setdefault("json", {})
-        return self.client.open(PREFIX + path, method=method, headers=self.headers, **kw)
+        headers = {**self.headers, **kw.pop("headers", {})}
+        return self.client.open(PREFIX + path, method=method, headers=headers, **kw)
 
 
 @pytest.fixture
@@ -363,6 +364,38 @@ def test_writes_need_a_json_content_type(app: Flask, root: Api) -> None:
         plain = root.client.post(PREFIX + path, data="{}", content_type="text/plain", headers=root.headers)
         assert plain.status_code == 415
     assert snapshot(app) == before
+
+
+def test_a_browser_request_from_another_site_is_refused(app: Flask, root: Api) -> None:
+    """JSON alone stops an HTML form, not a ``fetch`` the app's CORS set-up lets through with
+    credentials: a request the browser marks cross-site (``Sec-Fetch-Site``, else ``Origin``)
+    is refused; automation (no such headers) and the app's own pages are not."""
+    cid = root("POST", "/clients", {"name": "Target"}).get_json()["client_id"]
+    before = snapshot(app)
+    for headers in (
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "http://localhost.evil.example"},
+    ):
+        refused = root("POST", f"/clients/{cid}/disable", headers=headers)
+        assert refused.status_code == 403, headers
+        assert refused.get_json()["code"] == "cross_origin"
+        stolen = root("GET", "/clients", headers={**headers, "Sec-Fetch-Mode": "cors"})
+        assert stolen.status_code == 403, headers
+    assert snapshot(app) == before
+    # a link followed from another site is a navigation, not a script reading the answer
+    assert (
+        root("GET", "/clients", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}).status_code
+        == 200
+    )
+    for headers in (
+        {"Sec-Fetch-Site": "same-origin", "Origin": "null"},
+        {"Sec-Fetch-Site": "none"},
+        {"Origin": "http://localhost"},
+        {"Origin": "null"},
+    ):
+        assert root("POST", f"/clients/{cid}/disable", headers=headers).status_code == 200, headers
 
 
 def test_a_secret_is_never_in_a_url_or_a_log(app: Flask, root: Api, caplog: pytest.LogCaptureFixture) -> None:

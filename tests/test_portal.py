@@ -201,6 +201,19 @@ def test_over_https_the_form_must_come_from_this_host(portal_app: Flask, web: An
     assert accepted.status_code == 302
 
 
+def test_a_form_posted_from_another_site_is_refused_even_with_a_token(portal_app: Flask, web: Any) -> None:
+    """Over plain HTTP too: the browser's ``Sec-Fetch-Site`` (else ``Origin``) must not say another
+    site. The portal's own forms send ``Origin: null`` (its ``Referrer-Policy: no-referrer``)."""
+    cid, _ = create(web)
+    form = {"enabled": "0", "csrf_token": token(web.get(PREFIX + "/new"))}
+    url = f"{PREFIX}/clients/{cid}/enabled"
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
+        assert web.post(url, data=form, headers=headers).status_code == 400, headers
+    assert "Branch mobile app enabled Disable" in text(web.get(f"{PREFIX}/clients/{cid}"))
+    browser = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    assert web.post(url, data=form, headers=browser).status_code == 302
+
+
 def test_the_apps_own_csrfprotect_does_not_get_in_the_way(make_app: Any) -> None:
     from flask_wtf.csrf import CSRFProtect
 
