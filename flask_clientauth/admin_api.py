@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, g, json, request
 from werkzeug.http import HTTP_STATUS_CODES
@@ -48,6 +49,7 @@ CanManage = Callable[[ClientRecord], bool]
 CODES = {
     "invalid_input": 400,
     "unsupported_media_type": 415,
+    "cross_origin": 403,
     "client_id_missing": 401,
     "store_busy": 503,
     "store_unavailable": 503,
@@ -134,6 +136,37 @@ def api_key_login(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+#: Methods that change nothing: a cross-site one is refused only when a script would read the answer.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def from_another_site() -> bool:
+    """Whether the browser says this request comes from another site.
+
+    ``Sec-Fetch-Site`` decides when the browser sends it (``cross-site`` or ``same-site``: another
+    site; ``same-origin`` or ``none``, typed or bookmarked: not). Without it, an ``Origin`` other
+    than this host is another site; ``Origin: null`` says nothing (the portal's own forms send it,
+    under its ``Referrer-Policy: no-referrer``). Automation sends neither header.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site.lower() not in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return False
+    return urlsplit(origin).netloc.lower() != request.host.lower()
+
+
+def _check_site() -> None:
+    """CSRF beyond the JSON content type: a write, or a script's read, from another site is refused
+    (an app whose CORS set-up lets credentials through would otherwise open the API to any site)."""
+    if not from_another_site():
+        return
+    if request.method not in _SAFE_METHODS or request.headers.get("Sec-Fetch-Mode", "").lower() == "cors":
+        logger.info("clientauth: admin API %s %s refused: from another site", request.method, request.path)
+        raise _Refused(403, "refused: the request comes from another site", "cross_origin")
+
+
 # -- reading the request ------------------------------------------------------------------
 def _body(*allowed: str) -> dict[str, Any]:
     """The JSON object of a write; every key must be one of ``allowed``."""
@@ -144,7 +177,7 @@ def _body(*allowed: str) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the parser's depth
         raise _Refused(400, "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise _Refused(400, "the body must be a JSON object")
@@ -212,7 +245,7 @@ def _int(params: dict[str, str], name: str, default: int) -> int:
     text = params.get(name)
     if text is None:
         return default
-    if not text.isdigit() or len(text) > 9:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:  # isdigit() alone takes "²", int() does not
         raise _Refused(400, f"{name} must be a whole number")
     return int(text)
 
@@ -253,6 +286,7 @@ def build_admin_api(
         def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
             def view(**kwargs: Any) -> Response:
                 try:
+                    _check_site()
                     result = f(**kwargs)
                 except _Refused as refused:
                     return error_response(refused.status, refused.message, refused.code)

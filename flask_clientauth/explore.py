@@ -50,6 +50,13 @@ class ExploreError(ValueError):
     """A form that cannot be sent as it is (a missing path parameter, a body too long)."""
 
 
+def masked(text: str, secret: str) -> str:
+    """``text`` with every copy of ``secret`` (as typed, or URL-encoded) shown as :data:`MASK`."""
+    if len(secret) < MIN_MASKED:
+        return text
+    return text.replace(secret, MASK).replace(quote_plus(secret), MASK)
+
+
 def path_params(operation: Operation) -> list[str]:
     """The ``{name}`` parameters of the operation's path template, in order."""
     return _PARAM.findall(operation.path)
@@ -137,7 +144,8 @@ def call(
             scheme.where.put(environ, scheme.param or "", value)
             scheme.where.put(shown, scheme.param or "", mask)
             sent.append((f"{scheme.where.words} {scheme.param}", mask))
-    shown_query = shown.get("QUERY_STRING", "").replace(quote_plus(MASK), MASK)
+    # masked too where the user typed the secret into the query string field
+    shown_query = masked(shown.get("QUERY_STRING", ""), secret).replace(quote_plus(MASK), MASK)
     shown_url = path + ("?" + shown_query if shown_query else "")
     # A fresh context: the portal's app context (its g, the login) must not be the inner request's.
     status, headers, raw = contextvars.Context().run(_run, app, environ)
@@ -174,7 +182,6 @@ def _exchange(
             is_json = True
         except ValueError:
             pass
-    if len(secret) >= MIN_MASKED:
-        text = text.replace(secret, MASK)
-        headers = [(k, v.replace(secret, MASK)) for k, v in headers]
+    text = masked(text, secret)
+    headers = [(k, masked(v, secret)) for k, v in headers]
     return Exchange(method, url, sent, status, headers, text, truncated, is_json)

@@ -20,6 +20,8 @@ CLIENT_ID_MAX = 64
 NAME_MAX = 200
 LABEL_MAX = 200
 ROLE_MAX = 64
+#: Roles of one client: they are stored space-separated in a TEXT column (64 KiB on MySQL / MariaDB).
+ROLES_MAX = 100
 ACTOR_MAX = 200
 PLAN_MAX = 64
 

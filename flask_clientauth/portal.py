@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,7 +36,7 @@ from sqlalchemy import ColumnElement
 from werkzeug.exceptions import HTTPException
 
 from . import explore
-from .admin_api import CanManage, Decorator, checked_options
+from .admin_api import CanManage, Decorator, checked_options, from_another_site
 from .service import ClientService, Created, ServiceError
 from .settings import ConfigurationError
 from .store import StoreBusy, StoreError, utcnow
@@ -166,7 +166,7 @@ def build_portal(
         search = request.args.get("q", "")
         status = request.args.get("status") or None
         page = request.args.get("page", "1")
-        if not page.isdigit() or int(page) < 1:
+        if not (page.isascii() and page.isdigit()) or int(page) < 1:  # isdigit() alone takes "²"
             abort(404)
         listing = service().list_clients(search=search, status=status, page=int(page), per_page=PER_PAGE)
         if listing.page > listing.pages:
@@ -311,7 +311,7 @@ def build_portal(
         operations = ext.state().spec().operations
         result = error = None
         chosen = None
-        form = request.form if request.method == "POST" else request.args
+        form: Mapping[str, str] = request.form if request.method == "POST" else request.args
         if request.method == "POST":
             chosen = _find_operation(operations, form.get("operation", ""))
             if chosen is None:
@@ -330,6 +330,9 @@ def build_portal(
                 )
             except explore.ExploreError as exc:
                 error = str(exc)
+            # the fields put back into the page: a secret typed into the query or body is masked
+            secret = form.get("secret", "")
+            form = {k: explore.masked(v, secret) for k, v in form.items() if k != "secret"}
         return _page(
             "clientauth/explore.html",
             operations=operations,
@@ -365,6 +368,9 @@ def _check_csrf() -> None:
     except ValidationError as exc:
         logger.info("clientauth: portal %s %s refused: %s", request.method, request.path, exc)
         raise CSRFRefused() from None
+    if from_another_site():  # over plain HTTP too: the browser's Sec-Fetch-Site, else Origin
+        logger.info("clientauth: portal %s %s refused: from another site", request.method, request.path)
+        raise CSRFRefused()
     if request.is_secure and not (request.referrer and same_origin(request.referrer, f"https://{request.host}/")):
         logger.info(
             "clientauth: portal %s %s refused: referrer missing or from another host", request.method, request.path

@@ -31,6 +31,7 @@ from .store import (
     check_label,
     check_name,
     check_role,
+    check_role_count,
     utcnow,
 )
 from .timespec import MAX_DURATION
@@ -183,6 +184,13 @@ def _roles(name: str, values: Any) -> list[str]:
     if isinstance(values, str) or not isinstance(values, (list, tuple, set, frozenset)):
         raise ServiceError.invalid(name, f"{name} must be a list of role names")
     return [_checked(name, check_role, v) for v in values]
+
+
+def _checked_count(roles: list[str]) -> None:
+    try:
+        check_role_count(roles)
+    except ValueError as exc:
+        raise ServiceError.invalid("roles", str(exc)) from None
 
 
 def _future(name: str, value: Any) -> datetime | None:
@@ -356,6 +364,7 @@ class ClientService:
         name = _checked("name", check_name, name)
         description = _text("description", description, DESCRIPTION_MAX)
         role_list = sorted(set(_roles("roles", roles)))
+        _checked_count(role_list)
         label = _checked("label", check_label, label)
         expires_at = _future("expires_at", expires_at)
         plan = self._configured_plan(plan)
@@ -472,9 +481,12 @@ class ClientService:
         both = sorted(set(added) & set(removed))
         if both:
             raise ServiceError.invalid("roles", f"a role cannot be both added and removed: {', '.join(both)}")
-        return self._write(
-            client_id, lambda: self.store.set_roles(client_id, add=added, remove=removed, actor=self.actor)
-        )
+        try:
+            return self._write(
+                client_id, lambda: self.store.set_roles(client_id, add=added, remove=removed, actor=self.actor)
+            )
+        except ValueError as exc:  # more roles than a client may hold
+            raise ServiceError.invalid("roles", str(exc)) from None
 
     def set_plan(self, client_id: str, plan: str | None) -> ClientRecord:
         """Put the client on a configured plan (``None``: off its plan, the default plan applies)."""

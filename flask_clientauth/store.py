@@ -11,7 +11,7 @@ import builtins
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -52,6 +52,7 @@ from .models import (
     LABEL_MAX,
     NAME_MAX,
     ROLE_MAX,
+    ROLES_MAX,
     Base,
     audit_table,
     clients_table,
@@ -456,6 +457,23 @@ def check_role(role: str) -> str:
     return role
 
 
+def _begin_immediate(conn: Connection) -> None:
+    """On SQLite, take the write lock now: pysqlite begins a transaction only at the first write,
+    so the reads before it (``_locked``'s, whose ``FOR UPDATE`` SQLite ignores) would see rows that
+    another writer is about to change, and a read-modify-write would lose that writer's update."""
+    if conn.dialect.name != "sqlite":
+        return
+    raw = conn.connection.dbapi_connection
+    if raw is not None and not getattr(raw, "in_transaction", True):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def check_role_count(roles: Collection[str]) -> None:
+    """:class:`ValueError` when a client would hold more than :data:`~.models.ROLES_MAX` roles."""
+    if len(roles) > ROLES_MAX:
+        raise ValueError(f"a client may hold at most {ROLES_MAX} roles (got {len(roles)})")
+
+
 def _check_expiry(expires_at: datetime | None) -> datetime | None:
     if expires_at is not None and expires_at.tzinfo is None:
         raise ValueError("an expiry must carry a time zone (give it in UTC)")
@@ -576,6 +594,7 @@ class _StoreBase:
         try:
             if write:
                 with engine.begin() as conn:
+                    _begin_immediate(conn)
                     yield conn
             else:
                 with engine.connect() as conn:
@@ -655,8 +674,13 @@ class _StoreBase:
 
     def _locked(self, conn: Connection, client_id: str) -> ClientRecord:
         """The client of ``client_id``, its row locked until the transaction ends (no lost updates)."""
+        # A locking read first: on MySQL / MariaDB (REPEATABLE READ) the transaction's snapshot is
+        # taken by its first plain read, so a plain read here would let the record read below
+        # predate a writer that committed while this one waited for the lock (a lost update).
         pk = conn.execute(
-            select(credentials_table.c.client_pk).where(_id_is(conn, credentials_table.c.client_id, client_id))
+            select(credentials_table.c.client_pk)
+            .where(_id_is(conn, credentials_table.c.client_id, client_id))
+            .with_for_update()
         ).scalar()
         if pk is None:
             raise ClientNotFound(client_id)
@@ -1035,6 +1059,7 @@ class ClientStore(_CredentialChanges):
         name, label = check_name(name), check_label(label)
         plan = None if plan is None else check_plan_name(plan)
         role_set = sorted({check_role(r) for r in roles})
+        check_role_count(role_set)
         expires_at = _check_expiry(expires_at)
         now = utcnow()
         with self._connect(write=True) as conn:
@@ -1068,8 +1093,20 @@ class ClientStore(_CredentialChanges):
     def _update_client(
         self, client_id: str, action: str, actor: str | None, detail: Mapping[str, Any], **values: Any
     ) -> ClientRecord:
+        return self._change_client(client_id, action, actor, lambda record: (detail, values))
+
+    def _change_client(
+        self,
+        client_id: str,
+        action: str,
+        actor: str | None,
+        change: Callable[[ClientRecord], tuple[Mapping[str, Any], Mapping[str, Any]]],
+    ) -> ClientRecord:
+        """Update the client's row with ``change(record)`` -> ``(audit detail, column values)``,
+        computed from the record as read under its row lock (a read-modify-write loses no update)."""
         with self._connect(write=True) as conn:
             record = self._locked(conn, client_id)
+            detail, values = change(record)
             conn.execute(
                 update(clients_table).where(clients_table.c.id == record.pk).values(updated_at=utcnow(), **values)
             )
@@ -1090,9 +1127,13 @@ class ClientStore(_CredentialChanges):
         added, removed = {check_role(r) for r in add}, {check_role(r) for r in remove}
         if added & removed:
             raise ValueError(f"a role cannot be both added and removed: {', '.join(sorted(added & removed))}")
-        roles = sorted((set(self.require(client_id).roles) | added) - removed)
-        detail = {"added": sorted(added), "removed": sorted(removed), "roles": roles}
-        return self._update_client(client_id, "roles", actor, detail, roles=" ".join(roles))
+
+        def change(record: ClientRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+            roles = sorted((set(record.roles) | added) - removed)
+            check_role_count(roles)
+            return {"added": sorted(added), "removed": sorted(removed), "roles": roles}, {"roles": " ".join(roles)}
+
+        return self._change_client(client_id, "roles", actor, change)
 
     def set_plan(self, client_id: str, plan: str | None, *, actor: str | None = None) -> ClientRecord:
         """Put the client, with all of its credentials, on ``plan`` (``None``: the default plan).

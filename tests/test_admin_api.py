@@ -80,7 +80,8 @@ class Api:
             kw["json"] = body
         elif method in ("POST", "PUT", "PATCH"):
             kw.setdefault("json", {})
-        return self.client.open(PREFIX + path, method=method, headers=self.headers, **kw)
+        headers = {**self.headers, **kw.pop("headers", {})}
+        return self.client.open(PREFIX + path, method=method, headers=headers, **kw)
 
 
 @pytest.fixture
@@ -288,6 +289,9 @@ def test_one_user_cannot_manage_anothers_clients(app: Flask) -> None:
         ("DELETE", "/credentials/{cid}", None, 409, "is the only credential"),
         ("GET", "/clients?page=0", None, 400, "page must be a whole number of at least 1"),
         ("GET", "/clients?page=two", None, 400, "page must be a whole number"),
+        # str.isdigit() says yes to these, int() says no: a 500 before
+        ("GET", "/clients?page=\u00b2", None, 400, "page must be a whole number"),
+        ("GET", "/clients?per_page=\u2463", None, 400, "per_page must be a whole number"),
         ("GET", "/clients?per_page=501", None, 400, "per_page must be a whole number between 1 and 500"),
         ("GET", "/clients?status=gone", None, 400, "status must be one of enabled, disabled"),
         ("GET", "/clients?secret=fcsk_x", None, 400, "unknown query parameter(s): secret"),
@@ -305,6 +309,32 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(
     error = response.get_json()
     assert error["httpCode"] == str(status) and error["httpMessage"] and words in error["moreInformation"]
     assert snapshot(app) == before
+
+
+def test_a_deeply_nested_body_is_a_400_not_a_500(app: Flask, root: Api) -> None:
+    before = snapshot(app)
+    for body in ("[" * 100_000, '{"name": ' + "[" * 100_000):
+        response = root.client.post(
+            PREFIX + "/clients", data=body, content_type="application/json", headers=root.headers
+        )
+        assert response.status_code == 400, response.data[:200]
+        assert response.get_json()["moreInformation"] == "the body is not valid JSON"
+    assert snapshot(app) == before
+
+
+def test_a_client_holds_at_most_100_roles(app: Flask, root: Api) -> None:
+    """100,000 roles were stored (MariaDB's TEXT refuses them: a 503), and every page carried them."""
+    before = snapshot(app)
+    refused = root("POST", "/clients", {"name": "Many", "roles": [f"r{i}" for i in range(100_000)]})
+    assert refused.status_code == 400 and "at most 100 roles" in refused.get_json()["moreInformation"]
+    assert snapshot(app) == before
+    cid = root("POST", "/clients", {"name": "Many", "roles": [f"r{i}" for i in range(100)]}).get_json()["client_id"]
+    before = snapshot(app)
+    refused = root("PATCH", f"/clients/{cid}/roles", {"add": ["one-more"]})
+    assert refused.status_code == 400 and "at most 100 roles" in refused.get_json()["moreInformation"]
+    assert snapshot(app) == before
+    swapped = root("PATCH", f"/clients/{cid}/roles", {"add": ["one-more"], "remove": ["r0"]})
+    assert swapped.status_code == 200 and len(swapped.get_json()["roles"]) == 100
 
 
 def test_the_maximum_of_credentials(make_app: AppFactory) -> None:
@@ -334,6 +364,38 @@ def test_writes_need_a_json_content_type(app: Flask, root: Api) -> None:
         plain = root.client.post(PREFIX + path, data="{}", content_type="text/plain", headers=root.headers)
         assert plain.status_code == 415
     assert snapshot(app) == before
+
+
+def test_a_browser_request_from_another_site_is_refused(app: Flask, root: Api) -> None:
+    """JSON alone stops an HTML form, not a ``fetch`` the app's CORS set-up lets through with
+    credentials: a request the browser marks cross-site (``Sec-Fetch-Site``, else ``Origin``)
+    is refused; automation (no such headers) and the app's own pages are not."""
+    cid = root("POST", "/clients", {"name": "Target"}).get_json()["client_id"]
+    before = snapshot(app)
+    for headers in (
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "http://localhost.evil.example"},
+    ):
+        refused = root("POST", f"/clients/{cid}/disable", headers=headers)
+        assert refused.status_code == 403, headers
+        assert refused.get_json()["code"] == "cross_origin"
+        stolen = root("GET", "/clients", headers={**headers, "Sec-Fetch-Mode": "cors"})
+        assert stolen.status_code == 403, headers
+    assert snapshot(app) == before
+    # a link followed from another site is a navigation, not a script reading the answer
+    assert (
+        root("GET", "/clients", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}).status_code
+        == 200
+    )
+    for headers in (
+        {"Sec-Fetch-Site": "same-origin", "Origin": "null"},
+        {"Sec-Fetch-Site": "none"},
+        {"Origin": "http://localhost"},
+        {"Origin": "null"},
+    ):
+        assert root("POST", f"/clients/{cid}/disable", headers=headers).status_code == 200, headers
 
 
 def test_a_secret_is_never_in_a_url_or_a_log(app: Flask, root: Api, caplog: pytest.LogCaptureFixture) -> None:

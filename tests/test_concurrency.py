@@ -346,3 +346,29 @@ def test_processes_while_a_secret_is_reset_and_the_client_deleted(
             assert got in allowed[(phase, label)], (phase, label, body)
         # phase 1 saw the new secret accepted at least once (its rounds precede the delete)
         assert any(p == 1 and label == "A-new" and status == 200 for p, label, status, _ in results)
+
+
+def test_concurrent_role_changes_lose_none(make_app: AppFactory, database_url: str) -> None:
+    """Roles are read and written under the client's row lock: two admins changing roles at once
+    must not undo each other (a lost removal would leave a client a role taken from it)."""
+    app: Flask = make_app(database_url=database_url)
+    store: ClientStore = app.extensions["clientauth"].store
+    a, _ = store.create("Client A", roles=["admin"])
+    barrier = threading.Barrier(THREADS * 2)
+    errors: list[BaseException] = []
+
+    def change(**roles: list[str]) -> None:
+        try:
+            barrier.wait(timeout=DEADLINE)
+            store.set_roles(a.client_id, **roles)
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=change, kwargs={"add": [f"role{n}"]}) for n in range(THREADS * 2 - 1)]
+    threads.append(threading.Thread(target=change, kwargs={"remove": ["admin"]}))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=DEADLINE)
+    assert not errors
+    assert store.require(a.client_id).roles == tuple(sorted(f"role{n}" for n in range(THREADS * 2 - 1)))

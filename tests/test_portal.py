@@ -201,6 +201,19 @@ def test_over_https_the_form_must_come_from_this_host(portal_app: Flask, web: An
     assert accepted.status_code == 302
 
 
+def test_a_form_posted_from_another_site_is_refused_even_with_a_token(portal_app: Flask, web: Any) -> None:
+    """Over plain HTTP too: the browser's ``Sec-Fetch-Site`` (else ``Origin``) must not say another
+    site. The portal's own forms send ``Origin: null`` (its ``Referrer-Policy: no-referrer``)."""
+    cid, _ = create(web)
+    form = {"enabled": "0", "csrf_token": token(web.get(PREFIX + "/new"))}
+    url = f"{PREFIX}/clients/{cid}/enabled"
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
+        assert web.post(url, data=form, headers=headers).status_code == 400, headers
+    assert "Branch mobile app enabled Disable" in text(web.get(f"{PREFIX}/clients/{cid}"))
+    browser = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    assert web.post(url, data=form, headers=browser).status_code == 302
+
+
 def test_the_apps_own_csrfprotect_does_not_get_in_the_way(make_app: Any) -> None:
     from flask_wtf.csrf import CSRFProtect
 
@@ -387,6 +400,7 @@ def test_list_filters_and_pages(portal_app: Flask, web: Any) -> None:
     assert "1 client matches" in text(web.get(PREFIX + "/?q=needl"))
     assert web.get(PREFIX + "/?page=9").status_code == 404
     assert web.get(PREFIX + "/?page=x").status_code == 404
+    assert web.get(PREFIX + "/?page=\u00b2").status_code == 404  # isdigit() but not int(): was a 500
 
 
 def test_ten_thousand_clients_page_by_page(portal_app: Flask, web: Any) -> None:
@@ -510,6 +524,28 @@ def test_explore_puts_a_query_secret_in_the_query_and_never_shows_it(
     # the inner request is the app's own: none of the portal's g (its login) leaks into it
     assert '"user_in_g": null' in page
     assert seen and secret in seen[0]  # the app received it where the document says
+    assert secret not in response.get_data(as_text=True) and secret not in caplog.text
+
+
+def test_explore_masks_a_secret_typed_into_the_query_or_body(
+    make_app: Any, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A secret pasted into the query string field is masked in the request line shown, as the
+    response's copies are; the portal's own cookies never reach the inner request."""
+    caplog.set_level(logging.DEBUG)
+    app = make_app(database_url=database_url, routes=False)
+
+    @app.get("/api/branches")
+    def branches() -> Any:
+        return {"cookies": sorted(request.cookies), "query": request.query_string.decode()}
+
+    web = mount(app).test_client()
+    web.get("/test-login?user=alice")
+    cid, secret = create(web)
+    response = explore(web, "GET /branches", client_id=cid, secret=secret, query=f"debug={secret}")
+    page = text(response)
+    assert "Response: 200 OK" in page and "GET /api/branches?debug=[secret]" in page
+    assert '"cookies": []' in page
     assert secret not in response.get_data(as_text=True) and secret not in caplog.text
 
 
