@@ -193,6 +193,9 @@ class PlanLimiter:
         if isinstance(self.storage, RedisStorage) and strategy in ("fixed-window", "moving-window"):
             lua = FIXED_WINDOW_LUA if strategy == "fixed-window" else MOVING_WINDOW_LUA
             self._script = self.storage.get_connection().register_script(lua.encode())
+            #: The storage's key prefix ("LIMITS:"), as its ``prefixed_key`` writes it (older ``limits``
+            #: releases have no ``key_prefix`` attribute).
+            self._redis_prefix = self.storage.prefixed_key("")
         #: Memory counters are this process's alone: a lock makes test-then-count exact.
         self._exclusive = isinstance(self.storage, MemoryStorage)
         #: Fixed windows in memory: counted with the storage's own get / incr, without the strategy's calls.
@@ -286,8 +289,8 @@ class PlanLimiter:
             raise PlanLimitsUnavailable(f"rate-limit storage unavailable ({type(exc).__name__})") from None
 
     def _hit_redis(self, pk: int, rules: tuple[PlanCounter, ...], cost: int) -> tuple[PlanLimit | None, list[Window]]:
-        prefix = self.storage.key_prefix  # type: ignore[attr-defined]  # RedisStorage.prefixed_key, inline
-        keys = [f"{prefix}:{c.head}{pk}{c.tail}" for c in rules]
+        prefix = self._redis_prefix
+        keys = [f"{prefix}{c.head}{pk}{c.tail}" for c in rules]
         now = time.time()
         fixed = self.strategy == "fixed-window"
         args: list[Any] = [cost] if fixed else [repr(now), cost]
